@@ -1,0 +1,232 @@
+//! Attribution: which input pixels, or which regions of a feature map, a class score depends on.
+//!
+//! Vanilla saliency (Simonyan et al. 2014), SmoothGrad (Smilkov et al. 2017), integrated
+//! gradients (Sundararajan et al. 2017) and Grad-CAM (Selvaraju et al. 2017). Every function
+//! takes images as `(3, H, W)` in [0, 1] and differentiates through the model's preprocessing,
+//! so gradients are with respect to the pixels a reader sees.
+use anyhow::{ensure, Result};
+use candle_core::{DType, IndexOp, Tensor, Var, D};
+use rand::rngs::StdRng;
+
+use crate::models::{Model, Taps};
+
+/// A class and its probability.
+#[derive(Debug, Clone)]
+pub struct Prediction {
+    pub class: usize,
+    pub name: String,
+    pub prob: f32,
+}
+
+/// The `k` most probable classes of one image.
+pub fn top_k(model: &dyn Model, img: &Tensor, k: usize) -> Result<Vec<Prediction>> {
+    let logits = model.logits(&img.unsqueeze(0)?)?.squeeze(0)?;
+    let probs = candle_nn::ops::softmax(&logits, D::Minus1)?.to_vec1::<f32>()?;
+    let mut idx: Vec<usize> = (0..probs.len()).collect();
+    idx.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]));
+    Ok(idx
+        .into_iter()
+        .take(k)
+        .map(|class| Prediction {
+            class,
+            name: model.classes()[class].clone(),
+            prob: probs[class],
+        })
+        .collect())
+}
+
+/// Gradient of the class logit (pre-softmax score) `y_c` with respect to each image of a batch
+/// `(N, 3, H, W)`, and the logits themselves.
+pub fn input_gradients(
+    model: &dyn Model,
+    batch: &Tensor,
+    class: usize,
+) -> Result<(Tensor, Tensor)> {
+    let x = Var::from_tensor(&batch.to_dtype(DType::F32)?)?;
+    let logits = model.logits(x.as_tensor())?;
+    // The images of a batch do not interact (BatchNorm is in evaluation mode), so the gradient
+    // of the summed scores with respect to image n is the gradient of y_c(image n).
+    let score = logits.i((.., class))?.sum_all()?;
+    let grads = score.backward()?;
+    let g = grads
+        .get(x.as_tensor())
+        .cloned()
+        .unwrap_or(x.as_tensor().zeros_like()?);
+    Ok((g, logits.detach()))
+}
+
+/// `(3, H, W)` → `(H, W)`: the largest absolute value over the colour channels.
+pub fn channel_max_abs(t: &Tensor) -> Result<Tensor> {
+    Ok(t.abs()?.max(0)?)
+}
+
+/// Vanilla saliency `S = max_c |∂y_class/∂x_c|`, an `(H, W)` map.
+pub fn saliency(model: &dyn Model, img: &Tensor, class: usize) -> Result<Tensor> {
+    let (g, _) = input_gradients(model, &img.unsqueeze(0)?, class)?;
+    channel_max_abs(&g.squeeze(0)?)
+}
+
+/// SmoothGrad: the mean saliency of `samples` noisy copies `x + N(0, σ²)`, with
+/// `σ = noise · (max x − min x)`. Copies are processed `batch` at a time.
+pub fn smoothgrad(
+    model: &dyn Model,
+    img: &Tensor,
+    class: usize,
+    samples: usize,
+    noise: f32,
+    batch: usize,
+    rng: &mut StdRng,
+) -> Result<Tensor> {
+    ensure!(
+        samples > 0 && batch > 0,
+        "SmoothGrad needs at least one sample"
+    );
+    let range = (img.max_all()? - img.min_all()?)?.to_scalar::<f32>()?;
+    let sigma = noise * range.max(1e-6);
+    let pb = crate::progress::bar(samples as u64, "SmoothGrad");
+    let mut sum: Option<Tensor> = None;
+    let mut done = 0;
+    while done < samples {
+        let n = batch.min(samples - done);
+        let noise = crate::rng::randn(
+            rng,
+            (n, 3, img.dim(1)?, img.dim(2)?),
+            0.0,
+            sigma,
+            img.device(),
+        )?;
+        let noisy = img.unsqueeze(0)?.broadcast_add(&noise)?;
+        let (g, _) = input_gradients(model, &noisy, class)?;
+        let maps = g.abs()?.max(1)?.sum(0)?; // Σ over the copies of max_c |g|
+        sum = Some(match sum {
+            None => maps,
+            Some(s) => (s + maps)?,
+        });
+        done += n;
+        pb.inc(n as u64);
+    }
+    pb.finish_and_clear();
+    Ok((sum.expect("samples > 0") / samples as f64)?)
+}
+
+/// The result of integrated gradients.
+pub struct IntegratedGradients {
+    /// `(x − x') ⊙ mean gradient along the straight path`, `(3, H, W)`, signed.
+    pub attributions: Tensor,
+    /// `(α, y_class(x' + α(x − x')))` at every step of the path.
+    pub path_scores: Vec<(f32, f32)>,
+    /// `(Σ attributions, y(x) − y(x'))`: equal for an exact path integral (completeness).
+    pub completeness: (f32, f32),
+}
+
+/// Integrated gradients from `baseline` to `img` with `steps` trapezoid intervals.
+pub fn integrated_gradients(
+    model: &dyn Model,
+    img: &Tensor,
+    baseline: &Tensor,
+    class: usize,
+    steps: usize,
+    batch: usize,
+) -> Result<IntegratedGradients> {
+    ensure!(
+        steps > 0 && batch > 0,
+        "integrated gradients needs at least one step"
+    );
+    let alphas: Vec<f32> = (0..=steps).map(|k| k as f32 / steps as f32).collect();
+    let diff = (img - baseline)?;
+    let mut grad_sum = diff.zeros_like()?;
+    let mut path_scores = Vec::with_capacity(alphas.len());
+    let pb = crate::progress::bar(alphas.len() as u64, "IG path");
+    for chunk in alphas.chunks(batch) {
+        let a = Tensor::from_slice(chunk, (chunk.len(), 1, 1, 1), img.device())?;
+        let points = baseline
+            .unsqueeze(0)?
+            .broadcast_add(&a.broadcast_mul(&diff.unsqueeze(0)?)?)?;
+        let (g, logits) = input_gradients(model, &points, class)?;
+        // Trapezoid rule: the two ends count half.
+        let w: Vec<f32> = chunk
+            .iter()
+            .map(|&al| if al == 0.0 || al == 1.0 { 0.5 } else { 1.0 })
+            .collect();
+        let w = Tensor::from_vec(w, (chunk.len(), 1, 1, 1), img.device())?;
+        grad_sum = (grad_sum + g.broadcast_mul(&w)?.sum(0)?)?;
+        let scores = logits.i((.., class))?.to_vec1::<f32>()?;
+        path_scores.extend(chunk.iter().copied().zip(scores));
+        pb.inc(chunk.len() as u64);
+    }
+    pb.finish_and_clear();
+    let attributions = (diff * (grad_sum / steps as f64)?)?;
+    let total = attributions.sum_all()?.to_scalar::<f32>()?;
+    let gap = path_scores.last().expect("steps > 0").1 - path_scores[0].1;
+    Ok(IntegratedGradients {
+        attributions,
+        path_scores,
+        completeness: (total, gap),
+    })
+}
+
+/// The result of Grad-CAM at one layer.
+pub struct GradCam {
+    /// `ReLU(Σ_k α_k A^k)`, at the layer's resolution `(h, w)`, not normalised.
+    pub cam: Tensor,
+    /// Channel weights `α_k = mean_ij ∂y_c/∂A^k_ij`.
+    pub alphas: Tensor,
+}
+
+/// Grad-CAM of `class` at `layer`. The gradient with respect to the layer's activation is
+/// read from a probe added there (Candle keeps gradients of `Var`s only).
+pub fn grad_cam(model: &dyn Model, img: &Tensor, class: usize, layer: &str) -> Result<GradCam> {
+    model.layer(layer)?;
+    let x = model.preprocess(&img.unsqueeze(0)?)?;
+    let acts = model.forward_taps(&x, &Taps::layers(&["logits"]).probe(layer))?;
+    let a = acts.get(layer)?.squeeze(0)?; // (C, h, w)
+    let score = acts.get("logits")?.i((0, class))?;
+    let grads = score.backward()?;
+    let probe = acts.probe(layer)?;
+    let g = match grads.get(probe.as_tensor()) {
+        Some(g) => g.squeeze(0)?,
+        None => a.zeros_like()?,
+    };
+    let alphas = g.mean(D::Minus1)?.mean(D::Minus1)?; // (C)
+    let cam = a
+        .detach()
+        .broadcast_mul(&alphas.reshape((alphas.dim(0)?, 1, 1))?)?
+        .sum(0)?
+        .relu()?;
+    Ok(GradCam { cam, alphas })
+}
+
+/// Spearman rank correlation of two equally long lists of values (ties get average ranks).
+pub fn spearman(a: &[f32], b: &[f32]) -> f32 {
+    fn ranks(v: &[f32]) -> Vec<f64> {
+        let mut idx: Vec<usize> = (0..v.len()).collect();
+        idx.sort_by(|&i, &j| v[i].total_cmp(&v[j]));
+        let mut r = vec![0.0; v.len()];
+        let mut i = 0;
+        while i < idx.len() {
+            let mut j = i;
+            while j + 1 < idx.len() && v[idx[j + 1]] == v[idx[i]] {
+                j += 1;
+            }
+            let avg = (i + j) as f64 / 2.0;
+            for &k in &idx[i..=j] {
+                r[k] = avg;
+            }
+            i = j + 1;
+        }
+        r
+    }
+    let (ra, rb) = (ranks(a), ranks(b));
+    let n = ra.len() as f64;
+    let (ma, mb) = (ra.iter().sum::<f64>() / n, rb.iter().sum::<f64>() / n);
+    let (mut sab, mut saa, mut sbb) = (0.0, 0.0, 0.0);
+    for (x, y) in ra.iter().zip(&rb) {
+        sab += (x - ma) * (y - mb);
+        saa += (x - ma) * (x - ma);
+        sbb += (y - mb) * (y - mb);
+    }
+    if saa == 0.0 || sbb == 0.0 {
+        return 0.0;
+    }
+    (sab / (saa * sbb).sqrt()) as f32
+}

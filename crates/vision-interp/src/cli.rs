@@ -1,0 +1,92 @@
+//! The flags every chapter shares, and the session they set up.
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use candle_core::Device;
+use rand::rngs::StdRng;
+
+use crate::device::{describe, select_device, DeviceChoice};
+
+/// Flags common to every chapter binary (flatten them into the chapter's own `Args`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct CommonArgs {
+    /// Folder for the figures [default: the chapter's folder under book/figures/]
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Small sizes and step counts, for CI and a first try
+    #[arg(long)]
+    pub quick: bool,
+    /// Where to compute
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
+    pub device: DeviceChoice,
+    /// Seed of every random choice
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Model to explain (efficientnet-lite0)
+    #[arg(long, default_value = "efficientnet-lite0")]
+    pub model: String,
+    /// Weights file (safetensors, or a legacy PyTorch .pth) instead of the default search
+    #[arg(long)]
+    pub weights: Option<PathBuf>,
+}
+
+/// What a chapter run works with: device, output folder, random generator.
+pub struct Session {
+    pub device: Device,
+    pub out: PathBuf,
+    pub rng: StdRng,
+    pub quick: bool,
+    written: Vec<PathBuf>,
+}
+
+impl Session {
+    /// Opens the device, creates the output folder, seeds the generator and says so.
+    pub fn start(args: &CommonArgs, chapter: &str) -> Result<Self> {
+        let device = select_device(args.device)?;
+        if !matches!(device, Device::Cpu) {
+            device.set_seed(args.seed)?;
+        }
+        let out = args
+            .out
+            .clone()
+            .unwrap_or_else(|| crate::workspace_root().join("book/figures").join(chapter));
+        std::fs::create_dir_all(&out)
+            .with_context(|| format!("cannot create output folder {}", out.display()))?;
+        println!(
+            "{chapter}: device {}, seed {}, {} mode, figures to {}",
+            describe(&device),
+            args.seed,
+            if args.quick { "quick" } else { "full" },
+            out.display()
+        );
+        Ok(Self {
+            device,
+            out,
+            rng: crate::rng::seeded(args.seed),
+            quick: args.quick,
+            written: Vec::new(),
+        })
+    }
+
+    /// Path of a figure in the output folder, named by [`crate::figure::figure_path`].
+    pub fn figure(&self, model: &str, subject: &str, kind: &str) -> PathBuf {
+        crate::figure::figure_path(&self.out, model, subject, kind)
+    }
+
+    /// Saves a figure and remembers it for the summary.
+    pub fn save(&mut self, img: &image::RgbImage, path: &Path) -> Result<()> {
+        crate::imageio::save_png(img, path)?;
+        println!("wrote {}", path.display());
+        self.written.push(path.to_path_buf());
+        Ok(())
+    }
+
+    /// Prints how many files were written.
+    pub fn finish(self) {
+        println!(
+            "{} figure(s) written to {}",
+            self.written.len(),
+            self.out.display()
+        );
+    }
+}

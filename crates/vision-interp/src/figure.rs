@@ -1,0 +1,446 @@
+//! Figures: colour maps, heat-map overlays, labelled image grids and line charts.
+//!
+//! Text is drawn with plotters' `ab_glyph` backend and the DejaVu Sans font embedded in the
+//! binary, so figures render identically on machines with no fonts installed.
+use std::path::{Path, PathBuf};
+use std::sync::Once;
+
+use anyhow::{anyhow, Context, Result};
+use image::{imageops::FilterType, ImageBuffer, Luma, Rgb, RgbImage};
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+static FONT: Once = Once::new();
+
+/// Registers the embedded font as plotters' "sans-serif" (idempotent).
+pub fn register_fonts() {
+    FONT.call_once(|| {
+        // The font is a valid TTF compiled into the binary; registration cannot fail.
+        let _ = plotters::style::register_font(
+            "sans-serif",
+            FontStyle::Normal,
+            dejavu::sans::regular(),
+        );
+    });
+}
+
+/// Colour maps. Sequential maps (`Viridis`, `Inferno`) for magnitudes, a diverging map
+/// (`BlueWhiteRed`) for signed values, and `Jet`, shown once as what many tools use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Colormap {
+    Viridis,
+    Inferno,
+    BlueWhiteRed,
+    Jet,
+}
+
+// Ten evenly spaced samples of matplotlib's viridis and inferno, and ColorBrewer's RdBu.
+const VIRIDIS: [u32; 10] = [
+    0x440154, 0x482878, 0x3e4989, 0x31688e, 0x26828e, 0x1f9e89, 0x35b779, 0x6ece58, 0xb5de2b,
+    0xfde725,
+];
+const INFERNO: [u32; 10] = [
+    0x000004, 0x1b0c41, 0x4a0c6b, 0x781c6d, 0xa52c60, 0xcf4446, 0xed6925, 0xfb9b06, 0xf7d13d,
+    0xfcffa4,
+];
+const BLUE_WHITE_RED: [u32; 9] = [
+    0x2166ac, 0x4393c3, 0x92c5de, 0xd1e5f0, 0xf7f7f7, 0xfddbc7, 0xf4a582, 0xd6604d, 0xb2182b,
+];
+
+fn lerp_table(table: &[u32], t: f32) -> [u8; 3] {
+    let t = if t.is_finite() {
+        t.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    let x = t * (table.len() - 1) as f32;
+    let i = (x.floor() as usize).min(table.len() - 2);
+    let f = x - i as f32;
+    let ch = |c: u32, s: u32| ((c >> s) & 0xff) as f32;
+    let mut out = [0u8; 3];
+    for (k, s) in [16, 8, 0].into_iter().enumerate() {
+        out[k] = (ch(table[i], s) * (1.0 - f) + ch(table[i + 1], s) * f).round() as u8;
+    }
+    out
+}
+
+impl Colormap {
+    /// Colour of a value in [0, 1] (values outside are clamped).
+    pub fn rgb(self, t: f32) -> [u8; 3] {
+        match self {
+            Colormap::Viridis => lerp_table(&VIRIDIS, t),
+            Colormap::Inferno => lerp_table(&INFERNO, t),
+            Colormap::BlueWhiteRed => lerp_table(&BLUE_WHITE_RED, t),
+            Colormap::Jet => {
+                let t = if t.is_finite() {
+                    t.clamp(0.0, 1.0)
+                } else {
+                    0.0
+                };
+                let f =
+                    |x: f32| ((1.5 - (4.0 * t - x).abs()).clamp(0.0, 1.0) * 255.0).round() as u8;
+                [f(3.0), f(2.0), f(1.0)]
+            }
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Colormap::Viridis => "viridis",
+            Colormap::Inferno => "inferno",
+            Colormap::BlueWhiteRed => "blue-white-red",
+            Colormap::Jet => "jet",
+        }
+    }
+}
+
+/// A 2-D map of values (row-major), e.g. a saliency or Grad-CAM map.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Map {
+    pub width: usize,
+    pub height: usize,
+    pub data: Vec<f32>,
+}
+
+impl Map {
+    /// From a `(H, W)` tensor.
+    pub fn from_tensor(t: &candle_core::Tensor) -> Result<Self> {
+        let (height, width) = t.dims2()?;
+        let data = t
+            .to_dtype(candle_core::DType::F32)?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
+        Ok(Self {
+            width,
+            height,
+            data,
+        })
+    }
+
+    /// Divides by the maximum (a map that is zero everywhere stays zero).
+    pub fn normalize_max(&self) -> Self {
+        let m = self.data.iter().cloned().fold(0.0f32, f32::max);
+        self.map(|v| if m > 0.0 { v / m } else { 0.0 })
+    }
+
+    /// Clips at the `q`-quantile of the values, then scales to [0, 1] (q = 0.99 clips the top
+    /// 1 %, so that a few extreme pixels do not hide the rest).
+    pub fn normalize_quantile(&self, q: f32) -> Self {
+        let mut sorted: Vec<f32> = self.data.iter().map(|v| v.abs()).collect();
+        sorted.sort_by(f32::total_cmp);
+        let idx = ((sorted.len() - 1) as f32 * q).round() as usize;
+        let hi = sorted[idx].max(f32::MIN_POSITIVE);
+        self.map(|v| (v / hi).clamp(-1.0, 1.0))
+    }
+
+    /// Signed values to [0, 1] for a diverging map: 0.5 is zero, ±(q-quantile of |v|) the ends.
+    pub fn normalize_signed(&self, q: f32) -> Self {
+        self.normalize_quantile(q).map(|v| 0.5 + 0.5 * v)
+    }
+
+    pub fn map(&self, f: impl Fn(f32) -> f32) -> Self {
+        Self {
+            width: self.width,
+            height: self.height,
+            data: self.data.iter().map(|&v| f(v)).collect(),
+        }
+    }
+
+    /// Bilinear resize (for putting a coarse Grad-CAM map over the image).
+    pub fn resize(&self, width: u32, height: u32) -> Self {
+        let buf: ImageBuffer<Luma<f32>, Vec<f32>> =
+            ImageBuffer::from_raw(self.width as u32, self.height as u32, self.data.clone())
+                .expect("map buffer size");
+        let r = image::imageops::resize(&buf, width, height, FilterType::Triangle);
+        Self {
+            width: width as usize,
+            height: height as usize,
+            data: r.into_raw(),
+        }
+    }
+
+    /// Colours a map whose values are already in [0, 1].
+    pub fn colorize(&self, cmap: Colormap) -> RgbImage {
+        RgbImage::from_fn(self.width as u32, self.height as u32, |x, y| {
+            Rgb(cmap.rgb(self.data[y as usize * self.width + x as usize]))
+        })
+    }
+}
+
+/// Overlays a map with values in [0, 1] on an image: `(1 − α)·image + α·colour(map)`, the map
+/// resized bilinearly to the image.
+pub fn overlay(img: &RgbImage, map: &Map, cmap: Colormap, alpha: f32) -> RgbImage {
+    let heat = map.resize(img.width(), img.height()).colorize(cmap);
+    RgbImage::from_fn(img.width(), img.height(), |x, y| {
+        let (a, b) = (img.get_pixel(x, y), heat.get_pixel(x, y));
+        Rgb(std::array::from_fn(|c| {
+            ((1.0 - alpha) * a[c] as f32 + alpha * b[c] as f32).round() as u8
+        }))
+    })
+}
+
+/// One cell of a grid: an image and a caption under it (may be empty).
+pub struct Panel {
+    pub image: RgbImage,
+    pub label: String,
+}
+
+impl Panel {
+    pub fn new(image: RgbImage, label: impl Into<String>) -> Self {
+        Self {
+            image,
+            label: label.into(),
+        }
+    }
+}
+
+/// Layout of a labelled grid.
+pub struct GridSpec<'a> {
+    pub title: &'a str,
+    pub col_titles: &'a [String],
+    pub row_titles: &'a [String],
+    /// Side of each (square) cell in pixels; images are resized to fit.
+    pub cell: u32,
+}
+
+const PAD: u32 = 6;
+const FONT_PX: u32 = 15;
+
+fn wrap(text: &str, max_chars: usize) -> Vec<String> {
+    let mut lines = vec![String::new()];
+    for word in text.split_whitespace() {
+        let line = lines.last_mut().expect("non-empty");
+        if !line.is_empty() && line.len() + 1 + word.len() > max_chars {
+            lines.push(word.to_owned());
+        } else {
+            if !line.is_empty() {
+                line.push(' ');
+            }
+            line.push_str(word);
+        }
+    }
+    lines
+}
+
+/// Draws rows of panels with an optional title, column titles and row titles.
+pub fn grid(rows: &[Vec<Panel>], spec: &GridSpec) -> Result<RgbImage> {
+    register_fonts();
+    let ncols = rows.iter().map(Vec::len).max().unwrap_or(0) as u32;
+    let cell = spec.cell;
+    let max_chars = (cell / 8).max(8) as usize;
+    let label_lines = rows
+        .iter()
+        .flatten()
+        .map(|p| {
+            if p.label.is_empty() {
+                0
+            } else {
+                wrap(&p.label, max_chars).len()
+            }
+        })
+        .max()
+        .unwrap_or(0) as u32;
+    let label_h = label_lines * (FONT_PX + 3);
+    let title_h = if spec.title.is_empty() {
+        0
+    } else {
+        FONT_PX + 12
+    };
+    let header_h = if spec.col_titles.is_empty() {
+        0
+    } else {
+        spec.col_titles
+            .iter()
+            .map(|t| wrap(t, max_chars).len() as u32)
+            .max()
+            .unwrap_or(0)
+            * (FONT_PX + 3)
+            + PAD
+    };
+    let left = if spec.row_titles.is_empty() { 0 } else { 130 };
+    let row_h = cell + label_h + PAD;
+    let width = left + ncols * (cell + PAD) + PAD;
+    let height = title_h + header_h + rows.len() as u32 * row_h + PAD;
+    let mut buf = vec![255u8; (width * height * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut buf, (width, height)).into_drawing_area();
+        let style = |anchor| {
+            TextStyle::from(("sans-serif", FONT_PX as f64).into_font())
+                .color(&BLACK)
+                .pos(anchor)
+        };
+        let centre = Pos::new(HPos::Center, VPos::Top);
+        let draw_err = |e| anyhow!("drawing failed: {e:?}");
+        if !spec.title.is_empty() {
+            root.draw(&Text::new(
+                spec.title.to_owned(),
+                ((width / 2) as i32, 6),
+                TextStyle::from(("sans-serif", (FONT_PX + 2) as f64).into_font()).pos(centre),
+            ))
+            .map_err(draw_err)?;
+        }
+        for (c, t) in spec.col_titles.iter().enumerate() {
+            let x = left + PAD + c as u32 * (cell + PAD) + cell / 2;
+            for (k, line) in wrap(t, max_chars).into_iter().enumerate() {
+                let y = title_h + k as u32 * (FONT_PX + 3);
+                root.draw(&Text::new(line, (x as i32, y as i32), style(centre)))
+                    .map_err(draw_err)?;
+            }
+        }
+        for (r, row) in rows.iter().enumerate() {
+            let y0 = title_h + header_h + r as u32 * row_h;
+            if let Some(t) = spec.row_titles.get(r) {
+                for (k, line) in wrap(t, 16).into_iter().enumerate() {
+                    let y = y0 + cell / 2 + k as u32 * (FONT_PX + 3);
+                    root.draw(&Text::new(
+                        line,
+                        (PAD as i32, y as i32),
+                        style(Pos::new(HPos::Left, VPos::Top)),
+                    ))
+                    .map_err(draw_err)?;
+                }
+            }
+            for (c, p) in row.iter().enumerate() {
+                let x0 = left + PAD + c as u32 * (cell + PAD);
+                let img = fit(&p.image, cell);
+                let (ox, oy) = ((cell - img.width()) / 2, (cell - img.height()) / 2);
+                let (w, h) = img.dimensions();
+                let elem = BitMapElement::with_owned_buffer(
+                    ((x0 + ox) as i32, (y0 + oy) as i32),
+                    (w, h),
+                    img.into_raw(),
+                )
+                .context("panel buffer")?;
+                root.draw(&elem).map_err(draw_err)?;
+                for (k, line) in wrap(&p.label, max_chars).into_iter().enumerate() {
+                    let y = y0 + cell + 2 + k as u32 * (FONT_PX + 3);
+                    root.draw(&Text::new(
+                        line,
+                        ((x0 + cell / 2) as i32, y as i32),
+                        style(centre),
+                    ))
+                    .map_err(draw_err)?;
+                }
+            }
+        }
+        root.present().map_err(draw_err)?;
+    }
+    RgbImage::from_raw(width, height, buf).context("grid buffer")
+}
+
+/// Resizes to fit a `cell × cell` square, keeping the aspect ratio. Small maps are enlarged
+/// with nearest-neighbour sampling so that their pixels stay visible.
+fn fit(img: &RgbImage, cell: u32) -> RgbImage {
+    let (w, h) = img.dimensions();
+    let s = cell as f32 / w.max(h) as f32;
+    let (nw, nh) = (
+        ((w as f32 * s).round() as u32).max(1),
+        ((h as f32 * s).round() as u32).max(1),
+    );
+    if (nw, nh) == (w, h) {
+        return img.clone();
+    }
+    let filter = if s >= 2.0 {
+        FilterType::Nearest
+    } else {
+        FilterType::Triangle
+    };
+    image::imageops::resize(img, nw, nh, filter)
+}
+
+/// One line of a chart.
+pub struct Series {
+    pub label: String,
+    pub points: Vec<(f32, f32)>,
+}
+
+/// A line chart with a title, axis labels and a legend.
+pub fn line_chart(
+    series: &[Series],
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    size: (u32, u32),
+) -> Result<RgbImage> {
+    register_fonts();
+    let (width, height) = size;
+    let pts = series.iter().flat_map(|s| s.points.iter());
+    let (mut x0, mut x1, mut y0, mut y1) = (f32::MAX, f32::MIN, f32::MAX, f32::MIN);
+    for &(x, y) in pts {
+        x0 = x0.min(x);
+        x1 = x1.max(x);
+        y0 = y0.min(y);
+        y1 = y1.max(y);
+    }
+    let margin = ((y1 - y0) * 0.08).max(1e-6);
+    let mut buf = vec![255u8; (width * height * 3) as usize];
+    {
+        let draw_err = |e| anyhow!("drawing failed: {e:?}");
+        let root = BitMapBackend::with_buffer(&mut buf, (width, height)).into_drawing_area();
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 20))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(x0..x1, (y0 - margin)..(y1 + margin))
+            .map_err(draw_err)?;
+        chart
+            .configure_mesh()
+            .x_desc(x_label)
+            .y_desc(y_label)
+            .label_style(("sans-serif", 14))
+            .draw()
+            .map_err(draw_err)?;
+        let colours = [
+            RGBColor(0x1f, 0x77, 0xb4),
+            RGBColor(0xd6, 0x27, 0x28),
+            RGBColor(0x2c, 0xa0, 0x2c),
+            RGBColor(0xff, 0x7f, 0x0e),
+        ];
+        for (i, s) in series.iter().enumerate() {
+            let colour = colours[i % colours.len()];
+            chart
+                .draw_series(LineSeries::new(
+                    s.points.iter().copied(),
+                    colour.stroke_width(2),
+                ))
+                .map_err(draw_err)?
+                .label(s.label.clone())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2))
+                });
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 14))
+            .draw()
+            .map_err(draw_err)?;
+        root.present().map_err(draw_err)?;
+    }
+    RgbImage::from_raw(width, height, buf).context("chart buffer")
+}
+
+/// The one place that names figure files: `<model>-<subject>-<kind>.png`, lower case, with
+/// anything but letters, digits, `-` and `.` turned into `-`.
+pub fn figure_path(dir: &Path, model: &str, subject: &str, kind: &str) -> PathBuf {
+    let clean = |s: &str| -> String {
+        s.to_lowercase()
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '.' {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .collect()
+    };
+    dir.join(format!(
+        "{}-{}-{}.png",
+        clean(model),
+        clean(subject),
+        clean(kind)
+    ))
+}

@@ -1,0 +1,35 @@
+//! Shared library of the *Vision Interpretability* book.
+//!
+//! Chapters hold the idea; this crate holds the reusable parts:
+//! device choice and seeding ([`device`]), the flags every chapter shares ([`cli`]),
+//! image input and output ([`imageio`]), figures ([`figure`]), weight loading ([`weights`]),
+//! models with named layers ([`models`]), differentiable operations that Candle lacks ([`ops`])
+//! and attribution methods ([`attribution`]).
+
+pub mod attribution;
+pub mod cli;
+pub mod device;
+pub mod figure;
+pub mod imageio;
+pub mod imagenet;
+pub mod legacy_pth;
+pub mod models;
+pub mod ops;
+pub mod progress;
+pub mod rng;
+pub mod weights;
+
+pub use candle_core::{DType, Device, Tensor, Var};
+
+/// Root of the workspace (the folder holding `book.toml`), known at compile time.
+pub fn workspace_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .components()
+        .collect()
+}
+
+/// Path of a file under `assets/` in the workspace.
+pub fn asset(rel: &str) -> std::path::PathBuf {
+    workspace_root().join("assets").join(rel)
+}

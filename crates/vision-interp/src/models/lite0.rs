@@ -1,0 +1,376 @@
+//! EfficientNet-Lite0 (Tan & Le 2019, the "lite" variant for mobile accelerators), trained on
+//! ImageNet-1k with TensorFlow: the book's default model. 4.65 M parameters, 224 px input.
+//!
+//! Lite0 is EfficientNet-B0 without squeeze-and-excitation, with ReLU6 instead of swish and a
+//! fixed 32-channel stem and 1280-channel head. Convolutions use TensorFlow's "SAME" padding
+//! (one more row and column after than before for stride 2 on even sizes); BatchNorm uses
+//! eps = 1e-3 in evaluation mode and is folded into the preceding convolution at load time.
+//! Tensor names follow timm's `tf_efficientnet_lite0`.
+use std::path::Path;
+
+use anyhow::Result;
+use candle_core::{Device, Module, Tensor};
+
+use super::{Activations, LayerInfo, Model, Sequential, Taps};
+use crate::ops;
+use crate::weights::{WeightSpec, WeightStore};
+
+/// Where Lite0's weights come from (see [`crate::weights::resolve`]).
+pub const WEIGHTS: WeightSpec = WeightSpec {
+    model: "efficientnet-lite0",
+    file_name: "efficientnet-lite0.safetensors",
+    hub_repo: "timm/tf_efficientnet_lite0.in1k",
+    hub_file: "model.safetensors",
+    hub_revision: "main",
+};
+
+const BN_EPS: f64 = 1e-3;
+
+/// One block: expansion ratio, kernel, stride, input and output channels.
+#[derive(Debug, Clone, Copy)]
+pub struct BlockArgs {
+    pub expand: usize,
+    pub kernel: usize,
+    pub stride: usize,
+    pub c_in: usize,
+    pub c_out: usize,
+}
+
+const fn b(expand: usize, kernel: usize, stride: usize, c_in: usize, c_out: usize) -> BlockArgs {
+    BlockArgs {
+        expand,
+        kernel,
+        stride,
+        c_in,
+        c_out,
+    }
+}
+
+/// The seven stages of blocks (timm's `blocks.S.I`).
+pub const STAGES: [&[BlockArgs]; 7] = [
+    &[b(1, 3, 1, 32, 16)],
+    &[b(6, 3, 2, 16, 24), b(6, 3, 1, 24, 24)],
+    &[b(6, 5, 2, 24, 40), b(6, 5, 1, 40, 40)],
+    &[b(6, 3, 2, 40, 80), b(6, 3, 1, 80, 80), b(6, 3, 1, 80, 80)],
+    &[
+        b(6, 5, 1, 80, 112),
+        b(6, 5, 1, 112, 112),
+        b(6, 5, 1, 112, 112),
+    ],
+    &[
+        b(6, 5, 2, 112, 192),
+        b(6, 5, 1, 192, 192),
+        b(6, 5, 1, 192, 192),
+        b(6, 5, 1, 192, 192),
+    ],
+    &[b(6, 3, 1, 192, 320)],
+];
+
+/// Convolution with BatchNorm folded in, TF "SAME" padding and optional ReLU6.
+struct ConvBn {
+    weight: Tensor,
+    bias: Tensor,
+    kernel: usize,
+    stride: usize,
+    depthwise: bool,
+    relu6: bool,
+}
+
+impl ConvBn {
+    #[allow(clippy::too_many_arguments)]
+    fn load(
+        store: &WeightStore,
+        conv: &str,
+        bn: &str,
+        c_in: usize,
+        c_out: usize,
+        kernel: usize,
+        stride: usize,
+        depthwise: bool,
+        relu6: bool,
+    ) -> Result<Self> {
+        let per_filter = if depthwise { 1 } else { c_in };
+        let w = store.get(
+            &format!("{conv}.weight"),
+            &[c_out, per_filter, kernel, kernel],
+        )?;
+        let gamma = store.get(&format!("{bn}.weight"), &[c_out])?;
+        let beta = store.get(&format!("{bn}.bias"), &[c_out])?;
+        let mean = store.get(&format!("{bn}.running_mean"), &[c_out])?;
+        let var = store.get(&format!("{bn}.running_var"), &[c_out])?;
+        // BN(conv(x)) = scale * conv(x) + (beta - scale * mean), scale = gamma / sqrt(var + eps)
+        let scale = (gamma / (var + BN_EPS)?.sqrt()?)?;
+        let weight = w.broadcast_mul(&scale.reshape((c_out, 1, 1, 1))?)?;
+        let bias = (beta - (mean * &scale)?)?.reshape((1, c_out, 1, 1))?;
+        Ok(Self {
+            weight,
+            bias,
+            kernel,
+            stride,
+            depthwise,
+            relu6,
+        })
+    }
+}
+
+impl Module for ConvBn {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let x = if self.kernel > 1 {
+            ops::pad_same(x, self.kernel, self.stride)?
+        } else {
+            x.clone()
+        };
+        let y = if self.depthwise {
+            ops::depthwise_conv2d(&x, &self.weight, self.stride)?
+        } else {
+            x.conv2d(&self.weight, 0, self.stride, 1, 1)?
+        };
+        let y = y.broadcast_add(&self.bias)?;
+        if self.relu6 {
+            ops::relu6(&y)
+        } else {
+            Ok(y)
+        }
+    }
+}
+
+/// Inverted residual block: [1×1 expand] → depthwise k×k → 1×1 project, plus the input when
+/// the shape is kept.
+struct Block {
+    convs: Vec<ConvBn>,
+    residual: bool,
+}
+
+impl Block {
+    fn load(store: &WeightStore, prefix: &str, a: BlockArgs) -> Result<Self> {
+        let mid = a.c_in * a.expand;
+        let convs = if a.expand == 1 {
+            // timm's DepthwiseSeparableConv: conv_dw, bn1, conv_pw, bn2
+            vec![
+                ConvBn::load(
+                    store,
+                    &format!("{prefix}.conv_dw"),
+                    &format!("{prefix}.bn1"),
+                    a.c_in,
+                    a.c_in,
+                    a.kernel,
+                    a.stride,
+                    true,
+                    true,
+                )?,
+                ConvBn::load(
+                    store,
+                    &format!("{prefix}.conv_pw"),
+                    &format!("{prefix}.bn2"),
+                    a.c_in,
+                    a.c_out,
+                    1,
+                    1,
+                    false,
+                    false,
+                )?,
+            ]
+        } else {
+            // timm's InvertedResidual: conv_pw, bn1, conv_dw, bn2, conv_pwl, bn3
+            vec![
+                ConvBn::load(
+                    store,
+                    &format!("{prefix}.conv_pw"),
+                    &format!("{prefix}.bn1"),
+                    a.c_in,
+                    mid,
+                    1,
+                    1,
+                    false,
+                    true,
+                )?,
+                ConvBn::load(
+                    store,
+                    &format!("{prefix}.conv_dw"),
+                    &format!("{prefix}.bn2"),
+                    mid,
+                    mid,
+                    a.kernel,
+                    a.stride,
+                    true,
+                    true,
+                )?,
+                ConvBn::load(
+                    store,
+                    &format!("{prefix}.conv_pwl"),
+                    &format!("{prefix}.bn3"),
+                    mid,
+                    a.c_out,
+                    1,
+                    1,
+                    false,
+                    false,
+                )?,
+            ]
+        };
+        Ok(Self {
+            convs,
+            residual: a.stride == 1 && a.c_in == a.c_out,
+        })
+    }
+}
+
+impl Module for Block {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let mut y = x.clone();
+        for conv in &self.convs {
+            y = conv.forward(&y)?;
+        }
+        if self.residual {
+            y + x
+        } else {
+            Ok(y)
+        }
+    }
+}
+
+struct Stage(Vec<Block>);
+
+impl Module for Stage {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        self.0.iter().try_fold(x.clone(), |x, b| b.forward(&x))
+    }
+}
+
+/// Global average pool, then the linear classifier.
+struct Classifier {
+    weight: Tensor,
+    bias: Tensor,
+}
+
+impl Module for Classifier {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        ops::global_avg_pool(x)?
+            .matmul(&self.weight.t()?)?
+            .broadcast_add(&self.bias)
+    }
+}
+
+/// EfficientNet-Lite0 with named layers `stem`, `stage0` … `stage6`, `head`, `logits`.
+pub struct EfficientNetLite0 {
+    net: Sequential,
+    layers: Vec<LayerInfo>,
+    classes: Vec<String>,
+}
+
+impl EfficientNetLite0 {
+    /// Finds the weights (see [`WEIGHTS`]) and builds the model on `device`.
+    pub fn load(weights: Option<&Path>, device: &Device) -> Result<Self> {
+        let path = crate::weights::resolve(&WEIGHTS, weights)?;
+        Self::from_store(&WeightStore::load(&path, device)?)
+    }
+
+    /// Builds the model from named tensors (timm's names).
+    pub fn from_store(store: &WeightStore) -> Result<Self> {
+        let mut net = Sequential::new();
+        let mut layers = Vec::new();
+        let mut info = |name: &str, channels, size, description: &str| {
+            layers.push(LayerInfo {
+                name: name.into(),
+                channels,
+                height: size,
+                width: size,
+                description: description.into(),
+            })
+        };
+        net.push(
+            "stem",
+            ConvBn::load(store, "conv_stem", "bn1", 3, 32, 3, 2, false, true)?,
+        );
+        info("stem", 32, 112, "3×3 conv, stride 2, ReLU6");
+        let mut size: usize = 112;
+        for (s, blocks) in STAGES.iter().enumerate() {
+            let stage = blocks
+                .iter()
+                .enumerate()
+                .map(|(i, a)| Block::load(store, &format!("blocks.{s}.{i}"), *a))
+                .collect::<Result<Vec<_>>>()?;
+            size = size.div_ceil(blocks[0].stride);
+            let a = blocks[0];
+            net.push(&format!("stage{s}"), Stage(stage));
+            info(
+                &format!("stage{s}"),
+                a.c_out,
+                size,
+                &format!(
+                    "{} block(s), {}×{} depthwise, expand ×{}",
+                    blocks.len(),
+                    a.kernel,
+                    a.kernel,
+                    a.expand
+                ),
+            );
+        }
+        net.push(
+            "head",
+            ConvBn::load(store, "conv_head", "bn2", 320, 1280, 1, 1, false, true)?,
+        );
+        info(
+            "head",
+            1280,
+            7,
+            "1×1 conv to 1280 channels, ReLU6 (last convolutional layer)",
+        );
+        net.push(
+            "logits",
+            Classifier {
+                weight: store.get("classifier.weight", &[1000, 1280])?,
+                bias: store.get("classifier.bias", &[1000])?,
+            },
+        );
+        info(
+            "logits",
+            1000,
+            1,
+            "global average pool, linear classifier (pre-softmax)",
+        );
+        Ok(Self {
+            net,
+            layers,
+            classes: crate::imagenet::classes(),
+        })
+    }
+
+    /// The weight-name prefixes of a layer's convolutions and classifier: what the
+    /// model-randomisation test re-draws (BatchNorm statistics are kept).
+    pub fn layer_prefixes(layer: &str) -> Vec<String> {
+        match layer {
+            "stem" => vec!["conv_stem.".into()],
+            "head" => vec!["conv_head.".into()],
+            "logits" => vec!["classifier.".into()],
+            s => vec![format!("blocks.{}.", s.trim_start_matches("stage"))],
+        }
+    }
+}
+
+impl Model for EfficientNetLite0 {
+    fn name(&self) -> &str {
+        "efficientnet-lite0"
+    }
+
+    fn input_size(&self) -> usize {
+        224
+    }
+
+    fn layers(&self) -> &[LayerInfo] {
+        &self.layers
+    }
+
+    fn classes(&self) -> &[String] {
+        &self.classes
+    }
+
+    /// TensorFlow-Lite convention: `(255 x − 127) / 128`, values in about [−1, 1].
+    fn preprocess(&self, rgb01: &Tensor) -> Result<Tensor> {
+        Ok(((rgb01 * (255.0 / 128.0))? - (127.0 / 128.0))?)
+    }
+
+    fn forward_taps(&self, x: &Tensor, taps: &Taps) -> Result<Activations> {
+        self.net.run(x, taps)
+    }
+}

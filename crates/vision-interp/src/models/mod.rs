@@ -1,0 +1,228 @@
+//! One interface for every model in the book.
+//!
+//! Candle has no forward hooks, and `backward()` keeps gradients only for `Var`s. So a model
+//! runs *to a set of named layers* and returns their activations ([`Model::forward_taps`]);
+//! and a *probe*, a zero `Var` added to a layer's output, makes `grads.get(probe)` the
+//! gradient with respect to that activation (Grad-CAM, feature-visualisation objectives).
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use candle_core::{Device, Module, Tensor, Var};
+
+pub mod lite0;
+
+pub use lite0::EfficientNetLite0;
+
+/// A named layer: where activations can be read, probed and optimised.
+#[derive(Debug, Clone)]
+pub struct LayerInfo {
+    pub name: String,
+    /// Channels (units) of the layer's output.
+    pub channels: usize,
+    /// Spatial size of the output for the model's default input size (1 × 1 for logits).
+    pub height: usize,
+    pub width: usize,
+    pub description: String,
+}
+
+/// What to record during a forward pass, and where to add probes.
+#[derive(Debug, Clone, Default)]
+pub struct Taps {
+    pub layers: Vec<String>,
+    pub probes: Vec<String>,
+}
+
+impl Taps {
+    /// Record these layers.
+    pub fn layers<S: AsRef<str>>(names: &[S]) -> Self {
+        Self {
+            layers: names.iter().map(|s| s.as_ref().to_owned()).collect(),
+            probes: Vec::new(),
+        }
+    }
+
+    /// Also add a zero `Var` to the output of `layer` (and record the layer).
+    pub fn probe(mut self, layer: &str) -> Self {
+        self.probes.push(layer.to_owned());
+        self.layers.push(layer.to_owned());
+        self
+    }
+}
+
+/// Activations recorded by a forward pass, by layer name, and the probes that were added.
+#[derive(Debug, Default)]
+pub struct Activations {
+    acts: HashMap<String, Tensor>,
+    probes: HashMap<String, Var>,
+}
+
+impl Activations {
+    pub fn get(&self, layer: &str) -> Result<&Tensor> {
+        self.acts
+            .get(layer)
+            .with_context(|| format!("layer `{layer}` was not recorded in this forward pass"))
+    }
+
+    /// The probe added at `layer`: the gradient of a loss with respect to it is the gradient
+    /// with respect to the layer's activation.
+    pub fn probe(&self, layer: &str) -> Result<&Var> {
+        self.probes
+            .get(layer)
+            .with_context(|| format!("no probe was added at layer `{layer}`"))
+    }
+}
+
+/// A model of the book: named layers, preprocessing, class names.
+pub trait Model {
+    /// Short name used in captions and file names (`efficientnet-lite0`).
+    fn name(&self) -> &str;
+    /// The square input size the model was trained at.
+    fn input_size(&self) -> usize;
+    /// Every named layer, in forward order; the last one is `logits`.
+    fn layers(&self) -> &[LayerInfo];
+    /// Class names, one per logit.
+    fn classes(&self) -> &[String];
+    /// `(N, 3, H, W)` RGB in [0, 1] → what the network's first layer expects.
+    fn preprocess(&self, rgb01: &Tensor) -> Result<Tensor>;
+    /// Runs the preprocessed input `x` as far as the deepest requested layer.
+    fn forward_taps(&self, x: &Tensor, taps: &Taps) -> Result<Activations>;
+
+    /// Logits of a batch of `(N, 3, H, W)` RGB images in [0, 1].
+    fn logits(&self, rgb01: &Tensor) -> Result<Tensor> {
+        let acts = self.forward_taps(&self.preprocess(rgb01)?, &Taps::layers(&["logits"]))?;
+        Ok(acts.get("logits")?.clone())
+    }
+
+    /// The layer called `name`, or an error listing the layers that exist.
+    fn layer(&self, name: &str) -> Result<&LayerInfo> {
+        self.layers()
+            .iter()
+            .find(|l| l.name == name)
+            .with_context(|| {
+                format!(
+                    "{} has no layer `{name}`; its layers are: {}",
+                    self.name(),
+                    self.layers()
+                        .iter()
+                        .map(|l| l.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            })
+    }
+}
+
+/// A unit written `layer:unit` (`stage4:17`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unit {
+    pub layer: String,
+    pub unit: usize,
+}
+
+impl std::fmt::Display for Unit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.layer, self.unit)
+    }
+}
+
+/// Parses `layer:unit` and checks it against the model's layers.
+pub fn parse_unit(model: &dyn Model, spec: &str) -> Result<Unit> {
+    let (layer, unit) = spec
+        .rsplit_once(':')
+        .with_context(|| format!("`{spec}` is not of the form layer:unit (e.g. stage4:17)"))?;
+    let info = model.layer(layer)?;
+    let unit: usize = unit
+        .parse()
+        .with_context(|| format!("`{unit}` in `{spec}` is not a unit number"))?;
+    if unit >= info.channels {
+        bail!(
+            "{}: layer `{layer}` has units 0..={} ({} channels); `{spec}` is out of range",
+            model.name(),
+            info.channels - 1,
+            info.channels
+        );
+    }
+    Ok(Unit {
+        layer: layer.to_owned(),
+        unit,
+    })
+}
+
+/// A chain of named stages: the executor behind [`Model::forward_taps`] for models whose named
+/// layers follow one another.
+pub struct Sequential {
+    stages: Vec<(String, Box<dyn Module + Send + Sync>)>,
+}
+
+impl Sequential {
+    pub fn new() -> Self {
+        Self { stages: Vec::new() }
+    }
+
+    pub fn push(&mut self, name: &str, stage: impl Module + Send + Sync + 'static) {
+        self.stages.push((name.to_owned(), Box::new(stage)));
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.stages.iter().map(|(n, _)| n.as_str())
+    }
+
+    /// Runs the stages up to the deepest layer in `taps`, recording and probing as asked.
+    pub fn run(&self, x: &Tensor, taps: &Taps) -> Result<Activations> {
+        let wanted: BTreeSet<&str> = taps
+            .layers
+            .iter()
+            .chain(&taps.probes)
+            .map(String::as_str)
+            .collect();
+        let mut last = 0;
+        for name in &wanted {
+            let i = self
+                .stages
+                .iter()
+                .position(|(n, _)| n == name)
+                .with_context(|| {
+                    format!(
+                        "no layer `{name}`; the layers are: {}",
+                        self.names().collect::<Vec<_>>().join(", ")
+                    )
+                })?;
+            last = last.max(i);
+        }
+        let mut acts = Activations::default();
+        let mut x = x.clone();
+        for (name, stage) in &self.stages[..=last] {
+            x = stage.forward(&x)?;
+            if taps.probes.iter().any(|p| p == name) {
+                let probe = Var::zeros(x.shape(), x.dtype(), x.device())?;
+                x = (x + probe.as_tensor())?;
+                acts.probes.insert(name.clone(), probe);
+            }
+            if wanted.contains(name.as_str()) {
+                acts.acts.insert(name.clone(), x.clone());
+            }
+        }
+        Ok(acts)
+    }
+}
+
+impl Default for Sequential {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The models `--model` accepts.
+pub const MODEL_NAMES: &[&str] = &["efficientnet-lite0"];
+
+/// Loads a model by name, weights resolved as in [`crate::weights::resolve`].
+pub fn load(name: &str, weights: Option<&Path>, device: &Device) -> Result<Box<dyn Model>> {
+    match name {
+        "efficientnet-lite0" | "lite0" => Ok(Box::new(EfficientNetLite0::load(weights, device)?)),
+        other => bail!(
+            "unknown model `{other}`; available: {}",
+            MODEL_NAMES.join(", ")
+        ),
+    }
+}

@@ -1,0 +1,112 @@
+//! Differentiable operations that Candle lacks, or whose backward pass is missing or wrong.
+//!
+//! Each one is built from Candle operations whose gradients are right (`narrow`, `reshape`,
+//! `pad_with_zeros`, `broadcast_mul`, `matmul`), so it runs on every device, and each has a
+//! finite-difference test in `tests/ops_gradcheck.rs`.
+use candle_core::{Result, Tensor, D};
+
+/// TensorFlow "SAME" padding along one axis: `(before, after)` so that the output has
+/// `ceil(size / stride)` elements. Asymmetric (one more after) when the total is odd.
+pub fn same_padding(size: usize, kernel: usize, stride: usize) -> (usize, usize) {
+    let out = size.div_ceil(stride);
+    let total = ((out - 1) * stride + kernel).saturating_sub(size);
+    (total / 2, total - total / 2)
+}
+
+/// Zero-pads the two spatial axes of `(N, C, H, W)` for a TF "SAME" convolution.
+pub fn pad_same(x: &Tensor, kernel: usize, stride: usize) -> Result<Tensor> {
+    let (_, _, h, w) = x.dims4()?;
+    let (top, bottom) = same_padding(h, kernel, stride);
+    let (left, right) = same_padding(w, kernel, stride);
+    x.pad_with_zeros(2, top, bottom)?
+        .pad_with_zeros(3, left, right)
+}
+
+/// Every `stride`-th element along `dim`, starting at `start`, `count` of them, built from
+/// `narrow` and `reshape` so the backward pass works. The axis must be long enough:
+/// `start + stride * count <= size`.
+pub fn strided_pick(
+    x: &Tensor,
+    dim: usize,
+    start: usize,
+    stride: usize,
+    count: usize,
+) -> Result<Tensor> {
+    let t = x.narrow(dim, start, stride * count)?;
+    if stride == 1 {
+        return Ok(t);
+    }
+    let mut dims = t.dims().to_vec();
+    dims[dim] = count;
+    dims.insert(dim + 1, stride);
+    t.reshape(dims)?.narrow(dim + 1, 0, 1)?.squeeze(dim + 1)
+}
+
+/// Depthwise convolution (one `k × k` filter per channel, no padding): `weight` is `(C, 1, k, k)`.
+///
+/// Candle runs `conv2d` with `groups = C` as C separate convolutions joined by `cat`, which is
+/// slow for hundreds of channels. Here the output is the sum over the `k²` filter taps of a
+/// shifted (and strided) view of the input times that tap's per-channel weight.
+pub fn depthwise_conv2d(x: &Tensor, weight: &Tensor, stride: usize) -> Result<Tensor> {
+    let (_, c, h, w) = x.dims4()?;
+    let (_, _, kh, kw) = weight.dims4()?;
+    let oh = (h - kh) / stride + 1;
+    let ow = (w - kw) / stride + 1;
+    // Extra zeros at the end so that every strided pick stays inside the tensor.
+    let x = x
+        .pad_with_zeros(2, 0, (kh - 1 + stride * oh).saturating_sub(h))?
+        .pad_with_zeros(3, 0, (kw - 1 + stride * ow).saturating_sub(w))?;
+    let weight = weight.reshape((c, kh * kw))?.t()?.contiguous()?; // (k², C)
+    let mut out: Option<Tensor> = None;
+    for i in 0..kh {
+        let rows = strided_pick(&x, 2, i, stride, oh)?;
+        for j in 0..kw {
+            let tap = strided_pick(&rows, 3, j, stride, ow)?;
+            let wij = weight.get(i * kw + j)?.reshape((1, c, 1, 1))?;
+            let term = tap.broadcast_mul(&wij)?;
+            out = Some(match out {
+                None => term,
+                Some(acc) => (acc + term)?,
+            });
+        }
+    }
+    Ok(out.expect("kernel has at least one tap"))
+}
+
+/// ReLU6: `min(max(x, 0), 6)`.
+pub fn relu6(x: &Tensor) -> Result<Tensor> {
+    x.clamp(0f32, 6f32)
+}
+
+/// Global average pool: `(N, C, H, W)` → `(N, C)`.
+pub fn global_avg_pool(x: &Tensor) -> Result<Tensor> {
+    x.mean(D::Minus1)?.mean(D::Minus1)
+}
+
+/// Interpolation matrix `A` (`out × inp`) with `y = A x` resampling a 1-D signal bilinearly
+/// (PyTorch's `align_corners = false`, no antialiasing).
+pub fn bilinear_matrix(out: usize, inp: usize, device: &candle_core::Device) -> Result<Tensor> {
+    let mut a = vec![0f32; out * inp];
+    for o in 0..out {
+        let src = ((o as f64 + 0.5) * inp as f64 / out as f64 - 0.5).max(0.0);
+        let i0 = (src.floor() as usize).min(inp - 1);
+        let i1 = (i0 + 1).min(inp - 1);
+        let l1 = src - i0 as f64;
+        a[o * inp + i0] += (1.0 - l1) as f32;
+        a[o * inp + i1] += l1 as f32;
+    }
+    Tensor::from_vec(a, (out, inp), device)
+}
+
+/// Differentiable bilinear resize of the last two axes: `y = A_h · x · A_wᵀ`.
+/// (Candle's `upsample_bilinear2d` has no backward pass.)
+pub fn resize_bilinear(x: &Tensor, out_h: usize, out_w: usize) -> Result<Tensor> {
+    let dims = x.dims();
+    let (h, w) = (dims[dims.len() - 2], dims[dims.len() - 1]);
+    if (h, w) == (out_h, out_w) {
+        return Ok(x.clone());
+    }
+    let ah = bilinear_matrix(out_h, h, x.device())?.to_dtype(x.dtype())?;
+    let aw = bilinear_matrix(out_w, w, x.device())?.to_dtype(x.dtype())?;
+    ah.broadcast_matmul(&x.broadcast_matmul(&aw.t()?)?)
+}

@@ -1,0 +1,216 @@
+//! Finding and checking weights.
+//!
+//! Sources are tried in order: `--weights PATH`; the file shipped in the repository's
+//! `assets/`; the local cache (`$VISION_INTERP_CACHE`, else `~/.cache/vision-interp`); the
+//! Hugging Face cache (`$HF_HOME`); a download from the Hugging Face hub at a pinned revision
+//! (skipped when `HF_HUB_OFFLINE=1`, and given up after a time-out). When every source fails,
+//! one error lists what was tried and how to supply the file.
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use candle_core::{DType, Device, Tensor};
+
+/// Where a model's weights may come from.
+#[derive(Debug, Clone)]
+pub struct WeightSpec {
+    /// Model name, for messages.
+    pub model: &'static str,
+    /// File name in the repository's `assets/models/` and in the local cache.
+    pub file_name: &'static str,
+    /// Hugging Face repository, file and revision.
+    pub hub_repo: &'static str,
+    pub hub_file: &'static str,
+    pub hub_revision: &'static str,
+}
+
+/// How long a hub download may take before it is abandoned.
+pub const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The local cache folder: `$VISION_INTERP_CACHE`, else `~/.cache/vision-interp`.
+pub fn cache_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("VISION_INTERP_CACHE") {
+        return PathBuf::from(dir);
+    }
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    home.join(".cache").join("vision-interp")
+}
+
+fn hub_offline() -> bool {
+    matches!(
+        std::env::var("HF_HUB_OFFLINE").as_deref(),
+        Ok("1") | Ok("true") | Ok("TRUE") | Ok("yes")
+    )
+}
+
+/// Finds the weights file for `spec`, trying every source in order.
+pub fn resolve(spec: &WeightSpec, explicit: Option<&Path>) -> Result<PathBuf> {
+    if let Some(p) = explicit {
+        if p.is_file() {
+            return Ok(p.to_path_buf());
+        }
+        bail!("--weights {}: no such file", p.display());
+    }
+    let mut tried = Vec::new();
+    for candidate in [
+        crate::asset(&format!("models/{}", spec.file_name)),
+        cache_dir().join(spec.file_name),
+    ] {
+        if candidate.is_file() {
+            return Ok(candidate);
+        }
+        tried.push(format!("{} (not there)", candidate.display()));
+    }
+    let repo = hf_hub::Repo::with_revision(
+        spec.hub_repo.to_owned(),
+        hf_hub::RepoType::Model,
+        spec.hub_revision.to_owned(),
+    );
+    if let Some(p) = hf_hub::Cache::from_env()
+        .repo(repo.clone())
+        .get(spec.hub_file)
+    {
+        return Ok(p);
+    }
+    tried.push(format!(
+        "Hugging Face cache for {}@{} (not there)",
+        spec.hub_repo, spec.hub_revision
+    ));
+    if hub_offline() {
+        tried.push("download from the hub (skipped: HF_HUB_OFFLINE is set)".into());
+    } else {
+        match download(repo, spec.hub_file) {
+            Ok(p) => return Ok(p),
+            Err(e) => tried.push(format!(
+                "download of {}/{} from the hub ({e:#})",
+                spec.hub_repo, spec.hub_file
+            )),
+        }
+    }
+    bail!(
+        "no weights for {model}. Tried:\n  - {tried}\nSupply them with `--weights PATH`, or copy \
+         the file to {cache}, or run once with network access so the hub download fills the \
+         cache.",
+        model = spec.model,
+        tried = tried.join("\n  - "),
+        cache = cache_dir().join(spec.file_name).display(),
+    )
+}
+
+/// Downloads one file from the hub in a worker thread, giving up after [`DOWNLOAD_TIMEOUT`].
+fn download(repo: hf_hub::Repo, file: &str) -> Result<PathBuf> {
+    let file = file.to_owned();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let result = hf_hub::api::sync::ApiBuilder::from_env()
+            .with_progress(true)
+            .build()
+            .map_err(anyhow::Error::from)
+            .and_then(|api| api.repo(repo).get(&file).map_err(anyhow::Error::from));
+        let _ = tx.send(result);
+    });
+    match rx.recv_timeout(DOWNLOAD_TIMEOUT) {
+        Ok(r) => r,
+        Err(_) => bail!("no answer within {} s", DOWNLOAD_TIMEOUT.as_secs()),
+    }
+}
+
+/// Named tensors from one file, with errors that name the file and the tensor at fault.
+pub struct WeightStore {
+    path: PathBuf,
+    tensors: HashMap<String, Tensor>,
+}
+
+impl WeightStore {
+    /// Reads a safetensors file, or a legacy PyTorch `.pth` state dict, onto `device`.
+    pub fn load(path: &Path, device: &Device) -> Result<Self> {
+        let is_safetensors = std::fs::File::open(path)
+            .and_then(|mut f| {
+                use std::io::Read;
+                let mut head = [0u8; 9];
+                f.read_exact(&mut head).map(|_| head[8] == b'{')
+            })
+            .unwrap_or(false);
+        let tensors: HashMap<String, Tensor> = if is_safetensors {
+            candle_core::safetensors::load(path, device)
+                .with_context(|| format!("{} is not a readable safetensors file", path.display()))?
+        } else {
+            crate::legacy_pth::read_state_dict(path)
+                .with_context(|| {
+                    format!(
+                        "{} is neither a safetensors file nor a legacy PyTorch state dict",
+                        path.display()
+                    )
+                })?
+                .into_iter()
+                .map(|(k, t)| Ok((k, t.to_device(device)?)))
+                .collect::<Result<_>>()?
+        };
+        Ok(Self::from_tensors(path, tensors))
+    }
+
+    /// Wraps tensors already in memory (`origin` is used in messages).
+    pub fn from_tensors(origin: &Path, tensors: HashMap<String, Tensor>) -> Self {
+        Self {
+            path: origin.to_path_buf(),
+            tensors,
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.tensors.keys().map(String::as_str)
+    }
+
+    /// The f32 tensor `name`, checked against the expected shape and for finite values.
+    pub fn get(&self, name: &str, shape: &[usize]) -> Result<Tensor> {
+        let t = self.tensors.get(name).with_context(|| {
+            format!(
+                "weights {}: missing tensor `{name}` (expected shape {shape:?})",
+                self.path.display()
+            )
+        })?;
+        if t.dims() != shape {
+            bail!(
+                "weights {}: tensor `{name}` has shape {:?}, expected {shape:?} \
+                 (are these weights for another model?)",
+                self.path.display(),
+                t.dims()
+            );
+        }
+        let t = t.to_dtype(DType::F32)?;
+        let finite = t.abs()?.sum_all()?.to_scalar::<f32>()?.is_finite();
+        if !finite {
+            bail!(
+                "weights {}: tensor `{name}` holds NaN or infinite values (corrupt file?)",
+                self.path.display()
+            );
+        }
+        Ok(t)
+    }
+
+    /// Replaces tensors (for the model-randomisation test).
+    pub fn replace(&mut self, name: &str, t: Tensor) {
+        self.tensors.insert(name.to_owned(), t);
+    }
+
+    pub fn raw(&self, name: &str) -> Option<&Tensor> {
+        self.tensors.get(name)
+    }
+}
+
+/// SHA-256 of a file, as lower-case hex.
+pub fn sha256_file(path: &Path) -> Result<String> {
+    use sha2::Digest;
+    let mut f =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut h = sha2::Sha256::new();
+    std::io::copy(&mut f, &mut h)?;
+    Ok(format!("{:x}", h.finalize()))
+}
