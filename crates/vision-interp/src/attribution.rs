@@ -35,6 +35,7 @@ pub fn top_k(model: &dyn Model, img: &Tensor, k: usize) -> Result<Vec<Prediction
         .collect())
 }
 
+// ANCHOR: input_gradients
 /// Gradient of the class logit (pre-softmax score) `y_c` with respect to each image of a batch
 /// `(N, 3, H, W)`, and the logits themselves.
 pub fn input_gradients(
@@ -54,17 +55,20 @@ pub fn input_gradients(
         .unwrap_or(x.as_tensor().zeros_like()?);
     Ok((g, logits.detach()))
 }
+// ANCHOR_END: input_gradients
 
 /// `(3, H, W)` → `(H, W)`: the largest absolute value over the colour channels.
 pub fn channel_max_abs(t: &Tensor) -> Result<Tensor> {
     Ok(t.abs()?.max(0)?)
 }
 
+// ANCHOR: saliency
 /// Vanilla saliency `S = max_c |∂y_class/∂x_c|`, an `(H, W)` map.
 pub fn saliency(model: &dyn Model, img: &Tensor, class: usize) -> Result<Tensor> {
     let (g, _) = input_gradients(model, &img.unsqueeze(0)?, class)?;
     channel_max_abs(&g.squeeze(0)?)
 }
+// ANCHOR_END: saliency
 
 /// SmoothGrad: the mean saliency of `samples` noisy copies `x + N(0, σ²)`, with
 /// `σ = noise · (max x − min x)`. Copies are processed `batch` at a time.
@@ -119,6 +123,7 @@ pub struct IntegratedGradients {
     pub completeness: (f32, f32),
 }
 
+// ANCHOR: integrated_gradients
 /// Integrated gradients from `baseline` to `img` with `steps` trapezoid intervals.
 pub fn integrated_gradients(
     model: &dyn Model,
@@ -164,6 +169,7 @@ pub fn integrated_gradients(
         completeness: (total, gap),
     })
 }
+// ANCHOR_END: integrated_gradients
 
 /// The result of Grad-CAM at one layer.
 pub struct GradCam {
@@ -173,6 +179,7 @@ pub struct GradCam {
     pub alphas: Tensor,
 }
 
+// ANCHOR: grad_cam
 /// Grad-CAM of `class` at `layer`. The gradient with respect to the layer's activation is
 /// read from a probe added there (Candle keeps gradients of `Var`s only).
 pub fn grad_cam(model: &dyn Model, img: &Tensor, class: usize, layer: &str) -> Result<GradCam> {
@@ -195,6 +202,7 @@ pub fn grad_cam(model: &dyn Model, img: &Tensor, class: usize, layer: &str) -> R
         .relu()?;
     Ok(GradCam { cam, alphas })
 }
+// ANCHOR_END: grad_cam
 
 /// Spearman rank correlation of two equally long lists of values (ties get average ranks).
 pub fn spearman(a: &[f32], b: &[f32]) -> f32 {

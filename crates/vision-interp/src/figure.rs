@@ -199,7 +199,8 @@ pub struct GridSpec<'a> {
     pub title: &'a str,
     pub col_titles: &'a [String],
     pub row_titles: &'a [String],
-    /// Side of each (square) cell in pixels; images are resized to fit.
+    /// Width of each cell in pixels; the height follows the tallest panel (at most square).
+    /// Images are resized to fit.
     pub cell: u32,
 }
 
@@ -227,6 +228,15 @@ pub fn grid(rows: &[Vec<Panel>], spec: &GridSpec) -> Result<RgbImage> {
     register_fonts();
     let ncols = rows.iter().map(Vec::len).max().unwrap_or(0) as u32;
     let cell = spec.cell;
+    let cell_h = rows
+        .iter()
+        .flatten()
+        .map(|p| {
+            (cell as f32 * p.image.height() as f32 / p.image.width().max(1) as f32).ceil() as u32
+        })
+        .max()
+        .unwrap_or(cell)
+        .min(cell);
     let max_chars = (cell / 8).max(8) as usize;
     let label_lines = rows
         .iter()
@@ -258,7 +268,7 @@ pub fn grid(rows: &[Vec<Panel>], spec: &GridSpec) -> Result<RgbImage> {
             + PAD
     };
     let left = if spec.row_titles.is_empty() { 0 } else { 130 };
-    let row_h = cell + label_h + PAD;
+    let row_h = cell_h + label_h + PAD;
     let width = left + ncols * (cell + PAD) + PAD;
     let height = title_h + header_h + rows.len() as u32 * row_h + PAD;
     let mut buf = vec![255u8; (width * height * 3) as usize];
@@ -291,7 +301,7 @@ pub fn grid(rows: &[Vec<Panel>], spec: &GridSpec) -> Result<RgbImage> {
             let y0 = title_h + header_h + r as u32 * row_h;
             if let Some(t) = spec.row_titles.get(r) {
                 for (k, line) in wrap(t, 16).into_iter().enumerate() {
-                    let y = y0 + cell / 2 + k as u32 * (FONT_PX + 3);
+                    let y = y0 + cell_h / 2 + k as u32 * (FONT_PX + 3);
                     root.draw(&Text::new(
                         line,
                         (PAD as i32, y as i32),
@@ -302,8 +312,8 @@ pub fn grid(rows: &[Vec<Panel>], spec: &GridSpec) -> Result<RgbImage> {
             }
             for (c, p) in row.iter().enumerate() {
                 let x0 = left + PAD + c as u32 * (cell + PAD);
-                let img = fit(&p.image, cell);
-                let (ox, oy) = ((cell - img.width()) / 2, (cell - img.height()) / 2);
+                let img = fit(&p.image, cell, cell_h);
+                let (ox, oy) = ((cell - img.width()) / 2, (cell_h - img.height()) / 2);
                 let (w, h) = img.dimensions();
                 let elem = BitMapElement::with_owned_buffer(
                     ((x0 + ox) as i32, (y0 + oy) as i32),
@@ -313,7 +323,7 @@ pub fn grid(rows: &[Vec<Panel>], spec: &GridSpec) -> Result<RgbImage> {
                 .context("panel buffer")?;
                 root.draw(&elem).map_err(draw_err)?;
                 for (k, line) in wrap(&p.label, max_chars).into_iter().enumerate() {
-                    let y = y0 + cell + 2 + k as u32 * (FONT_PX + 3);
+                    let y = y0 + cell_h + 2 + k as u32 * (FONT_PX + 3);
                     root.draw(&Text::new(
                         line,
                         ((x0 + cell / 2) as i32, y as i32),
@@ -328,11 +338,11 @@ pub fn grid(rows: &[Vec<Panel>], spec: &GridSpec) -> Result<RgbImage> {
     RgbImage::from_raw(width, height, buf).context("grid buffer")
 }
 
-/// Resizes to fit a `cell × cell` square, keeping the aspect ratio. Small maps are enlarged
+/// Resizes to fit a `box_w × box_h` box, keeping the aspect ratio. Small maps are enlarged
 /// with nearest-neighbour sampling so that their pixels stay visible.
-fn fit(img: &RgbImage, cell: u32) -> RgbImage {
+fn fit(img: &RgbImage, box_w: u32, box_h: u32) -> RgbImage {
     let (w, h) = img.dimensions();
-    let s = cell as f32 / w.max(h) as f32;
+    let s = (box_w as f32 / w as f32).min(box_h as f32 / h as f32);
     let (nw, nh) = (
         ((w as f32 * s).round() as u32).max(1),
         ((h as f32 * s).round() as u32).max(1),

@@ -23,10 +23,12 @@ pub use candle_core::{DType, Device, Tensor, Var};
 
 /// Root of the workspace (the folder holding `book.toml`), known at compile time.
 pub fn workspace_root() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .components()
-        .collect()
+    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = manifest
+        .parent()
+        .and_then(|p| p.parent())
+        .unwrap_or(manifest);
+    root.to_path_buf()
 }
 
 /// Path of a file under `assets/` in the workspace.

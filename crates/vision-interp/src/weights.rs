@@ -119,6 +119,7 @@ fn download(repo: hf_hub::Repo, file: &str) -> Result<PathBuf> {
 }
 
 /// Named tensors from one file, with errors that name the file and the tensor at fault.
+#[derive(Clone)]
 pub struct WeightStore {
     path: PathBuf,
     tensors: HashMap<String, Tensor>,
@@ -195,9 +196,30 @@ impl WeightStore {
         Ok(t)
     }
 
-    /// Replaces tensors (for the model-randomisation test).
+    /// Replaces tensors.
     pub fn replace(&mut self, name: &str, t: Tensor) {
         self.tensors.insert(name.to_owned(), t);
+    }
+
+    /// A copy in which every convolution and linear tensor whose name starts with one of
+    /// `prefixes` is re-drawn from N(0, σ²), σ the standard deviation of the trained tensor
+    /// (BatchNorm parameters and statistics are kept): the model-randomisation test of
+    /// Adebayo et al. (2018).
+    pub fn randomized(&self, prefixes: &[String], rng: &mut rand::rngs::StdRng) -> Result<Self> {
+        let mut out = self.clone();
+        let mut names: Vec<&String> = self.tensors.keys().collect();
+        names.sort(); // a fixed order, so a seed always gives the same weights
+        for name in names {
+            let is_bn = name.split('.').any(|part| part.starts_with("bn"));
+            if is_bn || !prefixes.iter().any(|p| name.starts_with(p.as_str())) {
+                continue;
+            }
+            let t = self.tensors[name].to_dtype(DType::F32)?;
+            let std = t.flatten_all()?.var(0)?.sqrt()?.to_scalar::<f32>()?;
+            let r = crate::rng::randn(rng, t.shape(), 0.0, std, t.device())?;
+            out.tensors.insert(name.clone(), r);
+        }
+        Ok(out)
     }
 
     pub fn raw(&self, name: &str) -> Option<&Tensor> {

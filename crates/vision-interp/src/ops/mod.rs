@@ -3,7 +3,9 @@
 //! Each one is built from Candle operations whose gradients are right (`narrow`, `reshape`,
 //! `pad_with_zeros`, `broadcast_mul`, `matmul`), so it runs on every device, and each has a
 //! finite-difference test in `tests/ops_gradcheck.rs`.
-use candle_core::{Result, Tensor, D};
+use candle_core::{DType, Device, Result, Tensor, D};
+
+pub mod cpu;
 
 /// TensorFlow "SAME" padding along one axis: `(before, after)` so that the output has
 /// `ceil(size / stride)` elements. Asymmetric (one more after) when the total is odd.
@@ -44,10 +46,22 @@ pub fn strided_pick(
 
 /// Depthwise convolution (one `k × k` filter per channel, no padding): `weight` is `(C, 1, k, k)`.
 ///
-/// Candle runs `conv2d` with `groups = C` as C separate convolutions joined by `cat`, which is
-/// slow for hundreds of channels. Here the output is the sum over the `k²` filter taps of a
-/// shifted (and strided) view of the input times that tap's per-channel weight.
+/// On the CPU (f32) it runs the custom operation in [`cpu`], with hand-written forward
+/// and backward loops; elsewhere it falls back to [`depthwise_conv2d_taps`].
 pub fn depthwise_conv2d(x: &Tensor, weight: &Tensor, stride: usize) -> Result<Tensor> {
+    if matches!(x.device(), Device::Cpu) && x.dtype() == DType::F32 && weight.dtype() == DType::F32
+    {
+        x.contiguous()?
+            .apply_op2(&weight.contiguous()?, cpu::DepthwiseConv2d { stride })
+    } else {
+        depthwise_conv2d_taps(x, weight, stride)
+    }
+}
+
+/// Depthwise convolution from Candle operations only, for every device: the sum over the
+/// `k²` filter taps of a shifted (and strided) view of the input times that tap's weight.
+/// (Candle's own `conv2d` with `groups = C` runs C separate convolutions joined by `cat`.)
+pub fn depthwise_conv2d_taps(x: &Tensor, weight: &Tensor, stride: usize) -> Result<Tensor> {
     let (_, c, h, w) = x.dims4()?;
     let (_, _, kh, kw) = weight.dims4()?;
     let oh = (h - kh) / stride + 1;
@@ -73,9 +87,25 @@ pub fn depthwise_conv2d(x: &Tensor, weight: &Tensor, stride: usize) -> Result<Te
     Ok(out.expect("kernel has at least one tap"))
 }
 
-/// ReLU6: `min(max(x, 0), 6)`.
+/// 1×1 convolution as a matrix product: `weight` `(C_out, C_in, 1, 1)`, `x` `(N, C_in, H, W)`.
+/// Its backward pass is two matrix products, where Candle's `conv2d` backward runs a
+/// transposed convolution and a second convolution for the (unused) weight gradient.
+pub fn pointwise_conv2d(x: &Tensor, weight: &Tensor) -> Result<Tensor> {
+    let (n, c, h, w) = x.dims4()?;
+    let c_out = weight.dim(0)?;
+    let y = weight
+        .reshape((c_out, c))?
+        .broadcast_matmul(&x.reshape((n, c, h * w))?)?;
+    y.reshape((n, c_out, h, w))
+}
+
+/// ReLU6: `min(max(x, 0), 6)` (a custom operation on the CPU, `clamp` elsewhere).
 pub fn relu6(x: &Tensor) -> Result<Tensor> {
-    x.clamp(0f32, 6f32)
+    if matches!(x.device(), Device::Cpu) && x.dtype() == DType::F32 {
+        x.contiguous()?.apply_op1(cpu::Relu6)
+    } else {
+        x.clamp(0f32, 6f32)
+    }
 }
 
 /// Global average pool: `(N, C, H, W)` → `(N, C)`.

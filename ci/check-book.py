@@ -1,0 +1,75 @@
+#!/usr/bin/env python3
+"""Checks of the book that mdBook does not make.
+
+sources: every {{#include}} / {{#rustdoc_include}} names an existing file, every named ANCHOR
+         exists in it, is balanced and is not empty; every figure a page shows exists.
+output:  no formula was left unrendered; every image and stylesheet a page links exists;
+         KaTeX's fonts are served by the book.
+"""
+import pathlib
+import re
+import sys
+
+BOOK = pathlib.Path("book")
+INCLUDE = re.compile(r"\{\{#(?:include|rustdoc_include)\s+([^}\s:]+)(?::([^}\s]+))?\s*\}\}")
+errors = []
+
+
+def check_sources():
+    for md in sorted(BOOK.rglob("*.md")):
+        text = md.read_text()
+        for m in INCLUDE.finditer(text):
+            path, anchor = (md.parent / m.group(1)).resolve(), m.group(2)
+            if not path.is_file():
+                errors.append(f"{md}: include of missing file {m.group(1)}")
+                continue
+            if anchor and not re.fullmatch(r"[0-9:]*", anchor):
+                body = path.read_text()
+                start, end = f"ANCHOR: {anchor}\n", f"ANCHOR_END: {anchor}\n"
+                if body.count(start) != 1 or body.count(end) != 1:
+                    errors.append(f"{md}: anchor '{anchor}' is missing or not balanced in {m.group(1)}")
+                    continue
+                inner = body.split(start, 1)[1].split(end, 1)[0]
+                lines = [l for l in inner.splitlines()[:-1] if l.strip()]
+                if not lines:
+                    errors.append(f"{md}: anchor '{anchor}' in {m.group(1)} is empty")
+        for src in re.findall(r'<img[^>]*\ssrc="([^"]+)"', text) + re.findall(r"!\[[^\]]*\]\(([^)\s]+)", text):
+            if "://" in src:
+                continue
+            f = md.parent / src
+            if not f.is_file() or f.stat().st_size == 0:
+                errors.append(f"{md}: figure {src} is missing or empty")
+
+
+def check_output(out):
+    out = pathlib.Path(out)
+    pages = [p for p in out.rglob("*.html") if p.name not in ("print.html", "toc.html", "404.html")]
+    if not pages:
+        errors.append(f"{out}: no pages")
+    strip = re.compile(r"<(pre|code|annotation|script|style)\b.*?</\1>", re.S)
+    for page in pages:
+        html = page.read_text()
+        text = strip.sub("", html)
+        if "$" in text:
+            at = text.index("$")
+            errors.append(f"{page}: unrendered math near: {text[max(0, at - 60):at + 60]!r}")
+        for ref in re.findall(r'(?:src|href)="([^"#?]+\.(?:png|jpg|svg|css))"', html):
+            if "://" not in ref and not (page.parent / ref).resolve().is_file():
+                errors.append(f"{page}: link to missing {ref}")
+    css = out / "katex" / "katex.min.css"
+    if not css.is_file():
+        errors.append("KaTeX's stylesheet is not served by the book")
+    else:
+        for font in set(re.findall(r"url\((fonts/[^)]+\.woff2)\)", css.read_text())):
+            if not (css.parent / font).is_file():
+                errors.append(f"KaTeX font {font} is not served by the book")
+    print(f"checked {len(pages)} pages")
+
+
+if sys.argv[1] == "sources":
+    check_sources()
+else:
+    check_output(sys.argv[2])
+for e in errors:
+    print("error:", e)
+sys.exit(1 if errors else 0)

@@ -1,0 +1,200 @@
+//! Attribution methods on models whose answer is known in closed form.
+use candle_core::{DType, Device, Module, Tensor};
+use vision_interp::attribution;
+use vision_interp::models::{Activations, LayerInfo, Model, Sequential, Taps};
+
+/// A test model built from named stages; preprocessing is the identity.
+struct Toy {
+    net: Sequential,
+    layers: Vec<LayerInfo>,
+    classes: Vec<String>,
+}
+
+impl Model for Toy {
+    fn name(&self) -> &str {
+        "toy"
+    }
+    fn input_size(&self) -> usize {
+        6
+    }
+    fn layers(&self) -> &[LayerInfo] {
+        &self.layers
+    }
+    fn classes(&self) -> &[String] {
+        &self.classes
+    }
+    fn preprocess(&self, rgb01: &Tensor) -> anyhow::Result<Tensor> {
+        Ok(rgb01.clone())
+    }
+    fn forward_taps(&self, x: &Tensor, taps: &Taps) -> anyhow::Result<Activations> {
+        self.net.run(x, taps)
+    }
+}
+
+struct Linear(Tensor, Tensor);
+impl Module for Linear {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        x.flatten_from(1)?
+            .matmul(&self.0.t()?)?
+            .broadcast_add(&self.1)
+    }
+}
+
+fn info(name: &str, channels: usize, size: usize) -> LayerInfo {
+    LayerInfo {
+        name: name.into(),
+        channels,
+        height: size,
+        width: size,
+        description: String::new(),
+    }
+}
+
+fn image(seed: u64) -> Tensor {
+    vision_interp::rng::rand_uniform(
+        &mut vision_interp::rng::seeded(seed),
+        (3, 6, 6),
+        0.0,
+        1.0,
+        &Device::Cpu,
+    )
+    .unwrap()
+}
+
+fn linear_model() -> (Toy, Tensor) {
+    let w = vision_interp::rng::randn(
+        &mut vision_interp::rng::seeded(1),
+        (4, 3 * 36),
+        0.0,
+        1.0,
+        &Device::Cpu,
+    )
+    .unwrap();
+    let b = Tensor::zeros(4, DType::F32, &Device::Cpu).unwrap();
+    let mut net = Sequential::new();
+    net.push("logits", Linear(w.clone(), b));
+    let toy = Toy {
+        net,
+        layers: vec![info("logits", 4, 1)],
+        classes: (0..4).map(|c| c.to_string()).collect(),
+    };
+    (toy, w)
+}
+
+#[test]
+fn saliency_of_a_linear_model_is_its_weights() {
+    let (toy, w) = linear_model();
+    let img = image(2);
+    for class in 0..4 {
+        let (g, _) = attribution::input_gradients(&toy, &img.unsqueeze(0).unwrap(), class).unwrap();
+        let want = w.get(class).unwrap().reshape((1, 3, 6, 6)).unwrap();
+        let d = (g - &want)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(
+            d < 1e-6,
+            "class {class}: gradient differs from the weights by {d}"
+        );
+        let s = attribution::saliency(&toy, &img, class).unwrap();
+        let want_s = want.squeeze(0).unwrap().abs().unwrap().max(0).unwrap();
+        let d = (s - want_s)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(
+            d < 1e-6,
+            "class {class}: saliency differs from max_c |w| by {d}"
+        );
+    }
+}
+
+#[test]
+fn integrated_gradients_are_complete_and_exact_for_a_linear_model() {
+    let (toy, w) = linear_model();
+    let img = image(3);
+    let baseline = img.zeros_like().unwrap();
+    let ig = attribution::integrated_gradients(&toy, &img, &baseline, 2, 8, 4).unwrap();
+    // For a linear model, IG = (x − x') ⊙ w exactly, and Σ IG = y(x) − y(x').
+    let want = (img.clone() * w.get(2).unwrap().reshape((3, 6, 6)).unwrap()).unwrap();
+    let d = (&ig.attributions - want)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    assert!(d < 1e-5, "IG differs from x ⊙ w by {d}");
+    let (total, gap) = ig.completeness;
+    assert!(
+        (total - gap).abs() < 1e-3 * gap.abs().max(1.0),
+        "Σ IG {total} vs score gap {gap}"
+    );
+    assert_eq!(ig.path_scores.len(), 9);
+}
+
+/// Features: channel 0 = red plane, channel 1 = green plane. Logit c = mean of channel c.
+struct Planes;
+impl Module for Planes {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        x.narrow(1, 0, 2)
+    }
+}
+struct MeanPerChannel;
+impl Module for MeanPerChannel {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        x.mean(3)?.mean(2)
+    }
+}
+
+#[test]
+fn grad_cam_picks_the_channel_that_decides() {
+    let mut net = Sequential::new();
+    net.push("features", Planes);
+    net.push("logits", MeanPerChannel);
+    let toy = Toy {
+        net,
+        layers: vec![info("features", 2, 6), info("logits", 2, 1)],
+        classes: vec!["red".into(), "green".into()],
+    };
+    let img = image(4);
+    for class in 0..2 {
+        let cam = attribution::grad_cam(&toy, &img, class, "features").unwrap();
+        // α = (1/36, 0) for class 0 and (0, 1/36) for class 1: the CAM is that plane / 36.
+        let alphas = cam.alphas.to_vec1::<f32>().unwrap();
+        assert!((alphas[class] - 1.0 / 36.0).abs() < 1e-7, "{alphas:?}");
+        assert!(alphas[1 - class].abs() < 1e-9, "{alphas:?}");
+        let want = (img.get(class).unwrap() / 36.0).unwrap();
+        let d = (cam.cam - want)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(d < 1e-7, "class {class}: CAM differs by {d}");
+    }
+    // An unknown layer is an error that lists the layers.
+    let err = attribution::grad_cam(&toy, &img, 0, "conv9")
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("features") && err.contains("logits"), "{err}");
+}
+
+#[test]
+fn spearman_of_identical_and_reversed_rankings() {
+    let a = [1.0, 2.0, 3.0, 4.0];
+    assert!((attribution::spearman(&a, &a) - 1.0).abs() < 1e-6);
+    assert!((attribution::spearman(&a, &[4.0, 3.0, 2.0, 1.0]) + 1.0).abs() < 1e-6);
+}

@@ -1,0 +1,230 @@
+//! Finite-difference checks of every operation on a gradient path (float64, central
+//! differences), and forward checks against Candle's own operations.
+use candle_core::{DType, Device, Tensor, Var};
+use vision_interp::ops;
+
+fn rand64(seed: u64, shape: &[usize]) -> Tensor {
+    vision_interp::rng::randn(
+        &mut vision_interp::rng::seeded(seed),
+        shape,
+        0.0,
+        1.0,
+        &Device::Cpu,
+    )
+    .unwrap()
+    .to_dtype(DType::F64)
+    .unwrap()
+}
+
+/// Relative L2 error between autograd and central differences of `loss = Σ f(x) ⊙ r`.
+fn gradcheck(f: impl Fn(&Tensor) -> candle_core::Result<Tensor>, x: &Tensor) -> f64 {
+    let r = rand64(99, f(x).unwrap().dims());
+    let loss = |t: &Tensor| {
+        (f(t).unwrap() * &r)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap()
+    };
+    let var = Var::from_tensor(x).unwrap();
+    let l = (f(var.as_tensor()).unwrap() * &r)
+        .unwrap()
+        .sum_all()
+        .unwrap();
+    let g = l
+        .backward()
+        .unwrap()
+        .get(var.as_tensor())
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f64>()
+        .unwrap();
+    let flat = x.flatten_all().unwrap().to_vec1::<f64>().unwrap();
+    let eps = 1e-6;
+    let (mut num, mut den) = (0.0, 0.0);
+    for i in 0..flat.len() {
+        let mut p = flat.clone();
+        p[i] += eps;
+        let mut m = flat.clone();
+        m[i] -= eps;
+        let tp = Tensor::from_vec(p, x.dims(), &Device::Cpu).unwrap();
+        let tm = Tensor::from_vec(m, x.dims(), &Device::Cpu).unwrap();
+        let fd = (loss(&tp) - loss(&tm)) / (2.0 * eps);
+        num += (fd - g[i]).powi(2);
+        den += fd.powi(2);
+    }
+    (num / den.max(1e-30)).sqrt()
+}
+
+#[test]
+fn same_padding_matches_tensorflow() {
+    // TF: out = ceil(n / s), total pad = max((out − 1)·s + k − n, 0), before = total / 2.
+    assert_eq!(ops::same_padding(224, 3, 2), (0, 1));
+    assert_eq!(ops::same_padding(112, 3, 1), (1, 1));
+    assert_eq!(ops::same_padding(28, 5, 2), (1, 2));
+    assert_eq!(ops::same_padding(14, 5, 1), (2, 2));
+    assert_eq!(ops::same_padding(7, 1, 1), (0, 0));
+}
+
+#[test]
+fn depthwise_conv_equals_grouped_conv2d() {
+    for (k, s, h) in [(3, 1, 9), (3, 2, 10), (5, 2, 11), (5, 1, 7)] {
+        let x = rand64(1, &[2, 4, h, h]);
+        let w = rand64(2, &[4, 1, k, k]);
+        let ours = ops::depthwise_conv2d_taps(&x, &w, s).unwrap();
+        let candle = x.conv2d(&w, 0, s, 1, 4).unwrap();
+        assert_eq!(ours.dims(), candle.dims());
+        let d = (ours - candle)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap();
+        assert!(d < 1e-12, "k{k} s{s}: max difference {d}");
+    }
+}
+
+#[test]
+fn depthwise_conv_gradient() {
+    for (k, s) in [(3, 1), (3, 2), (5, 2)] {
+        let w = rand64(3, &[3, 1, k, k]);
+        let x = rand64(4, &[1, 3, 8, 8]);
+        let e = gradcheck(
+            |t| ops::depthwise_conv2d_taps(&ops::pad_same(t, k, s)?, &w, s),
+            &x,
+        );
+        assert!(e < 1e-6, "k{k} s{s}: relative error {e}");
+    }
+}
+
+#[test]
+fn same_padded_conv_gradient() {
+    let w = rand64(5, &[4, 3, 3, 3]);
+    let x = rand64(6, &[1, 3, 8, 8]);
+    let e = gradcheck(|t| ops::pad_same(t, 3, 2)?.conv2d(&w, 0, 2, 1, 1), &x);
+    assert!(e < 1e-6, "relative error {e}");
+}
+
+#[test]
+fn relu6_and_pool_gradients() {
+    // Values spread over both kinks (0 and 6); none lies within eps of a kink for this seed.
+    let x = (rand64(7, &[1, 2, 5, 5]) * 4.0).unwrap();
+    let e = gradcheck(|t| ops::global_avg_pool(&ops::relu6(&(t * 2.0)?)?), &x);
+    assert!(e < 1e-6, "relative error {e}");
+}
+
+#[test]
+fn bilinear_resize_gradient_and_forward() {
+    let x = rand64(8, &[1, 2, 5, 4]);
+    for (h, w) in [(9, 7), (3, 2), (5, 4)] {
+        let e = gradcheck(|t| ops::resize_bilinear(t, h, w), &x);
+        assert!(e < 1e-6, "{h}×{w}: relative error {e}");
+    }
+    // Forward equals Candle's (PyTorch-compatible) bilinear upsampling.
+    let ours = ops::resize_bilinear(&x, 10, 8).unwrap();
+    let candle = x.upsample_bilinear2d(10, 8, false).unwrap();
+    let d = (ours - candle)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f64>()
+        .unwrap();
+    assert!(d < 1e-6, "max difference {d}");
+}
+
+/// Forward and input/weight gradients of two f32 implementations of the same function:
+/// the largest relative difference.
+fn same_f32(
+    a: impl Fn(&Tensor, &Tensor) -> candle_core::Result<Tensor>,
+    b: impl Fn(&Tensor, &Tensor) -> candle_core::Result<Tensor>,
+    x: &Tensor,
+    w: &Tensor,
+) -> f32 {
+    let run = |f: &dyn Fn(&Tensor, &Tensor) -> candle_core::Result<Tensor>| {
+        let (xv, wv) = (Var::from_tensor(x).unwrap(), Var::from_tensor(w).unwrap());
+        let y = f(xv.as_tensor(), wv.as_tensor()).unwrap();
+        let r = rand64(11, y.dims()).to_dtype(DType::F32).unwrap();
+        let g = (&y * r).unwrap().sum_all().unwrap().backward().unwrap();
+        [
+            y.flatten_all().unwrap(),
+            g.get(xv.as_tensor()).unwrap().flatten_all().unwrap(),
+            g.get(wv.as_tensor()).unwrap().flatten_all().unwrap(),
+        ]
+    };
+    let (ra, rb) = (run(&a), run(&b));
+    ra.iter()
+        .zip(&rb)
+        .map(|(p, q)| {
+            let d = (p - q)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
+            d / q
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap()
+                .max(1e-6)
+        })
+        .fold(0.0, f32::max)
+}
+
+#[test]
+fn cpu_depthwise_kernel_matches_the_checked_reference() {
+    for (k, s) in [(3, 1), (3, 2), (5, 1), (5, 2)] {
+        let x = rand64(12, &[2, 5, 11, 10]).to_dtype(DType::F32).unwrap();
+        let w = rand64(13, &[5, 1, k, k]).to_dtype(DType::F32).unwrap();
+        let e = same_f32(
+            |x, w| ops::depthwise_conv2d(x, w, s),
+            |x, w| ops::depthwise_conv2d_taps(x, w, s),
+            &x,
+            &w,
+        );
+        assert!(e < 1e-5, "k{k} s{s}: relative difference {e}");
+    }
+}
+
+#[test]
+fn cpu_relu6_kernel_matches_clamp() {
+    let x = (rand64(14, &[2, 3, 6, 6]) * 4.0)
+        .unwrap()
+        .to_dtype(DType::F32)
+        .unwrap();
+    let w = rand64(15, &[1]).to_dtype(DType::F32).unwrap();
+    let e = same_f32(
+        |x, w| ops::relu6(&x.broadcast_mul(w)?),
+        |x, w| x.broadcast_mul(w)?.clamp(0f32, 6f32),
+        &x,
+        &w,
+    );
+    assert!(e < 1e-6, "relative difference {e}");
+}
+
+#[test]
+fn pointwise_conv_equals_conv2d_and_its_gradient() {
+    let x = rand64(16, &[2, 4, 5, 3]);
+    let w = rand64(17, &[6, 4, 1, 1]);
+    let d = (ops::pointwise_conv2d(&x, &w).unwrap() - x.conv2d(&w, 0, 1, 1, 1).unwrap())
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f64>()
+        .unwrap();
+    assert!(d < 1e-12, "max difference {d}");
+    let e = gradcheck(|t| ops::pointwise_conv2d(t, &w), &x);
+    assert!(e < 1e-6, "relative error {e}");
+}
