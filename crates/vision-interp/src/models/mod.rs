@@ -227,7 +227,8 @@ pub fn load_randomized(
     match name {
         "efficientnet-lite0" | "lite0" => {
             let path = crate::weights::resolve(&lite0::WEIGHTS, weights)?;
-            let store = crate::weights::WeightStore::load(&path, device)?;
+            let store =
+                EfficientNetLite0::timm_named(crate::weights::WeightStore::load(&path, device)?)?;
             let prefixes: Vec<String> = layers
                 .iter()
                 .flat_map(|l| EfficientNetLite0::layer_prefixes(l))
