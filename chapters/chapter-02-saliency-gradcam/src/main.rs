@@ -3,14 +3,14 @@
 //! Vanilla saliency, SmoothGrad, integrated gradients and Grad-CAM on EfficientNet-Lite0 and
 //! real photos, then two checks: Grad-CAM separates two classes in one image, and the maps
 //! change when the model's weights are randomised (Adebayo et al., 2018).
-// ANCHOR: all
 use anyhow::Result;
 use clap::Parser;
 use vision_interp::attribution::{self as attr, top_k};
 use vision_interp::cli::{CommonArgs, Session};
-use vision_interp::figure::{grid, line_chart, overlay, Colormap, GridSpec, Map, Panel, Series};
+use vision_interp::figure::{line_chart, GridSpec, Panel, Series};
+use vision_interp::imageio::{photo, side_by_side, to_tensor};
 use vision_interp::imagenet::short_name;
-use vision_interp::{asset, imageio, models, Tensor};
+use vision_interp::{asset, models, Tensor};
 
 #[derive(Parser)]
 #[command(about = "Saliency maps, SmoothGrad, integrated gradients and Grad-CAM")]
@@ -19,225 +19,109 @@ struct Args {
     common: CommonArgs,
 }
 
-const PHOTOS: [&str; 4] = [
-    "chelsea.png",
-    "coffee.png",
-    "grace_hopper.jpg",
-    "camera.png",
-];
-
-// ANCHOR: panels
-/// Magnitude maps: clip at the 99th percentile, inferno. Signed maps: blue-white-red.
-fn magnitude(map: &Tensor, label: &str) -> Result<Panel> {
-    let map = Map::from_tensor(map)?.normalize_quantile(0.99);
-    Ok(Panel::new(map.colorize(Colormap::Inferno), label))
-}
-
-fn signed(map: &Tensor, label: &str) -> Result<Panel> {
-    let map = Map::from_tensor(map)?.normalize_signed(0.99);
-    Ok(Panel::new(map.colorize(Colormap::BlueWhiteRed), label))
-}
-
-/// Grad-CAM: divide by the maximum, upsample bilinearly, lay over the photo (α = 0.5).
-fn cam_overlay(img: &Tensor, cam: &Tensor, label: &str) -> Result<Panel> {
-    let photo = imageio::to_rgb_image(img)?;
-    let map = Map::from_tensor(cam)?.normalize_max();
-    Ok(Panel::new(
-        overlay(&photo, &map, Colormap::Inferno, 0.5),
-        label,
-    ))
-}
-// ANCHOR_END: panels
+const PHOTOS: [&str; 4] = ["chelsea.png", "coffee.png", "grace_hopper.jpg", "camera.png"];
+const TIGER_CAT: usize = 282;
+const ESPRESSO: usize = 967;
 
 fn main() -> Result<()> {
     let args = Args::parse();
     let mut s = Session::start(&args.common, "chapter-02-saliency-gradcam")?;
-    let model = models::load(
-        &args.common.model,
-        args.common.weights.as_deref(),
-        &s.device,
-    )?;
+    let weights = args.common.weights.as_deref();
+    let model = models::load(&args.common.model, weights, &s.device)?;
     let m = model.as_ref();
-    let size = m.input_size() as u32;
+    let size = m.input_size();
     let (samples, steps) = if s.quick { (8, 32) } else { (32, 128) };
 
     // ANCHOR: methods
-    let mut rows = Vec::new();
-    let mut ig_paths = Vec::new();
+    let (mut rows, mut ig_paths) = (Vec::new(), Vec::new());
     for name in PHOTOS {
-        let img = imageio::load_photo(&asset(&format!("photos/{name}")), size, &s.device)?;
+        let img = photo(name, size, &s.device)?; // (3, 224, 224) in [0, 1]
         let top = top_k(m, &img, 3)?;
-        println!(
-            "{name}: {}",
-            top.iter()
-                .map(|p| format!("{} {} ({:.2})", p.class, short_name(&p.name), p.prob))
-                .collect::<Vec<_>>()
-                .join("; ")
-        );
+        println!("{name}: {}", top.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("; "));
         let class = top[0].class;
-        let saliency = attr::saliency(m, &img, class)?; // (H, W)
+        let saliency = attr::saliency(m, &img, class)?; // (224, 224)
         let smooth = attr::smoothgrad(m, &img, class, samples, 0.15, 8, &mut s.rng)?;
-        let black = img.zeros_like()?;
-        let ig = attr::integrated_gradients(m, &img, &black, class, steps, 16)?;
+        let ig = attr::integrated_gradients(m, &img, &img.zeros_like()?, class, steps, 16)?;
         let (total, gap) = ig.completeness; // equal when the path integral is exact
         println!("  integrated gradients: Σ attributions {total:.2}, y(x) − y(black) {gap:.2}");
-        ig_paths.push(Series {
-            label: format!("{name}: {}", short_name(&top[0].name)),
-            points: ig.path_scores.clone(),
-        });
-        let cam = attr::grad_cam(m, &img, class, "head")?; // (7, 7)
+        let cam = attr::grad_cam(m, &img, class, "head")?.cam; // (7, 7)
         rows.push(vec![
-            Panel::new(
-                imageio::to_rgb_image(&img)?,
-                format!("{} {:.2}", short_name(&top[0].name), top[0].prob),
-            ),
-            magnitude(&saliency, "saliency")?,
-            magnitude(&smooth, &format!("SmoothGrad n={samples}"))?,
-            signed(&ig.attributions.sum(0)?, &format!("IG, {steps} steps"))?,
-            cam_overlay(&img, &cam.cam, "Grad-CAM head")?,
+            Panel::image(&img, format!("{} {:.2}", short_name(&top[0].name), top[0].prob))?,
+            Panel::magnitude(&saliency, "saliency")?,
+            Panel::magnitude(&smooth, format!("SmoothGrad n={samples}"))?,
+            Panel::signed(&ig.attributions.sum(0)?, format!("IG, {steps} steps"))?,
+            Panel::overlay(&img, &cam, "Grad-CAM head")?,
         ]);
+        let label = format!("{name}: {}", short_name(&top[0].name));
+        ig_paths.push(Series { label, points: ig.path_scores });
     }
     // ANCHOR_END: methods
-    let titles = [
-        "input, top-1",
-        "|∂y/∂x| max over RGB",
-        "mean of noisy maps",
-        "Σ_RGB (x−x')·∫∇y",
-        "ReLU(Σ α_k A^k)",
-    ];
-    let spec = GridSpec {
-        title: "",
-        col_titles: &titles.map(String::from),
-        row_titles: &[],
-        cell: 200,
-    };
-    s.save(
-        &grid(&rows, &spec)?,
-        &s.figure(m.name(), "photos", "attribution-methods"),
-    )?;
-
-    // ANCHOR: layers
-    let cat = imageio::load_photo(&asset("photos/chelsea.png"), size, &s.device)?;
-    let tiger_cat = 282;
-    let mut row = vec![Panel::new(imageio::to_rgb_image(&cat)?, "input")];
-    for layer in ["stage3", "stage4", "stage5", "stage6", "head"] {
-        let info = m.layer(layer)?;
-        let cam = attr::grad_cam(m, &cat, tiger_cat, layer)?;
-        row.push(cam_overlay(
-            &cat,
-            &cam.cam,
-            &format!("{layer} ({}×{}×{})", info.channels, info.height, info.width),
-        )?);
-    }
-    // ANCHOR_END: layers
-    let spec = GridSpec {
-        title: "Grad-CAM for 'tiger cat' at five depths",
-        col_titles: &[],
-        row_titles: &[],
-        cell: 180,
-    };
-    s.save(
-        &grid(&[row], &spec)?,
-        &s.figure(m.name(), "chelsea", "gradcam-layers"),
-    )?;
-
-    // ANCHOR: two_classes
-    let left = imageio::read_rgb(&asset("photos/chelsea.png"))?;
-    let right = imageio::read_rgb(&asset("photos/coffee.png"))?;
-    let both = imageio::to_tensor(&imageio::side_by_side(&left, &right, size), &s.device)?;
-    let mut rows = Vec::new();
-    for class in [tiger_cat, 967] {
-        let name = short_name(&m.classes()[class]).to_owned();
-        let logit = m
-            .logits(&both.unsqueeze(0)?)?
-            .get(0)?
-            .get(class)?
-            .to_scalar::<f32>()?;
-        rows.push(vec![
-            Panel::new(
-                imageio::to_rgb_image(&both)?,
-                format!("class {class} '{name}', logit {logit:.1}"),
-            ),
-            magnitude(&attr::saliency(m, &both, class)?, "saliency")?,
-            cam_overlay(
-                &both,
-                &attr::grad_cam(m, &both, class, "head")?.cam,
-                "Grad-CAM head",
-            )?,
-        ]);
-    }
-    // ANCHOR_END: two_classes
-    let spec = GridSpec {
-        title: "One image, two classes",
-        col_titles: &[],
-        row_titles: &[],
-        cell: 300,
-    };
-    s.save(
-        &grid(&rows, &spec)?,
-        &s.figure(m.name(), "cat-and-espresso", "class-discriminative"),
-    )?;
+    let columns =
+        ["input, top-1", "|∂y/∂x| max over RGB", "mean of noisy maps", "Σ_RGB (x−x')·∫∇y", "ReLU(Σ α_k A^k)"];
+    let spec = GridSpec::new(200).columns(&columns);
+    s.save_grid(&rows, &spec, (m.name(), "photos", "attribution-methods"))?;
 
     // ANCHOR: ig_path
     let title = "Top-1 logit along the straight path from black to the photo";
-    let chart = line_chart(
-        &ig_paths,
-        title,
-        "α (0 = black, 1 = photo)",
-        "logit",
-        (720, 400),
-    )?;
+    let chart = line_chart(&ig_paths, title, "α (0 = black, 1 = photo)", "logit", (720, 400))?;
     // ANCHOR_END: ig_path
     s.save(&chart, &s.figure(m.name(), "photos", "ig-path"))?;
 
+    // ANCHOR: layers
+    let cat = photo("chelsea.png", size, &s.device)?;
+    let mut row = vec![Panel::image(&cat, "input")?];
+    for layer in ["stage3", "stage4", "stage5", "stage6", "head"] {
+        let l = m.layer(layer)?;
+        let cam = attr::grad_cam(m, &cat, TIGER_CAT, layer)?.cam;
+        row.push(Panel::overlay(&cat, &cam, format!("{layer} ({}×{}×{})", l.channels, l.height, l.width))?);
+    }
+    // ANCHOR_END: layers
+    let spec = GridSpec::new(180).title("Grad-CAM for 'tiger cat' at five depths");
+    s.save_grid(&[row], &spec, (m.name(), "chelsea", "gradcam-layers"))?;
+
+    // ANCHOR: two_classes
+    let left = vision_interp::imageio::read_rgb(&asset("photos/chelsea.png"))?;
+    let right = vision_interp::imageio::read_rgb(&asset("photos/coffee.png"))?;
+    let both = to_tensor(&side_by_side(&left, &right, size as u32), &s.device)?; // (3, 224, 673)
+    let logits = m.logits(&both.unsqueeze(0)?)?.squeeze(0)?;
+    let mut rows = Vec::new();
+    for class in [TIGER_CAT, ESPRESSO] {
+        let logit = logits.get(class)?.to_scalar::<f32>()?;
+        let name = short_name(&m.classes()[class]);
+        rows.push(vec![
+            Panel::image(&both, format!("class {class} '{name}', logit {logit:.1}"))?,
+            Panel::magnitude(&attr::saliency(m, &both, class)?, "saliency")?,
+            Panel::overlay(&both, &attr::grad_cam(m, &both, class, "head")?.cam, "Grad-CAM head")?,
+        ]);
+    }
+    // ANCHOR_END: two_classes
+    let spec = GridSpec::new(300).title("One image, two classes");
+    s.save_grid(&rows, &spec, (m.name(), "cat-and-espresso", "class-discriminative"))?;
+
     // ANCHOR: sanity
-    let cascade = [
-        "logits", "head", "stage6", "stage5", "stage4", "stage3", "stage2", "stage1", "stage0",
-        "stem",
-    ];
-    let base_sal = attr::saliency(m, &cat, tiger_cat)?;
-    let base_cam = attr::grad_cam(m, &cat, tiger_cat, "head")?.cam;
-    let mut sal_row = vec![magnitude(&base_sal, "trained")?];
-    let mut cam_row = vec![cam_overlay(&cat, &base_cam, "trained")?];
+    let cascade =
+        ["logits", "head", "stage6", "stage5", "stage4", "stage3", "stage2", "stage1", "stage0", "stem"];
     let flat = |t: &Tensor| t.flatten_all()?.to_vec1::<f32>();
+    let trained = (attr::saliency(m, &cat, TIGER_CAT)?, attr::grad_cam(m, &cat, TIGER_CAT, "head")?.cam);
+    let mut sal_row = vec![Panel::magnitude(&trained.0, "trained")?];
+    let mut cam_row = vec![Panel::overlay(&cat, &trained.1, "trained")?];
     for k in 1..=cascade.len() {
-        let random = models::load_randomized(
-            m.name(),
-            args.common.weights.as_deref(),
-            &s.device,
-            &cascade[..k],
-            &mut s.rng,
-        )?;
-        let sal = attr::saliency(random.as_ref(), &cat, tiger_cat)?;
-        let cam = attr::grad_cam(random.as_ref(), &cat, tiger_cat, "head")?.cam;
-        let (rs, rc) = (
-            attr::spearman(&flat(&base_sal)?, &flat(&sal)?),
-            attr::spearman(&flat(&base_cam)?, &flat(&cam)?),
-        );
-        println!(
-            "randomised down to {:>6}: Spearman ρ saliency {rs:.2}, Grad-CAM {rc:.2}",
-            cascade[k - 1]
-        );
-        sal_row.push(magnitude(&sal, &format!("→{} ρ={rs:.2}", cascade[k - 1]))?);
-        cam_row.push(cam_overlay(
-            &cat,
-            &cam,
-            &format!("→{} ρ={rc:.2}", cascade[k - 1]),
-        )?);
+        // Every layer from the logits down to cascade[k - 1] gets random weights.
+        let random = models::load_randomized(m.name(), weights, &s.device, &cascade[..k], &mut s.rng)?;
+        let sal = attr::saliency(random.as_ref(), &cat, TIGER_CAT)?;
+        let cam = attr::grad_cam(random.as_ref(), &cat, TIGER_CAT, "head")?.cam;
+        let rho_sal = attr::spearman(&flat(&trained.0)?, &flat(&sal)?);
+        let rho_cam = attr::spearman(&flat(&trained.1)?, &flat(&cam)?);
+        let down_to = cascade[k - 1];
+        println!("randomised down to {down_to:>6}: Spearman ρ saliency {rho_sal:.2}, Grad-CAM {rho_cam:.2}");
+        sal_row.push(Panel::magnitude(&sal, format!("→{down_to} ρ={rho_sal:.2}"))?);
+        cam_row.push(Panel::overlay(&cat, &cam, format!("→{down_to} ρ={rho_cam:.2}"))?);
     }
     // ANCHOR_END: sanity
-    let rows_t = ["saliency".to_owned(), "Grad-CAM head".to_owned()];
-    let spec = GridSpec {
-        title: "Cascading randomisation from the logits down",
-        col_titles: &[],
-        row_titles: &rows_t,
-        cell: 120,
-    };
-    s.save(
-        &grid(&[sal_row, cam_row], &spec)?,
-        &s.figure(m.name(), "chelsea", "sanity-randomization"),
-    )?;
+    let spec = GridSpec::new(120)
+        .title("Cascading randomisation from the logits down")
+        .rows(&["saliency", "Grad-CAM head"]);
+    s.save_grid(&[sal_row, cam_row], &spec, (m.name(), "chelsea", "sanity-randomization"))?;
     s.finish();
     Ok(())
 }
-// ANCHOR_END: all

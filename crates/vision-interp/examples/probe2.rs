@@ -11,20 +11,16 @@ fn t(name: &str, f: impl Fn() -> candle_core::Result<Tensor>) {
 fn main() {
     let d = Device::Cpu;
     let mut rng = vision_interp::rng::seeded(0);
-    let x = Var::from_tensor(
-        &vision_interp::rng::randn(&mut rng, (1, 3, 225, 225), 0.0, 1.0, &d).unwrap(),
-    )
-    .unwrap();
+    let x = Var::from_tensor(&vision_interp::rng::randn(&mut rng, (1, 3, 225, 225), 0.0, 1.0, &d).unwrap())
+        .unwrap();
     let w = vision_interp::rng::randn(&mut rng, (32, 3, 3, 3), 0.0, 1.0, &d).unwrap();
     t("stem conv fwd+bwd", || {
         let y = x.as_tensor().conv2d(&w, 0, 2, 1, 1)?;
         let g = y.sum_all()?.backward()?;
         Ok(g.get(x.as_tensor()).unwrap().clone())
     });
-    let a = Var::from_tensor(
-        &vision_interp::rng::randn(&mut rng, (1, 96, 112, 112), 0.0, 1.0, &d).unwrap(),
-    )
-    .unwrap();
+    let a = Var::from_tensor(&vision_interp::rng::randn(&mut rng, (1, 96, 112, 112), 0.0, 1.0, &d).unwrap())
+        .unwrap();
     t("clamp fwd+bwd 96x112²", || {
         let y = vision_interp::ops::relu6(a.as_tensor())?;
         let g = y.sum_all()?.backward()?;

@@ -18,6 +18,14 @@ pub struct Prediction {
     pub prob: f32,
 }
 
+impl std::fmt::Display for Prediction {
+    /// `282 tiger cat (0.39)`
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = crate::imagenet::short_name(&self.name);
+        write!(f, "{} {name} ({:.2})", self.class, self.prob)
+    }
+}
+
 /// The `k` most probable classes of one image.
 pub fn top_k(model: &dyn Model, img: &Tensor, k: usize) -> Result<Vec<Prediction>> {
     let logits = model.logits(&img.unsqueeze(0)?)?.squeeze(0)?;
@@ -27,32 +35,21 @@ pub fn top_k(model: &dyn Model, img: &Tensor, k: usize) -> Result<Vec<Prediction
     Ok(idx
         .into_iter()
         .take(k)
-        .map(|class| Prediction {
-            class,
-            name: model.classes()[class].clone(),
-            prob: probs[class],
-        })
+        .map(|class| Prediction { class, name: model.classes()[class].clone(), prob: probs[class] })
         .collect())
 }
 
 // ANCHOR: input_gradients
 /// Gradient of the class logit (pre-softmax score) `y_c` with respect to each image of a batch
 /// `(N, 3, H, W)`, and the logits themselves.
-pub fn input_gradients(
-    model: &dyn Model,
-    batch: &Tensor,
-    class: usize,
-) -> Result<(Tensor, Tensor)> {
+pub fn input_gradients(model: &dyn Model, batch: &Tensor, class: usize) -> Result<(Tensor, Tensor)> {
     let x = Var::from_tensor(&batch.to_dtype(DType::F32)?)?;
     let logits = model.logits(x.as_tensor())?;
     // The images of a batch do not interact (BatchNorm is in evaluation mode), so the gradient
     // of the summed scores with respect to image n is the gradient of y_c(image n).
     let score = logits.i((.., class))?.sum_all()?;
     let grads = score.backward()?;
-    let g = grads
-        .get(x.as_tensor())
-        .cloned()
-        .unwrap_or(x.as_tensor().zeros_like()?);
+    let g = grads.get(x.as_tensor()).cloned().unwrap_or(x.as_tensor().zeros_like()?);
     Ok((g, logits.detach()))
 }
 // ANCHOR_END: input_gradients
@@ -81,10 +78,7 @@ pub fn smoothgrad(
     batch: usize,
     rng: &mut StdRng,
 ) -> Result<Tensor> {
-    ensure!(
-        samples > 0 && batch > 0,
-        "SmoothGrad needs at least one sample"
-    );
+    ensure!(samples > 0 && batch > 0, "SmoothGrad needs at least one sample");
     let range = (img.max_all()? - img.min_all()?)?.to_scalar::<f32>()?;
     let sigma = noise * range.max(1e-6);
     let pb = crate::progress::bar(samples as u64, "SmoothGrad");
@@ -92,13 +86,7 @@ pub fn smoothgrad(
     let mut done = 0;
     while done < samples {
         let n = batch.min(samples - done);
-        let noise = crate::rng::randn(
-            rng,
-            (n, 3, img.dim(1)?, img.dim(2)?),
-            0.0,
-            sigma,
-            img.device(),
-        )?;
+        let noise = crate::rng::randn(rng, (n, 3, img.dim(1)?, img.dim(2)?), 0.0, sigma, img.device())?;
         let noisy = img.unsqueeze(0)?.broadcast_add(&noise)?;
         let (g, _) = input_gradients(model, &noisy, class)?;
         let maps = g.abs()?.max(1)?.sum(0)?; // Σ over the copies of max_c |g|
@@ -133,10 +121,7 @@ pub fn integrated_gradients(
     steps: usize,
     batch: usize,
 ) -> Result<IntegratedGradients> {
-    ensure!(
-        steps > 0 && batch > 0,
-        "integrated gradients needs at least one step"
-    );
+    ensure!(steps > 0 && batch > 0, "integrated gradients needs at least one step");
     let alphas: Vec<f32> = (0..=steps).map(|k| k as f32 / steps as f32).collect();
     let diff = (img - baseline)?;
     let mut grad_sum = diff.zeros_like()?;
@@ -144,15 +129,10 @@ pub fn integrated_gradients(
     let pb = crate::progress::bar(alphas.len() as u64, "IG path");
     for chunk in alphas.chunks(batch) {
         let a = Tensor::from_slice(chunk, (chunk.len(), 1, 1, 1), img.device())?;
-        let points = baseline
-            .unsqueeze(0)?
-            .broadcast_add(&a.broadcast_mul(&diff.unsqueeze(0)?)?)?;
+        let points = baseline.unsqueeze(0)?.broadcast_add(&a.broadcast_mul(&diff.unsqueeze(0)?)?)?;
         let (g, logits) = input_gradients(model, &points, class)?;
         // Trapezoid rule: the two ends count half.
-        let w: Vec<f32> = chunk
-            .iter()
-            .map(|&al| if al == 0.0 || al == 1.0 { 0.5 } else { 1.0 })
-            .collect();
+        let w: Vec<f32> = chunk.iter().map(|&al| if al == 0.0 || al == 1.0 { 0.5 } else { 1.0 }).collect();
         let w = Tensor::from_vec(w, (chunk.len(), 1, 1, 1), img.device())?;
         grad_sum = (grad_sum + g.broadcast_mul(&w)?.sum(0)?)?;
         let scores = logits.i((.., class))?.to_vec1::<f32>()?;
@@ -163,11 +143,7 @@ pub fn integrated_gradients(
     let attributions = (diff * (grad_sum / steps as f64)?)?;
     let total = attributions.sum_all()?.to_scalar::<f32>()?;
     let gap = path_scores.last().expect("steps > 0").1 - path_scores[0].1;
-    Ok(IntegratedGradients {
-        attributions,
-        path_scores,
-        completeness: (total, gap),
-    })
+    Ok(IntegratedGradients { attributions, path_scores, completeness: (total, gap) })
 }
 // ANCHOR_END: integrated_gradients
 
@@ -195,11 +171,7 @@ pub fn grad_cam(model: &dyn Model, img: &Tensor, class: usize, layer: &str) -> R
         None => a.zeros_like()?,
     };
     let alphas = g.mean(D::Minus1)?.mean(D::Minus1)?; // (C)
-    let cam = a
-        .detach()
-        .broadcast_mul(&alphas.reshape((alphas.dim(0)?, 1, 1))?)?
-        .sum(0)?
-        .relu()?;
+    let cam = a.detach().broadcast_mul(&alphas.reshape((alphas.dim(0)?, 1, 1))?)?.sum(0)?.relu()?;
     Ok(GradCam { cam, alphas })
 }
 // ANCHOR_END: grad_cam

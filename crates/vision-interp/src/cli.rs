@@ -46,10 +46,8 @@ impl Session {
         if !matches!(device, Device::Cpu) {
             device.set_seed(args.seed)?;
         }
-        let out = args
-            .out
-            .clone()
-            .unwrap_or_else(|| crate::workspace_root().join("book/figures").join(chapter));
+        let out =
+            args.out.clone().unwrap_or_else(|| crate::workspace_root().join("book/figures").join(chapter));
         std::fs::create_dir_all(&out)
             .with_context(|| format!("cannot create output folder {}", out.display()))?;
         println!(
@@ -59,13 +57,7 @@ impl Session {
             if args.quick { "quick" } else { "full" },
             out.display()
         );
-        Ok(Self {
-            device,
-            out,
-            rng: crate::rng::seeded(args.seed),
-            quick: args.quick,
-            written: Vec::new(),
-        })
+        Ok(Self { device, out, rng: crate::rng::seeded(args.seed), quick: args.quick, written: Vec::new() })
     }
 
     /// Path of a figure in the output folder, named by [`crate::figure::figure_path`].
@@ -81,12 +73,19 @@ impl Session {
         Ok(())
     }
 
+    /// Draws a grid of panels and saves it as `<model>-<subject>-<kind>.png`.
+    pub fn save_grid(
+        &mut self,
+        rows: &[Vec<crate::figure::Panel>],
+        spec: &crate::figure::GridSpec,
+        name: (&str, &str, &str),
+    ) -> Result<()> {
+        let path = self.figure(name.0, name.1, name.2);
+        self.save(&crate::figure::grid(rows, spec)?, &path)
+    }
+
     /// Prints how many files were written.
     pub fn finish(self) {
-        println!(
-            "{} figure(s) written to {}",
-            self.written.len(),
-            self.out.display()
-        );
+        println!("{} figure(s) written to {}", self.written.len(), self.out.display());
     }
 }

@@ -16,11 +16,7 @@ static FONT: Once = Once::new();
 pub fn register_fonts() {
     FONT.call_once(|| {
         // The font is a valid TTF compiled into the binary; registration cannot fail.
-        let _ = plotters::style::register_font(
-            "sans-serif",
-            FontStyle::Normal,
-            dejavu::sans::regular(),
-        );
+        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, dejavu::sans::regular());
     });
 }
 
@@ -35,24 +31,15 @@ pub enum Colormap {
 }
 
 // Ten evenly spaced samples of matplotlib's viridis and inferno, and ColorBrewer's RdBu.
-const VIRIDIS: [u32; 10] = [
-    0x440154, 0x482878, 0x3e4989, 0x31688e, 0x26828e, 0x1f9e89, 0x35b779, 0x6ece58, 0xb5de2b,
-    0xfde725,
-];
-const INFERNO: [u32; 10] = [
-    0x000004, 0x1b0c41, 0x4a0c6b, 0x781c6d, 0xa52c60, 0xcf4446, 0xed6925, 0xfb9b06, 0xf7d13d,
-    0xfcffa4,
-];
-const BLUE_WHITE_RED: [u32; 9] = [
-    0x2166ac, 0x4393c3, 0x92c5de, 0xd1e5f0, 0xf7f7f7, 0xfddbc7, 0xf4a582, 0xd6604d, 0xb2182b,
-];
+const VIRIDIS: [u32; 10] =
+    [0x440154, 0x482878, 0x3e4989, 0x31688e, 0x26828e, 0x1f9e89, 0x35b779, 0x6ece58, 0xb5de2b, 0xfde725];
+const INFERNO: [u32; 10] =
+    [0x000004, 0x1b0c41, 0x4a0c6b, 0x781c6d, 0xa52c60, 0xcf4446, 0xed6925, 0xfb9b06, 0xf7d13d, 0xfcffa4];
+const BLUE_WHITE_RED: [u32; 9] =
+    [0x2166ac, 0x4393c3, 0x92c5de, 0xd1e5f0, 0xf7f7f7, 0xfddbc7, 0xf4a582, 0xd6604d, 0xb2182b];
 
 fn lerp_table(table: &[u32], t: f32) -> [u8; 3] {
-    let t = if t.is_finite() {
-        t.clamp(0.0, 1.0)
-    } else {
-        0.0
-    };
+    let t = if t.is_finite() { t.clamp(0.0, 1.0) } else { 0.0 };
     let x = t * (table.len() - 1) as f32;
     let i = (x.floor() as usize).min(table.len() - 2);
     let f = x - i as f32;
@@ -72,13 +59,8 @@ impl Colormap {
             Colormap::Inferno => lerp_table(&INFERNO, t),
             Colormap::BlueWhiteRed => lerp_table(&BLUE_WHITE_RED, t),
             Colormap::Jet => {
-                let t = if t.is_finite() {
-                    t.clamp(0.0, 1.0)
-                } else {
-                    0.0
-                };
-                let f =
-                    |x: f32| ((1.5 - (4.0 * t - x).abs()).clamp(0.0, 1.0) * 255.0).round() as u8;
+                let t = if t.is_finite() { t.clamp(0.0, 1.0) } else { 0.0 };
+                let f = |x: f32| ((1.5 - (4.0 * t - x).abs()).clamp(0.0, 1.0) * 255.0).round() as u8;
                 [f(3.0), f(2.0), f(1.0)]
             }
         }
@@ -106,15 +88,8 @@ impl Map {
     /// From a `(H, W)` tensor.
     pub fn from_tensor(t: &candle_core::Tensor) -> Result<Self> {
         let (height, width) = t.dims2()?;
-        let data = t
-            .to_dtype(candle_core::DType::F32)?
-            .flatten_all()?
-            .to_vec1::<f32>()?;
-        Ok(Self {
-            width,
-            height,
-            data,
-        })
+        let data = t.to_dtype(candle_core::DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+        Ok(Self { width, height, data })
     }
 
     /// Divides by the maximum (a map that is zero everywhere stays zero).
@@ -139,11 +114,7 @@ impl Map {
     }
 
     pub fn map(&self, f: impl Fn(f32) -> f32) -> Self {
-        Self {
-            width: self.width,
-            height: self.height,
-            data: self.data.iter().map(|&v| f(v)).collect(),
-        }
+        Self { width: self.width, height: self.height, data: self.data.iter().map(|&v| f(v)).collect() }
     }
 
     /// Bilinear resize (for putting a coarse Grad-CAM map over the image).
@@ -152,11 +123,7 @@ impl Map {
             ImageBuffer::from_raw(self.width as u32, self.height as u32, self.data.clone())
                 .expect("map buffer size");
         let r = image::imageops::resize(&buf, width, height, FilterType::Triangle);
-        Self {
-            width: width as usize,
-            height: height as usize,
-            data: r.into_raw(),
-        }
+        Self { width: width as usize, height: height as usize, data: r.into_raw() }
     }
 
     /// Colours a map whose values are already in [0, 1].
@@ -173,9 +140,7 @@ pub fn overlay(img: &RgbImage, map: &Map, cmap: Colormap, alpha: f32) -> RgbImag
     let heat = map.resize(img.width(), img.height()).colorize(cmap);
     RgbImage::from_fn(img.width(), img.height(), |x, y| {
         let (a, b) = (img.get_pixel(x, y), heat.get_pixel(x, y));
-        Rgb(std::array::from_fn(|c| {
-            ((1.0 - alpha) * a[c] as f32 + alpha * b[c] as f32).round() as u8
-        }))
+        Rgb(std::array::from_fn(|c| ((1.0 - alpha) * a[c] as f32 + alpha * b[c] as f32).round() as u8))
     })
 }
 
@@ -185,23 +150,73 @@ pub struct Panel {
     pub label: String,
 }
 
+// ANCHOR: panels
 impl Panel {
     pub fn new(image: RgbImage, label: impl Into<String>) -> Self {
-        Self {
-            image,
-            label: label.into(),
-        }
+        Self { image, label: label.into() }
+    }
+
+    /// A `(3, H, W)` image in [0, 1].
+    pub fn image(img: &candle_core::Tensor, label: impl Into<String>) -> Result<Self> {
+        Ok(Self::new(crate::imageio::to_rgb_image(img)?, label))
+    }
+
+    /// A map of magnitudes `(H, W)`: clipped at its 99th percentile, drawn with inferno.
+    pub fn magnitude(map: &candle_core::Tensor, label: impl Into<String>) -> Result<Self> {
+        let map = Map::from_tensor(map)?.normalize_quantile(0.99);
+        Ok(Self::new(map.colorize(Colormap::Inferno), label))
+    }
+
+    /// A signed map `(H, W)`: ±(99th percentile of |v|) to blue and red, zero to white.
+    pub fn signed(map: &candle_core::Tensor, label: impl Into<String>) -> Result<Self> {
+        let map = Map::from_tensor(map)?.normalize_signed(0.99);
+        Ok(Self::new(map.colorize(Colormap::BlueWhiteRed), label))
+    }
+
+    /// A coarse map `(h, w)` over an image: divided by its maximum, upsampled bilinearly,
+    /// inferno at α = 0.5 (the Grad-CAM convention).
+    pub fn overlay(
+        img: &candle_core::Tensor,
+        map: &candle_core::Tensor,
+        label: impl Into<String>,
+    ) -> Result<Self> {
+        let photo = crate::imageio::to_rgb_image(img)?;
+        let map = Map::from_tensor(map)?.normalize_max();
+        Ok(Self::new(overlay(&photo, &map, Colormap::Inferno, 0.5), label))
     }
 }
+// ANCHOR_END: panels
 
-/// Layout of a labelled grid.
-pub struct GridSpec<'a> {
-    pub title: &'a str,
-    pub col_titles: &'a [String],
-    pub row_titles: &'a [String],
+/// Layout of a labelled grid: `GridSpec::new(200).title("…").columns(&[…])`.
+#[derive(Debug, Clone, Default)]
+pub struct GridSpec {
+    pub title: String,
+    pub col_titles: Vec<String>,
+    pub row_titles: Vec<String>,
     /// Width of each cell in pixels; the height follows the tallest panel (at most square).
     /// Images are resized to fit.
     pub cell: u32,
+}
+
+impl GridSpec {
+    pub fn new(cell: u32) -> Self {
+        Self { cell, ..Self::default() }
+    }
+
+    pub fn title(mut self, title: &str) -> Self {
+        self.title = title.to_owned();
+        self
+    }
+
+    pub fn columns(mut self, titles: &[&str]) -> Self {
+        self.col_titles = titles.iter().map(|t| t.to_string()).collect();
+        self
+    }
+
+    pub fn rows(mut self, titles: &[&str]) -> Self {
+        self.row_titles = titles.iter().map(|t| t.to_string()).collect();
+        self
+    }
 }
 
 const PAD: u32 = 6;
@@ -231,9 +246,7 @@ pub fn grid(rows: &[Vec<Panel>], spec: &GridSpec) -> Result<RgbImage> {
     let cell_h = rows
         .iter()
         .flatten()
-        .map(|p| {
-            (cell as f32 * p.image.height() as f32 / p.image.width().max(1) as f32).ceil() as u32
-        })
+        .map(|p| (cell as f32 * p.image.height() as f32 / p.image.width().max(1) as f32).ceil() as u32)
         .max()
         .unwrap_or(cell)
         .min(cell);
@@ -241,30 +254,15 @@ pub fn grid(rows: &[Vec<Panel>], spec: &GridSpec) -> Result<RgbImage> {
     let label_lines = rows
         .iter()
         .flatten()
-        .map(|p| {
-            if p.label.is_empty() {
-                0
-            } else {
-                wrap(&p.label, max_chars).len()
-            }
-        })
+        .map(|p| if p.label.is_empty() { 0 } else { wrap(&p.label, max_chars).len() })
         .max()
         .unwrap_or(0) as u32;
     let label_h = label_lines * (FONT_PX + 3);
-    let title_h = if spec.title.is_empty() {
-        0
-    } else {
-        FONT_PX + 12
-    };
+    let title_h = if spec.title.is_empty() { 0 } else { FONT_PX + 12 };
     let header_h = if spec.col_titles.is_empty() {
         0
     } else {
-        spec.col_titles
-            .iter()
-            .map(|t| wrap(t, max_chars).len() as u32)
-            .max()
-            .unwrap_or(0)
-            * (FONT_PX + 3)
+        spec.col_titles.iter().map(|t| wrap(t, max_chars).len() as u32).max().unwrap_or(0) * (FONT_PX + 3)
             + PAD
     };
     let left = if spec.row_titles.is_empty() { 0 } else { 130 };
@@ -274,16 +272,13 @@ pub fn grid(rows: &[Vec<Panel>], spec: &GridSpec) -> Result<RgbImage> {
     let mut buf = vec![255u8; (width * height * 3) as usize];
     {
         let root = BitMapBackend::with_buffer(&mut buf, (width, height)).into_drawing_area();
-        let style = |anchor| {
-            TextStyle::from(("sans-serif", FONT_PX as f64).into_font())
-                .color(&BLACK)
-                .pos(anchor)
-        };
+        let style =
+            |anchor| TextStyle::from(("sans-serif", FONT_PX as f64).into_font()).color(&BLACK).pos(anchor);
         let centre = Pos::new(HPos::Center, VPos::Top);
         let draw_err = |e| anyhow!("drawing failed: {e:?}");
         if !spec.title.is_empty() {
             root.draw(&Text::new(
-                spec.title.to_owned(),
+                spec.title.clone(),
                 ((width / 2) as i32, 6),
                 TextStyle::from(("sans-serif", (FONT_PX + 2) as f64).into_font()).pos(centre),
             ))
@@ -293,8 +288,7 @@ pub fn grid(rows: &[Vec<Panel>], spec: &GridSpec) -> Result<RgbImage> {
             let x = left + PAD + c as u32 * (cell + PAD) + cell / 2;
             for (k, line) in wrap(t, max_chars).into_iter().enumerate() {
                 let y = title_h + k as u32 * (FONT_PX + 3);
-                root.draw(&Text::new(line, (x as i32, y as i32), style(centre)))
-                    .map_err(draw_err)?;
+                root.draw(&Text::new(line, (x as i32, y as i32), style(centre))).map_err(draw_err)?;
             }
         }
         for (r, row) in rows.iter().enumerate() {
@@ -324,12 +318,8 @@ pub fn grid(rows: &[Vec<Panel>], spec: &GridSpec) -> Result<RgbImage> {
                 root.draw(&elem).map_err(draw_err)?;
                 for (k, line) in wrap(&p.label, max_chars).into_iter().enumerate() {
                     let y = y0 + cell_h + 2 + k as u32 * (FONT_PX + 3);
-                    root.draw(&Text::new(
-                        line,
-                        ((x0 + cell / 2) as i32, y as i32),
-                        style(centre),
-                    ))
-                    .map_err(draw_err)?;
+                    root.draw(&Text::new(line, ((x0 + cell / 2) as i32, y as i32), style(centre)))
+                        .map_err(draw_err)?;
                 }
             }
         }
@@ -343,18 +333,11 @@ pub fn grid(rows: &[Vec<Panel>], spec: &GridSpec) -> Result<RgbImage> {
 fn fit(img: &RgbImage, box_w: u32, box_h: u32) -> RgbImage {
     let (w, h) = img.dimensions();
     let s = (box_w as f32 / w as f32).min(box_h as f32 / h as f32);
-    let (nw, nh) = (
-        ((w as f32 * s).round() as u32).max(1),
-        ((h as f32 * s).round() as u32).max(1),
-    );
+    let (nw, nh) = (((w as f32 * s).round() as u32).max(1), ((h as f32 * s).round() as u32).max(1));
     if (nw, nh) == (w, h) {
         return img.clone();
     }
-    let filter = if s >= 2.0 {
-        FilterType::Nearest
-    } else {
-        FilterType::Triangle
-    };
+    let filter = if s >= 2.0 { FilterType::Nearest } else { FilterType::Triangle };
     image::imageops::resize(img, nw, nh, filter)
 }
 
@@ -410,15 +393,10 @@ pub fn line_chart(
         for (i, s) in series.iter().enumerate() {
             let colour = colours[i % colours.len()];
             chart
-                .draw_series(LineSeries::new(
-                    s.points.iter().copied(),
-                    colour.stroke_width(2),
-                ))
+                .draw_series(LineSeries::new(s.points.iter().copied(), colour.stroke_width(2)))
                 .map_err(draw_err)?
                 .label(s.label.clone())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2))
-                });
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2)));
         }
         chart
             .configure_series_labels()
@@ -438,19 +416,8 @@ pub fn figure_path(dir: &Path, model: &str, subject: &str, kind: &str) -> PathBu
     let clean = |s: &str| -> String {
         s.to_lowercase()
             .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '.' {
-                    c
-                } else {
-                    '-'
-                }
-            })
+            .map(|c| if c.is_ascii_alphanumeric() || c == '.' { c } else { '-' })
             .collect()
     };
-    dir.join(format!(
-        "{}-{}-{}.png",
-        clean(model),
-        clean(subject),
-        clean(kind)
-    ))
+    dir.join(format!("{}-{}-{}.png", clean(model), clean(subject), clean(kind)))
 }

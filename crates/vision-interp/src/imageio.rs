@@ -15,12 +15,7 @@ pub fn read_rgb(path: &Path) -> Result<RgbImage> {
         .with_guessed_format()
         .with_context(|| format!("cannot read image {}", path.display()))?
         .decode()
-        .with_context(|| {
-            format!(
-                "cannot decode image {} (readable formats: PNG, JPEG)",
-                path.display()
-            )
-        })?;
+        .with_context(|| format!("cannot decode image {} (readable formats: PNG, JPEG)", path.display()))?;
     Ok(img.to_rgb8())
 }
 
@@ -42,6 +37,11 @@ pub fn load_photo(path: &Path, size: u32, device: &Device) -> Result<Tensor> {
     to_tensor(&center_crop_resized(&img, size, 0.875), device)
 }
 
+/// One of the book's photos (`assets/photos/NAME`), prepared as by [`load_photo`].
+pub fn photo(name: &str, size: usize, device: &Device) -> Result<Tensor> {
+    load_photo(&crate::asset(&format!("photos/{name}")), size as u32, device)
+}
+
 /// `RgbImage` → `(3, H, W)` f32 tensor in [0, 1].
 pub fn to_tensor(img: &RgbImage, device: &Device) -> Result<Tensor> {
     let (w, h) = img.dimensions();
@@ -53,17 +53,10 @@ pub fn to_tensor(img: &RgbImage, device: &Device) -> Result<Tensor> {
 
 /// `(3, H, W)` (or `(1, 3, H, W)`) tensor in [0, 1] → `RgbImage`; values are clamped.
 pub fn to_rgb_image(t: &Tensor) -> Result<RgbImage> {
-    let t = if t.rank() == 4 {
-        t.squeeze(0)?
-    } else {
-        t.clone()
-    };
+    let t = if t.rank() == 4 { t.squeeze(0)? } else { t.clone() };
     let (c, h, w) = t.dims3()?;
     if c != 3 {
-        bail!(
-            "expected 3 colour channels, got a tensor of shape {:?}",
-            t.dims()
-        );
+        bail!("expected 3 colour channels, got a tensor of shape {:?}", t.dims());
     }
     let bytes = (t.to_dtype(DType::F32)?.clamp(0f32, 1f32)? * 255.0)?
         .round()?
@@ -95,13 +88,9 @@ pub fn save_png(img: &RgbImage, path: &Path) -> Result<()> {
         .suffix(".png.tmp")
         .tempfile_in(dir)
         .with_context(|| format!("cannot write in {}", dir.display()))?;
-    img.write_to(
-        &mut std::io::BufWriter::new(tmp.as_file()),
-        image::ImageFormat::Png,
-    )
-    .with_context(|| format!("cannot encode {}", path.display()))?;
-    tmp.persist(path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
+    img.write_to(&mut std::io::BufWriter::new(tmp.as_file()), image::ImageFormat::Png)
+        .with_context(|| format!("cannot encode {}", path.display()))?;
+    tmp.persist(path).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
 }
 

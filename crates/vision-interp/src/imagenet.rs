@@ -2,10 +2,7 @@
 
 /// The 1000 class names (WordNet synonyms, comma-separated, as in the ILSVRC label list).
 pub fn classes() -> Vec<String> {
-    include_str!("../../../assets/imagenet_classes.txt")
-        .lines()
-        .map(str::to_owned)
-        .collect()
+    include_str!("../../../assets/imagenet_classes.txt").lines().map(str::to_owned).collect()
 }
 
 /// The first synonym of a class name: `"tabby, tabby cat"` → `"tabby"`.

@@ -15,9 +15,8 @@ use candle_core::{DType, Device, Tensor};
 
 /// The first pickle of every legacy file: protocol 2, LONG1 of 10 bytes, the magic number
 /// 0x1950a86a20f9469cfc6c, STOP.
-const MAGIC: [u8; 15] = [
-    0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19, 0x2e,
-];
+const MAGIC: [u8; 15] =
+    [0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19, 0x2e];
 
 fn read_pickle<R: std::io::BufRead>(r: &mut R) -> Result<Object> {
     let mut stack = Stack::empty();
@@ -29,10 +28,7 @@ fn read_pickle<R: std::io::BufRead>(r: &mut R) -> Result<Object> {
 pub fn read_state_dict(path: &Path) -> Result<Vec<(String, Tensor)>> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     parse_state_dict(&bytes).with_context(|| {
-        format!(
-            "{} is not a legacy PyTorch state dict (the pre-1.6 torch.save format)",
-            path.display()
-        )
+        format!("{} is not a legacy PyTorch state dict (the pre-1.6 torch.save format)", path.display())
     })
 }
 
@@ -44,39 +40,28 @@ pub fn parse_state_dict(bytes: &[u8]) -> Result<Vec<(String, Tensor)>> {
     );
     let mut r = BufReader::new(Cursor::new(&bytes[MAGIC.len()..]));
     let protocol = read_pickle(&mut r)?;
-    ensure!(
-        matches!(protocol, Object::Int(1001) | Object::Long(1001)),
-        "unsupported protocol {protocol:?}"
-    );
+    ensure!(matches!(protocol, Object::Int(1001) | Object::Long(1001)), "unsupported protocol {protocol:?}");
     let _sys_info = read_pickle(&mut r)?;
     let state = read_pickle(&mut r)?;
     let keys = match read_pickle(&mut r)? {
         Object::List(keys) => keys
             .into_iter()
-            .map(|k| {
-                k.unicode()
-                    .map_err(|o| anyhow::anyhow!("bad storage key {o:?}"))
-            })
+            .map(|k| k.unicode().map_err(|o| anyhow::anyhow!("bad storage key {o:?}")))
             .collect::<Result<Vec<_>>>()?,
         other => bail!("expected the list of storage keys, found {other:?}"),
     };
     // Raw storages, in key order: int64 element count, then the data.
     let mut storages: HashMap<String, Vec<u8>> = HashMap::new();
     let infos = tensor_infos(state)?;
-    let elem_size: HashMap<String, usize> = infos
-        .iter()
-        .map(|i| (storage_key(&i.path), i.dtype.size_in_bytes()))
-        .collect();
+    let elem_size: HashMap<String, usize> =
+        infos.iter().map(|i| (storage_key(&i.path), i.dtype.size_in_bytes())).collect();
     for key in keys {
         let mut n = [0u8; 8];
         r.read_exact(&mut n).context("truncated storage header")?;
         let count = u64::from_le_bytes(n) as usize;
-        let size = *elem_size
-            .get(&key)
-            .with_context(|| format!("storage {key} is used by no tensor"))?;
+        let size = *elem_size.get(&key).with_context(|| format!("storage {key} is used by no tensor"))?;
         let mut data = vec![0u8; count * size];
-        r.read_exact(&mut data)
-            .with_context(|| format!("storage {key} is truncated"))?;
+        r.read_exact(&mut data).with_context(|| format!("storage {key} is truncated"))?;
         storages.insert(key, data);
     }
     infos
@@ -86,12 +71,7 @@ pub fn parse_state_dict(bytes: &[u8]) -> Result<Vec<(String, Tensor)>> {
         .map(|info| {
             let data = &storages[&storage_key(&info.path)];
             let bytes = gather_strided(data, &info)?;
-            let t = Tensor::from_raw_buffer(
-                &bytes,
-                info.dtype,
-                info.layout.shape().dims(),
-                &Device::Cpu,
-            )?;
+            let t = Tensor::from_raw_buffer(&bytes, info.dtype, info.layout.shape().dims(), &Device::Cpu)?;
             Ok((info.name, t))
         })
         .collect()
@@ -106,17 +86,8 @@ fn gather_strided(data: &[u8], info: &candle_core::pickle::TensorInfo) -> Result
     let strides = layout.stride();
     let start = layout.start_offset() / size;
     let count = layout.shape().elem_count();
-    let last = start
-        + dims
-            .iter()
-            .zip(strides)
-            .map(|(&d, &s)| d.saturating_sub(1) * s)
-            .sum::<usize>();
-    ensure!(
-        count == 0 || (last + 1) * size <= data.len(),
-        "tensor {} runs past its storage",
-        info.name
-    );
+    let last = start + dims.iter().zip(strides).map(|(&d, &s)| d.saturating_sub(1) * s).sum::<usize>();
+    ensure!(count == 0 || (last + 1) * size <= data.len(), "tensor {} runs past its storage", info.name);
     let mut out = Vec::with_capacity(count * size);
     let mut index = vec![0usize; dims.len()];
     for _ in 0..count {

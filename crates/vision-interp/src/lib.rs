@@ -24,10 +24,7 @@ pub use candle_core::{DType, Device, Tensor, Var};
 /// Root of the workspace (the folder holding `book.toml`), known at compile time.
 pub fn workspace_root() -> std::path::PathBuf {
     let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let root = manifest
-        .parent()
-        .and_then(|p| p.parent())
-        .unwrap_or(manifest);
+    let root = manifest.parent().and_then(|p| p.parent()).unwrap_or(manifest);
     root.to_path_buf()
 }
 

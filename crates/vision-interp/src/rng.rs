@@ -20,9 +20,7 @@ pub fn randn<S: Into<Shape>>(
 ) -> Result<Tensor> {
     let shape = shape.into();
     let normal = Normal::new(mean, std.max(f32::MIN_POSITIVE))?;
-    let data: Vec<f32> = (0..shape.elem_count())
-        .map(|_| normal.sample(rng))
-        .collect();
+    let data: Vec<f32> = (0..shape.elem_count()).map(|_| normal.sample(rng)).collect();
     Ok(Tensor::from_vec(data, shape, device)?)
 }
 

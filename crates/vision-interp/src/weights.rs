@@ -33,17 +33,12 @@ pub fn cache_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("VISION_INTERP_CACHE") {
         return PathBuf::from(dir);
     }
-    let home = std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_default();
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
     home.join(".cache").join("vision-interp")
 }
 
 fn hub_offline() -> bool {
-    matches!(
-        std::env::var("HF_HUB_OFFLINE").as_deref(),
-        Ok("1") | Ok("true") | Ok("TRUE") | Ok("yes")
-    )
+    matches!(std::env::var("HF_HUB_OFFLINE").as_deref(), Ok("1") | Ok("true") | Ok("TRUE") | Ok("yes"))
 }
 
 /// Finds the weights file for `spec`, trying every source in order.
@@ -55,10 +50,7 @@ pub fn resolve(spec: &WeightSpec, explicit: Option<&Path>) -> Result<PathBuf> {
         bail!("--weights {}: no such file", p.display());
     }
     let mut tried = Vec::new();
-    for candidate in [
-        crate::asset(&format!("models/{}", spec.file_name)),
-        cache_dir().join(spec.file_name),
-    ] {
+    for candidate in [crate::asset(&format!("models/{}", spec.file_name)), cache_dir().join(spec.file_name)] {
         if candidate.is_file() {
             return Ok(candidate);
         }
@@ -69,25 +61,18 @@ pub fn resolve(spec: &WeightSpec, explicit: Option<&Path>) -> Result<PathBuf> {
         hf_hub::RepoType::Model,
         spec.hub_revision.to_owned(),
     );
-    if let Some(p) = hf_hub::Cache::from_env()
-        .repo(repo.clone())
-        .get(spec.hub_file)
-    {
+    if let Some(p) = hf_hub::Cache::from_env().repo(repo.clone()).get(spec.hub_file) {
         return Ok(p);
     }
-    tried.push(format!(
-        "Hugging Face cache for {}@{} (not there)",
-        spec.hub_repo, spec.hub_revision
-    ));
+    tried.push(format!("Hugging Face cache for {}@{} (not there)", spec.hub_repo, spec.hub_revision));
     if hub_offline() {
         tried.push("download from the hub (skipped: HF_HUB_OFFLINE is set)".into());
     } else {
         match download(repo, spec.hub_file) {
             Ok(p) => return Ok(p),
-            Err(e) => tried.push(format!(
-                "download of {}/{} from the hub ({e:#})",
-                spec.hub_repo, spec.hub_file
-            )),
+            Err(e) => {
+                tried.push(format!("download of {}/{} from the hub ({e:#})", spec.hub_repo, spec.hub_file))
+            }
         }
     }
     bail!(
@@ -155,10 +140,7 @@ impl WeightStore {
 
     /// Wraps tensors already in memory (`origin` is used in messages).
     pub fn from_tensors(origin: &Path, tensors: HashMap<String, Tensor>) -> Self {
-        Self {
-            path: origin.to_path_buf(),
-            tensors,
-        }
+        Self { path: origin.to_path_buf(), tensors }
     }
 
     pub fn path(&self) -> &Path {
@@ -172,10 +154,7 @@ impl WeightStore {
     /// The f32 tensor `name`, checked against the expected shape and for finite values.
     pub fn get(&self, name: &str, shape: &[usize]) -> Result<Tensor> {
         let t = self.tensors.get(name).with_context(|| {
-            format!(
-                "weights {}: missing tensor `{name}` (expected shape {shape:?})",
-                self.path.display()
-            )
+            format!("weights {}: missing tensor `{name}` (expected shape {shape:?})", self.path.display())
         })?;
         if t.dims() != shape {
             bail!(
@@ -230,8 +209,7 @@ impl WeightStore {
 /// SHA-256 of a file, as lower-case hex.
 pub fn sha256_file(path: &Path) -> Result<String> {
     use sha2::Digest;
-    let mut f =
-        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut f = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let mut h = sha2::Sha256::new();
     std::io::copy(&mut f, &mut h)?;
     Ok(format!("{:x}", h.finalize()))

@@ -34,50 +34,28 @@ impl Model for Toy {
 struct Linear(Tensor, Tensor);
 impl Module for Linear {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        x.flatten_from(1)?
-            .matmul(&self.0.t()?)?
-            .broadcast_add(&self.1)
+        x.flatten_from(1)?.matmul(&self.0.t()?)?.broadcast_add(&self.1)
     }
 }
 
 fn info(name: &str, channels: usize, size: usize) -> LayerInfo {
-    LayerInfo {
-        name: name.into(),
-        channels,
-        height: size,
-        width: size,
-        description: String::new(),
-    }
+    LayerInfo { name: name.into(), channels, height: size, width: size, description: String::new() }
 }
 
 fn image(seed: u64) -> Tensor {
-    vision_interp::rng::rand_uniform(
-        &mut vision_interp::rng::seeded(seed),
-        (3, 6, 6),
-        0.0,
-        1.0,
-        &Device::Cpu,
-    )
-    .unwrap()
+    vision_interp::rng::rand_uniform(&mut vision_interp::rng::seeded(seed), (3, 6, 6), 0.0, 1.0, &Device::Cpu)
+        .unwrap()
 }
 
 fn linear_model() -> (Toy, Tensor) {
-    let w = vision_interp::rng::randn(
-        &mut vision_interp::rng::seeded(1),
-        (4, 3 * 36),
-        0.0,
-        1.0,
-        &Device::Cpu,
-    )
-    .unwrap();
+    let w =
+        vision_interp::rng::randn(&mut vision_interp::rng::seeded(1), (4, 3 * 36), 0.0, 1.0, &Device::Cpu)
+            .unwrap();
     let b = Tensor::zeros(4, DType::F32, &Device::Cpu).unwrap();
     let mut net = Sequential::new();
     net.push("logits", Linear(w.clone(), b));
-    let toy = Toy {
-        net,
-        layers: vec![info("logits", 4, 1)],
-        classes: (0..4).map(|c| c.to_string()).collect(),
-    };
+    let toy =
+        Toy { net, layers: vec![info("logits", 4, 1)], classes: (0..4).map(|c| c.to_string()).collect() };
     (toy, w)
 }
 
@@ -88,32 +66,12 @@ fn saliency_of_a_linear_model_is_its_weights() {
     for class in 0..4 {
         let (g, _) = attribution::input_gradients(&toy, &img.unsqueeze(0).unwrap(), class).unwrap();
         let want = w.get(class).unwrap().reshape((1, 3, 6, 6)).unwrap();
-        let d = (g - &want)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
-        assert!(
-            d < 1e-6,
-            "class {class}: gradient differs from the weights by {d}"
-        );
+        let d = (g - &want).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        assert!(d < 1e-6, "class {class}: gradient differs from the weights by {d}");
         let s = attribution::saliency(&toy, &img, class).unwrap();
         let want_s = want.squeeze(0).unwrap().abs().unwrap().max(0).unwrap();
-        let d = (s - want_s)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
-        assert!(
-            d < 1e-6,
-            "class {class}: saliency differs from max_c |w| by {d}"
-        );
+        let d = (s - want_s).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        assert!(d < 1e-6, "class {class}: saliency differs from max_c |w| by {d}");
     }
 }
 
@@ -125,20 +83,10 @@ fn integrated_gradients_are_complete_and_exact_for_a_linear_model() {
     let ig = attribution::integrated_gradients(&toy, &img, &baseline, 2, 8, 4).unwrap();
     // For a linear model, IG = (x − x') ⊙ w exactly, and Σ IG = y(x) − y(x').
     let want = (img.clone() * w.get(2).unwrap().reshape((3, 6, 6)).unwrap()).unwrap();
-    let d = (&ig.attributions - want)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap();
+    let d = (&ig.attributions - want).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
     assert!(d < 1e-5, "IG differs from x ⊙ w by {d}");
     let (total, gap) = ig.completeness;
-    assert!(
-        (total - gap).abs() < 1e-3 * gap.abs().max(1.0),
-        "Σ IG {total} vs score gap {gap}"
-    );
+    assert!((total - gap).abs() < 1e-3 * gap.abs().max(1.0), "Σ IG {total} vs score gap {gap}");
     assert_eq!(ig.path_scores.len(), 9);
 }
 
@@ -174,21 +122,11 @@ fn grad_cam_picks_the_channel_that_decides() {
         assert!((alphas[class] - 1.0 / 36.0).abs() < 1e-7, "{alphas:?}");
         assert!(alphas[1 - class].abs() < 1e-9, "{alphas:?}");
         let want = (img.get(class).unwrap() / 36.0).unwrap();
-        let d = (cam.cam - want)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let d = (cam.cam - want).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
         assert!(d < 1e-7, "class {class}: CAM differs by {d}");
     }
     // An unknown layer is an error that lists the layers.
-    let err = attribution::grad_cam(&toy, &img, 0, "conv9")
-        .err()
-        .unwrap()
-        .to_string();
+    let err = attribution::grad_cam(&toy, &img, 0, "conv9").err().unwrap().to_string();
     assert!(err.contains("features") && err.contains("logits"), "{err}");
 }
 

@@ -11,14 +11,7 @@ fn model() -> EfficientNetLite0 {
 
 /// ‖a − b‖ / ‖b‖
 fn rel_err(a: &Tensor, b: &Tensor) -> f32 {
-    let num = (a - b)
-        .unwrap()
-        .sqr()
-        .unwrap()
-        .sum_all()
-        .unwrap()
-        .sqrt()
-        .unwrap();
+    let num = (a - b).unwrap().sqr().unwrap().sum_all().unwrap().sqrt().unwrap();
     let den = b.sqr().unwrap().sum_all().unwrap().sqrt().unwrap();
     (num / den).unwrap().to_scalar::<f32>().unwrap()
 }
@@ -33,15 +26,9 @@ fn logits_and_stages_match_timm() {
     let m = model();
     let mut names: Vec<String> = (0..7).map(|s| format!("stage{s}")).collect();
     names.push("logits".into());
-    let acts = m
-        .forward_taps(&fixture["input"], &Taps::layers(&names))
-        .unwrap();
+    let acts = m.forward_taps(&fixture["input"], &Taps::layers(&names)).unwrap();
     for name in &names {
-        let key = if name == "logits" {
-            "logits".to_owned()
-        } else {
-            format!("act.{name}")
-        };
+        let key = if name == "logits" { "logits".to_owned() } else { format!("act.{name}") };
         let want = &fixture[&key];
         let got = acts.get(name).unwrap();
         assert_eq!(got.dims(), want.dims(), "{name}");
@@ -52,12 +39,8 @@ fn logits_and_stages_match_timm() {
 }
 
 fn photo(name: &str) -> Tensor {
-    vision_interp::imageio::load_photo(
-        &vision_interp::asset(&format!("photos/{name}")),
-        224,
-        &Device::Cpu,
-    )
-    .unwrap()
+    vision_interp::imageio::load_photo(&vision_interp::asset(&format!("photos/{name}")), 224, &Device::Cpu)
+        .unwrap()
 }
 
 #[test]
@@ -65,34 +48,21 @@ fn photos_are_classified() {
     let m = model();
     let top = |name: &str| {
         let p = top_k(&m, &photo(name), 3).unwrap();
-        println!(
-            "{name}: {:?}",
-            p.iter()
-                .map(|p| (p.class, p.name.as_str(), p.prob))
-                .collect::<Vec<_>>()
-        );
+        println!("{name}: {:?}", p.iter().map(|p| (p.class, p.name.as_str(), p.prob)).collect::<Vec<_>>());
         p.iter().map(|p| p.class).collect::<Vec<_>>()
     };
     let chelsea = top("chelsea.png");
-    assert!(
-        (281..=285).contains(&chelsea[0]),
-        "chelsea top-1 {chelsea:?}"
-    );
+    assert!((281..=285).contains(&chelsea[0]), "chelsea top-1 {chelsea:?}");
     assert_eq!(top("coffee.png")[0], 967, "coffee → espresso");
     assert_eq!(top("camera.png")[0], 872, "camera (grey) → tripod");
     let hopper = top("grace_hopper.jpg");
-    assert!(
-        hopper.iter().any(|c| [400, 652, 667].contains(c)),
-        "grace_hopper top-3 {hopper:?}"
-    );
+    assert!(hopper.iter().any(|c| [400, 652, 667].contains(c)), "grace_hopper top-3 {hopper:?}");
 }
 
 #[test]
 fn layer_listing_matches_shapes() {
     let m = model();
-    let x = m
-        .preprocess(&photo("coffee.png").unsqueeze(0).unwrap())
-        .unwrap();
+    let x = m.preprocess(&photo("coffee.png").unsqueeze(0).unwrap()).unwrap();
     let names: Vec<&str> = m.layers().iter().map(|l| l.name.as_str()).collect();
     let acts = m.forward_taps(&x, &Taps::layers(&names)).unwrap();
     for l in m.layers() {

@@ -4,43 +4,20 @@ use candle_core::{DType, Device, Tensor, Var};
 use vision_interp::ops;
 
 fn rand64(seed: u64, shape: &[usize]) -> Tensor {
-    vision_interp::rng::randn(
-        &mut vision_interp::rng::seeded(seed),
-        shape,
-        0.0,
-        1.0,
-        &Device::Cpu,
-    )
-    .unwrap()
-    .to_dtype(DType::F64)
-    .unwrap()
+    vision_interp::rng::randn(&mut vision_interp::rng::seeded(seed), shape, 0.0, 1.0, &Device::Cpu)
+        .unwrap()
+        .to_dtype(DType::F64)
+        .unwrap()
 }
 
 /// Relative L2 error between autograd and central differences of `loss = Σ f(x) ⊙ r`.
 fn gradcheck(f: impl Fn(&Tensor) -> candle_core::Result<Tensor>, x: &Tensor) -> f64 {
     let r = rand64(99, f(x).unwrap().dims());
-    let loss = |t: &Tensor| {
-        (f(t).unwrap() * &r)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .to_scalar::<f64>()
-            .unwrap()
-    };
+    let loss = |t: &Tensor| (f(t).unwrap() * &r).unwrap().sum_all().unwrap().to_scalar::<f64>().unwrap();
     let var = Var::from_tensor(x).unwrap();
-    let l = (f(var.as_tensor()).unwrap() * &r)
-        .unwrap()
-        .sum_all()
-        .unwrap();
-    let g = l
-        .backward()
-        .unwrap()
-        .get(var.as_tensor())
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1::<f64>()
-        .unwrap();
+    let l = (f(var.as_tensor()).unwrap() * &r).unwrap().sum_all().unwrap();
+    let g =
+        l.backward().unwrap().get(var.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f64>().unwrap();
     let flat = x.flatten_all().unwrap().to_vec1::<f64>().unwrap();
     let eps = 1e-6;
     let (mut num, mut den) = (0.0, 0.0);
@@ -76,14 +53,7 @@ fn depthwise_conv_equals_grouped_conv2d() {
         let ours = ops::depthwise_conv2d_taps(&x, &w, s).unwrap();
         let candle = x.conv2d(&w, 0, s, 1, 4).unwrap();
         assert_eq!(ours.dims(), candle.dims());
-        let d = (ours - candle)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f64>()
-            .unwrap();
+        let d = (ours - candle).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f64>().unwrap();
         assert!(d < 1e-12, "k{k} s{s}: max difference {d}");
     }
 }
@@ -93,10 +63,7 @@ fn depthwise_conv_gradient() {
     for (k, s) in [(3, 1), (3, 2), (5, 2)] {
         let w = rand64(3, &[3, 1, k, k]);
         let x = rand64(4, &[1, 3, 8, 8]);
-        let e = gradcheck(
-            |t| ops::depthwise_conv2d_taps(&ops::pad_same(t, k, s)?, &w, s),
-            &x,
-        );
+        let e = gradcheck(|t| ops::depthwise_conv2d_taps(&ops::pad_same(t, k, s)?, &w, s), &x);
         assert!(e < 1e-6, "k{k} s{s}: relative error {e}");
     }
 }
@@ -127,14 +94,7 @@ fn bilinear_resize_gradient_and_forward() {
     // Forward equals Candle's (PyTorch-compatible) bilinear upsampling.
     let ours = ops::resize_bilinear(&x, 10, 8).unwrap();
     let candle = x.upsample_bilinear2d(10, 8, false).unwrap();
-    let d = (ours - candle)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f64>()
-        .unwrap();
+    let d = (ours - candle).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f64>().unwrap();
     assert!(d < 1e-6, "max difference {d}");
 }
 
@@ -161,22 +121,8 @@ fn same_f32(
     ra.iter()
         .zip(&rb)
         .map(|(p, q)| {
-            let d = (p - q)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
-            d / q
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap()
-                .max(1e-6)
+            let d = (p - q).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+            d / q.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap().max(1e-6)
         })
         .fold(0.0, f32::max)
 }
@@ -198,10 +144,7 @@ fn cpu_depthwise_kernel_matches_the_checked_reference() {
 
 #[test]
 fn cpu_relu6_kernel_matches_clamp() {
-    let x = (rand64(14, &[2, 3, 6, 6]) * 4.0)
-        .unwrap()
-        .to_dtype(DType::F32)
-        .unwrap();
+    let x = (rand64(14, &[2, 3, 6, 6]) * 4.0).unwrap().to_dtype(DType::F32).unwrap();
     let w = rand64(15, &[1]).to_dtype(DType::F32).unwrap();
     let e = same_f32(
         |x, w| ops::relu6(&x.broadcast_mul(w)?),

@@ -45,29 +45,19 @@ fn sources_are_tried_in_order_and_the_offline_error_says_what_was_tried() {
     let snap = repo.join("snapshots").join(commit);
     std::fs::create_dir_all(&snap).unwrap();
     std::fs::write(snap.join("model.safetensors"), b"x").unwrap();
-    assert_eq!(
-        resolve(&MISSING, None).unwrap(),
-        snap.join("model.safetensors")
-    );
+    assert_eq!(resolve(&MISSING, None).unwrap(), snap.join("model.safetensors"));
 
     // The local cache comes before the hub cache.
     std::fs::create_dir_all(&cache).unwrap();
     std::fs::write(cache.join("no-such-weights.safetensors"), b"x").unwrap();
-    assert_eq!(
-        resolve(&MISSING, None).unwrap(),
-        cache.join("no-such-weights.safetensors")
-    );
+    assert_eq!(resolve(&MISSING, None).unwrap(), cache.join("no-such-weights.safetensors"));
 
     // --weights comes first, and a wrong path is an error, not a fallback.
     let explicit = tmp.path().join("mine.safetensors");
     std::fs::write(&explicit, b"x").unwrap();
     assert_eq!(resolve(&MISSING, Some(&explicit)).unwrap(), explicit);
     let err = resolve(&MISSING, Some(Path::new("/nonexistent/w.safetensors"))).unwrap_err();
-    assert!(
-        err.to_string()
-            .contains("--weights /nonexistent/w.safetensors: no such file"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("--weights /nonexistent/w.safetensors: no such file"), "{err}");
 }
 
 fn lite0_tensors() -> HashMap<String, Tensor> {
@@ -92,29 +82,18 @@ fn wrong_weights_name_the_tensor_at_fault() {
     t.remove("blocks.3.1.conv_dw.weight");
     let err = build(t);
     assert!(
-        err.contains("missing tensor `blocks.3.1.conv_dw.weight`")
-            && err.contains("[480, 1, 3, 3]"),
+        err.contains("missing tensor `blocks.3.1.conv_dw.weight`") && err.contains("[480, 1, 3, 3]"),
         "{err}"
     );
 
     let mut t = lite0_tensors();
-    t.insert(
-        "classifier.weight".into(),
-        Tensor::zeros((10, 1280), DType::F32, &Device::Cpu).unwrap(),
-    );
+    t.insert("classifier.weight".into(), Tensor::zeros((10, 1280), DType::F32, &Device::Cpu).unwrap());
     let err = build(t);
-    assert!(
-        err.contains("`classifier.weight` has shape [10, 1280], expected [1000, 1280]"),
-        "{err}"
-    );
+    assert!(err.contains("`classifier.weight` has shape [10, 1280], expected [1000, 1280]"), "{err}");
 
     let mut t = lite0_tensors();
-    let nan = Tensor::new(&[f32::NAN], &Device::Cpu)
-        .unwrap()
-        .broadcast_as((32,))
-        .unwrap()
-        .contiguous()
-        .unwrap();
+    let nan =
+        Tensor::new(&[f32::NAN], &Device::Cpu).unwrap().broadcast_as((32,)).unwrap().contiguous().unwrap();
     t.insert("bn1.running_var".into(), nan);
     let err = build(t);
     assert!(err.contains("`bn1.running_var` holds NaN"), "{err}");
@@ -126,49 +105,26 @@ fn unreadable_files_are_clear_errors() {
     let bad = tmp.path().join("bad.safetensors");
     std::fs::write(&bad, b"this is not a weights file at all").unwrap();
     let err = format!("{:#}", WeightStore::load(&bad, &Device::Cpu).err().unwrap());
-    assert!(
-        err.contains("neither a safetensors file nor a legacy PyTorch state dict"),
-        "{err}"
-    );
+    assert!(err.contains("neither a safetensors file nor a legacy PyTorch state dict"), "{err}");
 
     let img = tmp.path().join("photo.png");
     std::fs::write(&img, b"\x89PNG\r\n\x1a\n truncated").unwrap();
+    let err = format!("{:#}", vision_interp::imageio::load_photo(&img, 224, &Device::Cpu).unwrap_err());
+    assert!(err.contains("cannot decode image") && err.contains("photo.png"), "{err}");
     let err = format!(
         "{:#}",
-        vision_interp::imageio::load_photo(&img, 224, &Device::Cpu).unwrap_err()
+        vision_interp::imageio::load_photo(&tmp.path().join("nope.jpg"), 224, &Device::Cpu).unwrap_err()
     );
-    assert!(
-        err.contains("cannot decode image") && err.contains("photo.png"),
-        "{err}"
-    );
-    let err = format!(
-        "{:#}",
-        vision_interp::imageio::load_photo(&tmp.path().join("nope.jpg"), 224, &Device::Cpu)
-            .unwrap_err()
-    );
-    assert!(
-        err.contains("cannot open image") && err.contains("nope.jpg"),
-        "{err}"
-    );
+    assert!(err.contains("cannot open image") && err.contains("nope.jpg"), "{err}");
 }
 
 #[test]
 fn greyscale_images_become_rgb() {
-    let img = vision_interp::imageio::load_photo(
-        &vision_interp::asset("photos/camera.png"),
-        64,
-        &Device::Cpu,
-    )
-    .unwrap();
+    let img =
+        vision_interp::imageio::load_photo(&vision_interp::asset("photos/camera.png"), 64, &Device::Cpu)
+            .unwrap();
     assert_eq!(img.dims(), &[3, 64, 64]);
     let (r, g) = (img.get(0).unwrap(), img.get(1).unwrap());
-    let d = (r - g)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap();
+    let d = (r - g).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
     assert_eq!(d, 0.0);
 }

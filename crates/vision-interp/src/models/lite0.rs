@@ -37,13 +37,7 @@ pub struct BlockArgs {
 }
 
 const fn b(expand: usize, kernel: usize, stride: usize, c_in: usize, c_out: usize) -> BlockArgs {
-    BlockArgs {
-        expand,
-        kernel,
-        stride,
-        c_in,
-        c_out,
-    }
+    BlockArgs { expand, kernel, stride, c_in, c_out }
 }
 
 /// The seven stages of blocks (timm's `blocks.S.I`).
@@ -52,17 +46,8 @@ pub const STAGES: [&[BlockArgs]; 7] = [
     &[b(6, 3, 2, 16, 24), b(6, 3, 1, 24, 24)],
     &[b(6, 5, 2, 24, 40), b(6, 5, 1, 40, 40)],
     &[b(6, 3, 2, 40, 80), b(6, 3, 1, 80, 80), b(6, 3, 1, 80, 80)],
-    &[
-        b(6, 5, 1, 80, 112),
-        b(6, 5, 1, 112, 112),
-        b(6, 5, 1, 112, 112),
-    ],
-    &[
-        b(6, 5, 2, 112, 192),
-        b(6, 5, 1, 192, 192),
-        b(6, 5, 1, 192, 192),
-        b(6, 5, 1, 192, 192),
-    ],
+    &[b(6, 5, 1, 80, 112), b(6, 5, 1, 112, 112), b(6, 5, 1, 112, 112)],
+    &[b(6, 5, 2, 112, 192), b(6, 5, 1, 192, 192), b(6, 5, 1, 192, 192), b(6, 5, 1, 192, 192)],
     &[b(6, 3, 1, 192, 320)],
 ];
 
@@ -81,9 +66,7 @@ pub fn timm_name(name: &str) -> Result<String> {
             return Ok(format!("{to}{rest}"));
         }
     }
-    let rest = name
-        .strip_prefix("_blocks.")
-        .with_context(|| format!("unexpected tensor `{name}`"))?;
+    let rest = name.strip_prefix("_blocks.").with_context(|| format!("unexpected tensor `{name}`"))?;
     let (idx, module) = rest.split_once('.').context("block index")?;
     let mut flat: usize = idx.parse()?;
     let (mut stage, mut i) = (0, 0);
@@ -135,10 +118,7 @@ impl ConvBn {
         relu6: bool,
     ) -> Result<Self> {
         let per_filter = if depthwise { 1 } else { c_in };
-        let w = store.get(
-            &format!("{conv}.weight"),
-            &[c_out, per_filter, kernel, kernel],
-        )?;
+        let w = store.get(&format!("{conv}.weight"), &[c_out, per_filter, kernel, kernel])?;
         let gamma = store.get(&format!("{bn}.weight"), &[c_out])?;
         let beta = store.get(&format!("{bn}.bias"), &[c_out])?;
         let mean = store.get(&format!("{bn}.running_mean"), &[c_out])?;
@@ -147,24 +127,13 @@ impl ConvBn {
         let scale = (gamma / (var + BN_EPS)?.sqrt()?)?;
         let weight = w.broadcast_mul(&scale.reshape((c_out, 1, 1, 1))?)?;
         let bias = (beta - (mean * &scale)?)?.reshape((1, c_out, 1, 1))?;
-        Ok(Self {
-            weight,
-            bias,
-            kernel,
-            stride,
-            depthwise,
-            relu6,
-        })
+        Ok(Self { weight, bias, kernel, stride, depthwise, relu6 })
     }
 }
 
 impl Module for ConvBn {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let x = if self.kernel > 1 {
-            ops::pad_same(x, self.kernel, self.stride)?
-        } else {
-            x.clone()
-        };
+        let x = if self.kernel > 1 { ops::pad_same(x, self.kernel, self.stride)? } else { x.clone() };
         let y = if self.depthwise {
             ops::depthwise_conv2d(&x, &self.weight, self.stride)?
         } else if self.kernel == 1 && self.stride == 1 {
@@ -255,10 +224,7 @@ impl Block {
                 )?,
             ]
         };
-        Ok(Self {
-            convs,
-            residual: a.stride == 1 && a.c_in == a.c_out,
-        })
+        Ok(Self { convs, residual: a.stride == 1 && a.c_in == a.c_out })
     }
 }
 
@@ -292,9 +258,7 @@ struct Classifier {
 
 impl Module for Classifier {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        ops::global_avg_pool(x)?
-            .matmul(&self.weight.t()?)?
-            .broadcast_add(&self.bias)
+        ops::global_avg_pool(x)?.matmul(&self.weight.t()?)?.broadcast_add(&self.bias)
     }
 }
 
@@ -338,10 +302,7 @@ impl EfficientNetLite0 {
                 description: description.into(),
             })
         };
-        net.push(
-            "stem",
-            ConvBn::load(store, "conv_stem", "bn1", 3, 32, 3, 2, false, true)?,
-        );
+        net.push("stem", ConvBn::load(store, "conv_stem", "bn1", 3, 32, 3, 2, false, true)?);
         info("stem", 32, 112, "3×3 conv, stride 2, ReLU6");
         let mut size: usize = 112;
         for (s, blocks) in STAGES.iter().enumerate() {
@@ -366,16 +327,8 @@ impl EfficientNetLite0 {
                 ),
             );
         }
-        net.push(
-            "head",
-            ConvBn::load(store, "conv_head", "bn2", 320, 1280, 1, 1, false, true)?,
-        );
-        info(
-            "head",
-            1280,
-            7,
-            "1×1 conv to 1280 channels, ReLU6 (last convolutional layer)",
-        );
+        net.push("head", ConvBn::load(store, "conv_head", "bn2", 320, 1280, 1, 1, false, true)?);
+        info("head", 1280, 7, "1×1 conv to 1280 channels, ReLU6 (last convolutional layer)");
         net.push(
             "logits",
             Classifier {
@@ -383,17 +336,8 @@ impl EfficientNetLite0 {
                 bias: store.get("classifier.bias", &[1000])?,
             },
         );
-        info(
-            "logits",
-            1000,
-            1,
-            "global average pool, linear classifier (pre-softmax)",
-        );
-        Ok(Self {
-            net,
-            layers,
-            classes: crate::imagenet::classes(),
-        })
+        info("logits", 1000, 1, "global average pool, linear classifier (pre-softmax)");
+        Ok(Self { net, layers, classes: crate::imagenet::classes() })
     }
 
     /// The weight-name prefixes of a layer's convolutions and classifier: what the

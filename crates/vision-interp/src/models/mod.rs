@@ -36,10 +36,7 @@ pub struct Taps {
 impl Taps {
     /// Record these layers.
     pub fn layers<S: AsRef<str>>(names: &[S]) -> Self {
-        Self {
-            layers: names.iter().map(|s| s.as_ref().to_owned()).collect(),
-            probes: Vec::new(),
-        }
+        Self { layers: names.iter().map(|s| s.as_ref().to_owned()).collect(), probes: Vec::new() }
     }
 
     /// Also add a zero `Var` to the output of `layer` (and record the layer).
@@ -59,17 +56,13 @@ pub struct Activations {
 
 impl Activations {
     pub fn get(&self, layer: &str) -> Result<&Tensor> {
-        self.acts
-            .get(layer)
-            .with_context(|| format!("layer `{layer}` was not recorded in this forward pass"))
+        self.acts.get(layer).with_context(|| format!("layer `{layer}` was not recorded in this forward pass"))
     }
 
     /// The probe added at `layer`: the gradient of a loss with respect to it is the gradient
     /// with respect to the layer's activation.
     pub fn probe(&self, layer: &str) -> Result<&Var> {
-        self.probes
-            .get(layer)
-            .with_context(|| format!("no probe was added at layer `{layer}`"))
+        self.probes.get(layer).with_context(|| format!("no probe was added at layer `{layer}`"))
     }
 }
 
@@ -96,20 +89,13 @@ pub trait Model {
 
     /// The layer called `name`, or an error listing the layers that exist.
     fn layer(&self, name: &str) -> Result<&LayerInfo> {
-        self.layers()
-            .iter()
-            .find(|l| l.name == name)
-            .with_context(|| {
-                format!(
-                    "{} has no layer `{name}`; its layers are: {}",
-                    self.name(),
-                    self.layers()
-                        .iter()
-                        .map(|l| l.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
-            })
+        self.layers().iter().find(|l| l.name == name).with_context(|| {
+            format!(
+                "{} has no layer `{name}`; its layers are: {}",
+                self.name(),
+                self.layers().iter().map(|l| l.name.as_str()).collect::<Vec<_>>().join(", ")
+            )
+        })
     }
 }
 
@@ -132,9 +118,7 @@ pub fn parse_unit(model: &dyn Model, spec: &str) -> Result<Unit> {
         .rsplit_once(':')
         .with_context(|| format!("`{spec}` is not of the form layer:unit (e.g. stage4:17)"))?;
     let info = model.layer(layer)?;
-    let unit: usize = unit
-        .parse()
-        .with_context(|| format!("`{unit}` in `{spec}` is not a unit number"))?;
+    let unit: usize = unit.parse().with_context(|| format!("`{unit}` in `{spec}` is not a unit number"))?;
     if unit >= info.channels {
         bail!(
             "{}: layer `{layer}` has units 0..={} ({} channels); `{spec}` is out of range",
@@ -143,10 +127,7 @@ pub fn parse_unit(model: &dyn Model, spec: &str) -> Result<Unit> {
             info.channels
         );
     }
-    Ok(Unit {
-        layer: layer.to_owned(),
-        unit,
-    })
+    Ok(Unit { layer: layer.to_owned(), unit })
 }
 
 /// A chain of named stages: the executor behind [`Model::forward_taps`] for models whose named
@@ -171,24 +152,12 @@ impl Sequential {
     // ANCHOR: sequential_run
     /// Runs the stages up to the deepest layer in `taps`, recording and probing as asked.
     pub fn run(&self, x: &Tensor, taps: &Taps) -> Result<Activations> {
-        let wanted: BTreeSet<&str> = taps
-            .layers
-            .iter()
-            .chain(&taps.probes)
-            .map(String::as_str)
-            .collect();
+        let wanted: BTreeSet<&str> = taps.layers.iter().chain(&taps.probes).map(String::as_str).collect();
         let mut last = 0;
         for name in &wanted {
-            let i = self
-                .stages
-                .iter()
-                .position(|(n, _)| n == name)
-                .with_context(|| {
-                    format!(
-                        "no layer `{name}`; the layers are: {}",
-                        self.names().collect::<Vec<_>>().join(", ")
-                    )
-                })?;
+            let i = self.stages.iter().position(|(n, _)| n == name).with_context(|| {
+                format!("no layer `{name}`; the layers are: {}", self.names().collect::<Vec<_>>().join(", "))
+            })?;
             last = last.max(i);
         }
         let mut acts = Activations::default();
@@ -227,15 +196,10 @@ pub fn load_randomized(
     match name {
         "efficientnet-lite0" | "lite0" => {
             let path = crate::weights::resolve(&lite0::WEIGHTS, weights)?;
-            let store =
-                EfficientNetLite0::timm_named(crate::weights::WeightStore::load(&path, device)?)?;
-            let prefixes: Vec<String> = layers
-                .iter()
-                .flat_map(|l| EfficientNetLite0::layer_prefixes(l))
-                .collect();
-            Ok(Box::new(EfficientNetLite0::from_store(
-                &store.randomized(&prefixes, rng)?,
-            )?))
+            let store = EfficientNetLite0::timm_named(crate::weights::WeightStore::load(&path, device)?)?;
+            let prefixes: Vec<String> =
+                layers.iter().flat_map(|l| EfficientNetLite0::layer_prefixes(l)).collect();
+            Ok(Box::new(EfficientNetLite0::from_store(&store.randomized(&prefixes, rng)?)?))
         }
         other => bail!("model randomisation is not available for `{other}`"),
     }
@@ -248,9 +212,6 @@ pub const MODEL_NAMES: &[&str] = &["efficientnet-lite0"];
 pub fn load(name: &str, weights: Option<&Path>, device: &Device) -> Result<Box<dyn Model>> {
     match name {
         "efficientnet-lite0" | "lite0" => Ok(Box::new(EfficientNetLite0::load(weights, device)?)),
-        other => bail!(
-            "unknown model `{other}`; available: {}",
-            MODEL_NAMES.join(", ")
-        ),
+        other => bail!("unknown model `{other}`; available: {}", MODEL_NAMES.join(", ")),
     }
 }

@@ -38,16 +38,7 @@ impl Geom {
         if h < k || w < k {
             candle_core::bail!("depthwise conv: input {h}×{w} smaller than the {k}×{k} filter");
         }
-        Ok(Self {
-            n,
-            c,
-            h,
-            w,
-            k,
-            s,
-            oh: (h - k) / s + 1,
-            ow: (w - k) / s + 1,
-        })
+        Ok(Self { n, c, h, w, k, s, oh: (h - k) / s + 1, ow: (w - k) / s + 1 })
     }
 }
 
@@ -72,25 +63,23 @@ impl CustomOp2 for DepthwiseConv2d {
         let g = Geom::new(l1.shape(), k, self.stride)?;
         let (x, wt) = (f32_slice(s1, l1, "input")?, f32_slice(s2, l2, "weight")?);
         let mut y = vec![0f32; g.n * g.c * g.oh * g.ow];
-        y.par_chunks_mut(g.oh * g.ow)
-            .enumerate()
-            .for_each(|(plane, out)| {
-                let c = plane % g.c;
-                let xp = &x[plane * g.h * g.w..(plane + 1) * g.h * g.w];
-                let wc = &wt[c * k * k..(c + 1) * k * k];
-                for oy in 0..g.oh {
-                    for ox in 0..g.ow {
-                        let mut acc = 0f32;
-                        for i in 0..k {
-                            let row = &xp[(oy * g.s + i) * g.w + ox * g.s..];
-                            for j in 0..k {
-                                acc += row[j] * wc[i * k + j];
-                            }
+        y.par_chunks_mut(g.oh * g.ow).enumerate().for_each(|(plane, out)| {
+            let c = plane % g.c;
+            let xp = &x[plane * g.h * g.w..(plane + 1) * g.h * g.w];
+            let wc = &wt[c * k * k..(c + 1) * k * k];
+            for oy in 0..g.oh {
+                for ox in 0..g.ow {
+                    let mut acc = 0f32;
+                    for i in 0..k {
+                        let row = &xp[(oy * g.s + i) * g.w + ox * g.s..];
+                        for j in 0..k {
+                            acc += row[j] * wc[i * k + j];
                         }
-                        out[oy * g.ow + ox] = acc;
                     }
+                    out[oy * g.ow + ox] = acc;
                 }
-            });
+            }
+        });
         Ok((CpuStorage::F32(y), Shape::from((g.n, g.c, g.oh, g.ow))))
     }
 
@@ -103,21 +92,8 @@ impl CustomOp2 for DepthwiseConv2d {
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let grad = grad.contiguous()?;
         let (_, _, h, wd) = x.dims4()?;
-        let gx = grad.apply_op2_no_bwd(
-            w,
-            &InputGrad {
-                stride: self.stride,
-                h,
-                w: wd,
-            },
-        )?;
-        let gw = x.apply_op2_no_bwd(
-            &grad,
-            &WeightGrad {
-                stride: self.stride,
-                k: w.dim(2)?,
-            },
-        )?;
+        let gx = grad.apply_op2_no_bwd(w, &InputGrad { stride: self.stride, h, w: wd })?;
+        let gw = x.apply_op2_no_bwd(&grad, &WeightGrad { stride: self.stride, k: w.dim(2)? })?;
         Ok((Some(gx), Some(gw)))
     }
 }
@@ -146,24 +122,22 @@ impl CustomOp2 for InputGrad {
         let (h, w, s) = (self.h, self.w, self.stride);
         let (gy, wt) = (f32_slice(s1, l1, "gradient")?, f32_slice(s2, l2, "weight")?);
         let mut gx = vec![0f32; n * c * h * w];
-        gx.par_chunks_mut(h * w)
-            .enumerate()
-            .for_each(|(plane, out)| {
-                let ch = plane % c;
-                let g = &gy[plane * oh * ow..(plane + 1) * oh * ow];
-                let wc = &wt[ch * k * k..(ch + 1) * k * k];
-                for oy in 0..oh {
-                    for ox in 0..ow {
-                        let v = g[oy * ow + ox];
-                        for i in 0..k {
-                            let row = &mut out[(oy * s + i) * w + ox * s..];
-                            for j in 0..k {
-                                row[j] += v * wc[i * k + j];
-                            }
+        gx.par_chunks_mut(h * w).enumerate().for_each(|(plane, out)| {
+            let ch = plane % c;
+            let g = &gy[plane * oh * ow..(plane + 1) * oh * ow];
+            let wc = &wt[ch * k * k..(ch + 1) * k * k];
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let v = g[oy * ow + ox];
+                    for i in 0..k {
+                        let row = &mut out[(oy * s + i) * w + ox * s..];
+                        for j in 0..k {
+                            row[j] += v * wc[i * k + j];
                         }
                     }
                 }
-            });
+            }
+        });
         Ok((CpuStorage::F32(gx), Shape::from((n, c, h, w))))
     }
 }

@@ -20,20 +20,13 @@ pub fn pad_same(x: &Tensor, kernel: usize, stride: usize) -> Result<Tensor> {
     let (_, _, h, w) = x.dims4()?;
     let (top, bottom) = same_padding(h, kernel, stride);
     let (left, right) = same_padding(w, kernel, stride);
-    x.pad_with_zeros(2, top, bottom)?
-        .pad_with_zeros(3, left, right)
+    x.pad_with_zeros(2, top, bottom)?.pad_with_zeros(3, left, right)
 }
 
 /// Every `stride`-th element along `dim`, starting at `start`, `count` of them, built from
 /// `narrow` and `reshape` so the backward pass works. The axis must be long enough:
 /// `start + stride * count <= size`.
-pub fn strided_pick(
-    x: &Tensor,
-    dim: usize,
-    start: usize,
-    stride: usize,
-    count: usize,
-) -> Result<Tensor> {
+pub fn strided_pick(x: &Tensor, dim: usize, start: usize, stride: usize, count: usize) -> Result<Tensor> {
     let t = x.narrow(dim, start, stride * count)?;
     if stride == 1 {
         return Ok(t);
@@ -49,10 +42,8 @@ pub fn strided_pick(
 /// On the CPU (f32) it runs the custom operation in [`cpu`], with hand-written forward
 /// and backward loops; elsewhere it falls back to [`depthwise_conv2d_taps`].
 pub fn depthwise_conv2d(x: &Tensor, weight: &Tensor, stride: usize) -> Result<Tensor> {
-    if matches!(x.device(), Device::Cpu) && x.dtype() == DType::F32 && weight.dtype() == DType::F32
-    {
-        x.contiguous()?
-            .apply_op2(&weight.contiguous()?, cpu::DepthwiseConv2d { stride })
+    if matches!(x.device(), Device::Cpu) && x.dtype() == DType::F32 && weight.dtype() == DType::F32 {
+        x.contiguous()?.apply_op2(&weight.contiguous()?, cpu::DepthwiseConv2d { stride })
     } else {
         depthwise_conv2d_taps(x, weight, stride)
     }
@@ -67,9 +58,11 @@ pub fn depthwise_conv2d_taps(x: &Tensor, weight: &Tensor, stride: usize) -> Resu
     let oh = (h - kh) / stride + 1;
     let ow = (w - kw) / stride + 1;
     // Extra zeros at the end so that every strided pick stays inside the tensor.
-    let x = x
-        .pad_with_zeros(2, 0, (kh - 1 + stride * oh).saturating_sub(h))?
-        .pad_with_zeros(3, 0, (kw - 1 + stride * ow).saturating_sub(w))?;
+    let x = x.pad_with_zeros(2, 0, (kh - 1 + stride * oh).saturating_sub(h))?.pad_with_zeros(
+        3,
+        0,
+        (kw - 1 + stride * ow).saturating_sub(w),
+    )?;
     let weight = weight.reshape((c, kh * kw))?.t()?.contiguous()?; // (k², C)
     let mut out: Option<Tensor> = None;
     for i in 0..kh {
@@ -93,9 +86,7 @@ pub fn depthwise_conv2d_taps(x: &Tensor, weight: &Tensor, stride: usize) -> Resu
 pub fn pointwise_conv2d(x: &Tensor, weight: &Tensor) -> Result<Tensor> {
     let (n, c, h, w) = x.dims4()?;
     let c_out = weight.dim(0)?;
-    let y = weight
-        .reshape((c_out, c))?
-        .broadcast_matmul(&x.reshape((n, c, h * w))?)?;
+    let y = weight.reshape((c_out, c))?.broadcast_matmul(&x.reshape((n, c, h * w))?)?;
     y.reshape((n, c_out, h, w))
 }
 
