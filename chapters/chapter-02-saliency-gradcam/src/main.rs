@@ -107,7 +107,7 @@ fn main() -> Result<()> {
     let mut cam_row = vec![Panel::overlay(&cat, &trained.1, "trained")?];
     for k in 1..=cascade.len() {
         // Every layer from the logits down to cascade[k - 1] gets random weights.
-        let random = models::load_randomized(m.name(), weights, &s.device, &cascade[..k], &mut s.rng)?;
+        let random = models::load_randomized(m.name(), weights, &s.device, &cascade[..k], args.common.seed)?;
         let sal = attr::saliency(random.as_ref(), &cat, TIGER_CAT)?;
         let cam = attr::grad_cam(random.as_ref(), &cat, TIGER_CAT, "head")?.cam;
         let rho_sal = attr::spearman(&flat(&trained.0)?, &flat(&sal)?);

@@ -10,6 +10,11 @@ pub fn seeded(seed: u64) -> StdRng {
     StdRng::seed_from_u64(seed)
 }
 
+/// FNV-1a hash of a string (64 bit): a stable way to derive a seed from a name.
+pub fn fnv1a(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3))
+}
+
 /// A tensor of independent N(mean, std²) samples.
 pub fn randn<S: Into<Shape>>(
     rng: &mut StdRng,

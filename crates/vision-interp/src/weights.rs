@@ -183,19 +183,19 @@ impl WeightStore {
     /// A copy in which every convolution and linear tensor whose name starts with one of
     /// `prefixes` is re-drawn from N(0, σ²), σ the standard deviation of the trained tensor
     /// (BatchNorm parameters and statistics are kept): the model-randomisation test of
-    /// Adebayo et al. (2018).
-    pub fn randomized(&self, prefixes: &[String], rng: &mut rand::rngs::StdRng) -> Result<Self> {
+    /// Adebayo et al. (2018). Each tensor's random values depend only on `seed` and its name,
+    /// so a cascade that randomises one more layer at each step keeps the earlier draws.
+    pub fn randomized(&self, prefixes: &[String], seed: u64) -> Result<Self> {
         let mut out = self.clone();
-        let mut names: Vec<&String> = self.tensors.keys().collect();
-        names.sort(); // a fixed order, so a seed always gives the same weights
-        for name in names {
+        for (name, t) in &self.tensors {
             let is_bn = name.split('.').any(|part| part.starts_with("bn"));
             if is_bn || !prefixes.iter().any(|p| name.starts_with(p.as_str())) {
                 continue;
             }
-            let t = self.tensors[name].to_dtype(DType::F32)?;
+            let t = t.to_dtype(DType::F32)?;
             let std = t.flatten_all()?.var(0)?.sqrt()?.to_scalar::<f32>()?;
-            let r = crate::rng::randn(rng, t.shape(), 0.0, std, t.device())?;
+            let mut rng = crate::rng::seeded(seed ^ crate::rng::fnv1a(name));
+            let r = crate::rng::randn(&mut rng, t.shape(), 0.0, std, t.device())?;
             out.tensors.insert(name.clone(), r);
         }
         Ok(out)

@@ -3,6 +3,9 @@ use candle_core::{DType, Device, Module, Tensor};
 use vision_interp::attribution;
 use vision_interp::models::{Activations, LayerInfo, Model, Sequential, Taps};
 
+mod common;
+use common::max_abs_diff;
+
 /// A test model built from named stages; preprocessing is the identity.
 struct Toy {
     net: Sequential,
@@ -66,11 +69,11 @@ fn saliency_of_a_linear_model_is_its_weights() {
     for class in 0..4 {
         let (g, _) = attribution::input_gradients(&toy, &img.unsqueeze(0).unwrap(), class).unwrap();
         let want = w.get(class).unwrap().reshape((1, 3, 6, 6)).unwrap();
-        let d = (g - &want).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        let d = max_abs_diff(&g, &want);
         assert!(d < 1e-6, "class {class}: gradient differs from the weights by {d}");
         let s = attribution::saliency(&toy, &img, class).unwrap();
         let want_s = want.squeeze(0).unwrap().abs().unwrap().max(0).unwrap();
-        let d = (s - want_s).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        let d = max_abs_diff(&s, &want_s);
         assert!(d < 1e-6, "class {class}: saliency differs from max_c |w| by {d}");
     }
 }
@@ -83,7 +86,7 @@ fn integrated_gradients_are_complete_and_exact_for_a_linear_model() {
     let ig = attribution::integrated_gradients(&toy, &img, &baseline, 2, 8, 4).unwrap();
     // For a linear model, IG = (x − x') ⊙ w exactly, and Σ IG = y(x) − y(x').
     let want = (img.clone() * w.get(2).unwrap().reshape((3, 6, 6)).unwrap()).unwrap();
-    let d = (&ig.attributions - want).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+    let d = max_abs_diff(&ig.attributions, &want);
     assert!(d < 1e-5, "IG differs from x ⊙ w by {d}");
     let (total, gap) = ig.completeness;
     assert!((total - gap).abs() < 1e-3 * gap.abs().max(1.0), "Σ IG {total} vs score gap {gap}");
@@ -122,7 +125,7 @@ fn grad_cam_picks_the_channel_that_decides() {
         assert!((alphas[class] - 1.0 / 36.0).abs() < 1e-7, "{alphas:?}");
         assert!(alphas[1 - class].abs() < 1e-9, "{alphas:?}");
         let want = (img.get(class).unwrap() / 36.0).unwrap();
-        let d = (cam.cam - want).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        let d = max_abs_diff(&cam.cam, &want);
         assert!(d < 1e-7, "class {class}: CAM differs by {d}");
     }
     // An unknown layer is an error that lists the layers.

@@ -3,11 +3,11 @@
 use candle_core::{DType, Device, Tensor, Var};
 use vision_interp::ops;
 
+mod common;
+use common::{max_abs, max_abs_diff};
+
 fn rand64(seed: u64, shape: &[usize]) -> Tensor {
-    vision_interp::rng::randn(&mut vision_interp::rng::seeded(seed), shape, 0.0, 1.0, &Device::Cpu)
-        .unwrap()
-        .to_dtype(DType::F64)
-        .unwrap()
+    common::randn64(seed, shape)
 }
 
 /// Relative L2 error between autograd and central differences of `loss = Σ f(x) ⊙ r`.
@@ -53,7 +53,7 @@ fn depthwise_conv_equals_grouped_conv2d() {
         let ours = ops::depthwise_conv2d_taps(&x, &w, s).unwrap();
         let candle = x.conv2d(&w, 0, s, 1, 4).unwrap();
         assert_eq!(ours.dims(), candle.dims());
-        let d = (ours - candle).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f64>().unwrap();
+        let d = max_abs_diff(&ours, &candle);
         assert!(d < 1e-12, "k{k} s{s}: max difference {d}");
     }
 }
@@ -94,7 +94,7 @@ fn bilinear_resize_gradient_and_forward() {
     // Forward equals Candle's (PyTorch-compatible) bilinear upsampling.
     let ours = ops::resize_bilinear(&x, 10, 8).unwrap();
     let candle = x.upsample_bilinear2d(10, 8, false).unwrap();
-    let d = (ours - candle).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f64>().unwrap();
+    let d = max_abs_diff(&ours, &candle);
     assert!(d < 1e-6, "max difference {d}");
 }
 
@@ -118,13 +118,7 @@ fn same_f32(
         ]
     };
     let (ra, rb) = (run(&a), run(&b));
-    ra.iter()
-        .zip(&rb)
-        .map(|(p, q)| {
-            let d = (p - q).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
-            d / q.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap().max(1e-6)
-        })
-        .fold(0.0, f32::max)
+    ra.iter().zip(&rb).map(|(p, q)| max_abs_diff(p, q) / max_abs(q).max(1e-6)).fold(0.0, f32::max)
 }
 
 #[test]
@@ -159,14 +153,7 @@ fn cpu_relu6_kernel_matches_clamp() {
 fn pointwise_conv_equals_conv2d_and_its_gradient() {
     let x = rand64(16, &[2, 4, 5, 3]);
     let w = rand64(17, &[6, 4, 1, 1]);
-    let d = (ops::pointwise_conv2d(&x, &w).unwrap() - x.conv2d(&w, 0, 1, 1, 1).unwrap())
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f64>()
-        .unwrap();
+    let d = max_abs_diff(&ops::pointwise_conv2d(&x, &w).unwrap(), &x.conv2d(&w, 0, 1, 1, 1).unwrap());
     assert!(d < 1e-12, "max difference {d}");
     let e = gradcheck(|t| ops::pointwise_conv2d(t, &w), &x);
     assert!(e < 1e-6, "relative error {e}");

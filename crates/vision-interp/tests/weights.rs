@@ -6,6 +6,8 @@ use candle_core::{DType, Device, Tensor};
 use vision_interp::models::EfficientNetLite0;
 use vision_interp::weights::{resolve, WeightSpec, WeightStore};
 
+mod common;
+
 const MISSING: WeightSpec = WeightSpec {
     model: "test-model",
     file_name: "no-such-weights.safetensors",
@@ -125,6 +127,6 @@ fn greyscale_images_become_rgb() {
             .unwrap();
     assert_eq!(img.dims(), &[3, 64, 64]);
     let (r, g) = (img.get(0).unwrap(), img.get(1).unwrap());
-    let d = (r - g).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+    let d = common::max_abs_diff(&r, &g);
     assert_eq!(d, 0.0);
 }

@@ -191,7 +191,7 @@ pub fn load_randomized(
     weights: Option<&Path>,
     device: &Device,
     layers: &[&str],
-    rng: &mut rand::rngs::StdRng,
+    seed: u64,
 ) -> Result<Box<dyn Model>> {
     match name {
         "efficientnet-lite0" | "lite0" => {
@@ -199,7 +199,7 @@ pub fn load_randomized(
             let store = EfficientNetLite0::timm_named(crate::weights::WeightStore::load(&path, device)?)?;
             let prefixes: Vec<String> =
                 layers.iter().flat_map(|l| EfficientNetLite0::layer_prefixes(l)).collect();
-            Ok(Box::new(EfficientNetLite0::from_store(&store.randomized(&prefixes, rng)?)?))
+            Ok(Box::new(EfficientNetLite0::from_store(&store.randomized(&prefixes, seed)?)?))
         }
         other => bail!("model randomisation is not available for `{other}`"),
     }
