@@ -158,3 +158,46 @@ fn pointwise_conv_equals_conv2d_and_its_gradient() {
     let e = gradcheck(|t| ops::pointwise_conv2d(t, &w), &x);
     assert!(e < 1e-6, "relative error {e}");
 }
+
+#[test]
+fn pool_output_size_follows_pytorch() {
+    // (size, kernel, stride, pad, ceil) → PyTorch's nn.MaxPool2d output size
+    for (args, want) in [
+        ((224, 2, 2, 0, false), 112),
+        ((7, 2, 2, 0, false), 3),
+        ((7, 2, 2, 0, true), 4),
+        ((112, 3, 2, 0, true), 56),
+        ((56, 3, 1, 1, false), 56),
+        ((5, 3, 2, 1, true), 3),
+    ] {
+        let (size, k, s, p, ceil) = args;
+        assert_eq!(ops::pool_output_size(size, k, s, p, ceil), want, "{args:?}");
+    }
+}
+
+#[test]
+fn max_pool_forward_matches_candle_and_gradient_is_exact() {
+    let x = rand64(20, &[2, 3, 8, 8]);
+    let d = max_abs_diff(&ops::max_pool2d(&x, 2, 2, 0, false).unwrap(), &x.max_pool2d(2).unwrap());
+    assert_eq!(d, 0.0);
+    // Candle's own backward for kernel = stride is off by 1/k²; ours must match differences.
+    for (k, s, p, ceil) in [(2, 2, 0, false), (3, 2, 0, true), (3, 1, 1, false), (3, 2, 1, true)] {
+        let x = rand64(21, &[1, 2, 7, 7]);
+        let e = gradcheck(|t| ops::max_pool2d(t, k, s, p, ceil), &x);
+        assert!(e < 1e-6, "k{k} s{s} p{p} ceil {ceil}: relative error {e}");
+    }
+}
+
+#[test]
+fn candle_max_pool_gradient_is_off_by_one_over_k_squared() {
+    // Documents the Candle defect the book works around: d/dx maxpool([[1,2],[3,4]]) should be
+    // [[0,0],[0,1]]; Candle 0.11.1 gives 0.25 at the maximum.
+    let x = Var::from_tensor(&Tensor::new(&[[[[1f64, 2.], [3., 4.]]]], &Device::Cpu).unwrap()).unwrap();
+    let candle = x.as_tensor().max_pool2d(2).unwrap().sum_all().unwrap().backward().unwrap();
+    let ours = ops::max_pool2d(x.as_tensor(), 2, 2, 0, false).unwrap().sum_all().unwrap().backward().unwrap();
+    let at_max = |g: &candle_core::backprop::GradStore| {
+        g.get(x.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f64>().unwrap()[3]
+    };
+    assert_eq!(at_max(&ours), 1.0);
+    assert_eq!(at_max(&candle), 0.25, "Candle's max-pool gradient changed; revisit ops::max_pool2d's note");
+}

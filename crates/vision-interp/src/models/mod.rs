@@ -11,8 +11,10 @@ use anyhow::{bail, Context, Result};
 use candle_core::{Device, Module, Tensor, Var};
 
 pub mod lite0;
+pub mod simple_cnn;
 
 pub use lite0::EfficientNetLite0;
+pub use simple_cnn::SimpleCnn;
 
 /// A named layer: where activations can be read, probed and optimised.
 #[derive(Debug, Clone)]

@@ -80,6 +80,58 @@ pub fn depthwise_conv2d_taps(x: &Tensor, weight: &Tensor, stride: usize) -> Resu
     Ok(out.expect("kernel has at least one tap"))
 }
 
+/// Pads `dim` with `before` and `after` copies of the constant `value`.
+pub fn pad_const(x: &Tensor, dim: usize, before: usize, after: usize, value: f64) -> Result<Tensor> {
+    let mut parts = Vec::with_capacity(3);
+    let mut dims = x.dims().to_vec();
+    if before > 0 {
+        dims[dim] = before;
+        parts.push(Tensor::full(value, dims.as_slice(), x.device())?.to_dtype(x.dtype())?);
+    }
+    parts.push(x.clone());
+    if after > 0 {
+        dims[dim] = after;
+        parts.push(Tensor::full(value, dims.as_slice(), x.device())?.to_dtype(x.dtype())?);
+    }
+    Tensor::cat(&parts, dim)
+}
+
+/// Output size of a pooling window (PyTorch's rule, including `ceil_mode`: the last window
+/// must start inside the input or its left padding).
+pub fn pool_output_size(size: usize, kernel: usize, stride: usize, pad: usize, ceil: bool) -> usize {
+    let span = size + 2 * pad - kernel;
+    let mut out = if ceil { span.div_ceil(stride) + 1 } else { span / stride + 1 };
+    if ceil && (out - 1) * stride >= size + pad {
+        out -= 1;
+    }
+    out
+}
+
+/// Max pooling with any kernel, stride, padding (with −∞) and `ceil_mode`, differentiable.
+///
+/// Candle's `max_pool2d` backward pass is wrong when kernel = stride (it scales the gradient
+/// by 1/k²) and refused otherwise. This one takes elementwise maxima of strided views, rows
+/// first and then columns (2k maxima instead of k²); the gradient of each maximum goes to the
+/// larger input, as in PyTorch.
+pub fn max_pool2d(x: &Tensor, kernel: usize, stride: usize, pad: usize, ceil: bool) -> Result<Tensor> {
+    let (_, _, h, w) = x.dims4()?;
+    let oh = pool_output_size(h, kernel, stride, pad, ceil);
+    let ow = pool_output_size(w, kernel, stride, pad, ceil);
+    // Enough rows and columns for every strided view (extra ones are −∞ and never win).
+    let (ph, pw) = (kernel - 1 + stride * oh, kernel - 1 + stride * ow);
+    let xp = pad_const(x, 2, pad, ph.saturating_sub(h + pad), f64::NEG_INFINITY)?;
+    let xp = pad_const(&xp, 3, pad, pw.saturating_sub(w + pad), f64::NEG_INFINITY)?;
+    let mut rows = strided_pick(&xp, 2, 0, stride, oh)?;
+    for i in 1..kernel {
+        rows = rows.maximum(&strided_pick(&xp, 2, i, stride, oh)?)?;
+    }
+    let mut out = strided_pick(&rows, 3, 0, stride, ow)?;
+    for j in 1..kernel {
+        out = out.maximum(&strided_pick(&rows, 3, j, stride, ow)?)?;
+    }
+    Ok(out)
+}
+
 /// 1×1 convolution as a matrix product: `weight` `(C_out, C_in, 1, 1)`, `x` `(N, C_in, H, W)`.
 /// Its backward pass is two matrix products, where Candle's `conv2d` backward runs a
 /// transposed convolution and a second convolution for the (unused) weight gradient.

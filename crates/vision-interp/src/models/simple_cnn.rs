@@ -1,0 +1,209 @@
+//! SimpleCNN, the small network the course trains from scratch: three blocks of
+//! 3×3 convolution, BatchNorm, ReLU and 2×2 max pooling (32, 64, 128 channels), an adaptive
+//! average pool to 4×4, then 2048 → 512 → classes with dropout 0.25. 1,147,914 parameters for
+//! 10 classes.
+//!
+//! Named layers: `conv1`, `conv2`, `conv3` (the raw convolution outputs, before BatchNorm,
+//! where the course reads feature maps and computes Grad-CAM), `block1` … `block3` (after the
+//! pool), `fc1` (after its ReLU) and `logits`.
+use std::sync::{Arc, Mutex};
+
+use anyhow::{bail, Result};
+use candle_core::{DType, Device, Module, ModuleT, Tensor, Var};
+use candle_nn::{BatchNorm, Conv2d, Conv2dConfig, Linear, VarBuilder, VarMap};
+use rand::rngs::StdRng;
+
+use super::{Activations, LayerInfo, Model, Sequential, Taps};
+use crate::ops;
+
+/// ImageNet channel means and standard deviations (the course's normalisation).
+pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
+pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
+
+/// `(x − μ) / σ` per channel for `(N, 3, H, W)` images in [0, 1].
+pub fn imagenet_normalize(x: &Tensor) -> Result<Tensor> {
+    let mean = Tensor::new(&IMAGENET_MEAN, x.device())?.reshape((1, 3, 1, 1))?;
+    let std = Tensor::new(&IMAGENET_STD, x.device())?.reshape((1, 3, 1, 1))?;
+    Ok(x.broadcast_sub(&mean)?.broadcast_div(&std)?)
+}
+
+/// BatchNorm, ReLU and the 2×2 max pool of a block (whose backward pass is exact; see
+/// [`ops::max_pool2d`]).
+#[derive(Clone)]
+struct BnReluPool(BatchNorm);
+
+impl BnReluPool {
+    fn forward_t(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
+        ops::max_pool2d(&self.0.forward_t(x, train)?.relu()?, 2, 2, 0, false)
+    }
+}
+
+impl Module for BnReluPool {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        self.forward_t(x, false)
+    }
+}
+
+/// Adaptive average pool to 4×4 and flatten: `(N, 128, h, w)` → `(N, 2048)`. Exact for `h`
+/// and `w` multiples of 4; other sizes use PyTorch's overlapping bins.
+fn adaptive_pool_4x4(x: &Tensor) -> candle_core::Result<Tensor> {
+    let (n, c, h, w) = x.dims4()?;
+    let bins = |size: usize| -> Vec<(usize, usize)> {
+        (0..4).map(|i| (i * size / 4, ((i + 1) * size).div_ceil(4))).collect()
+    };
+    let mut cells = Vec::with_capacity(16);
+    for (y0, y1) in bins(h) {
+        for (x0, x1) in bins(w) {
+            cells.push(x.narrow(2, y0, y1 - y0)?.narrow(3, x0, x1 - x0)?.mean((2, 3))?);
+        }
+    }
+    Tensor::stack(&cells, 2)?.reshape((n, c * 16))
+}
+
+/// `fc1` with ReLU (dropout is applied by [`SimpleCnn::forward_t`] in training).
+#[derive(Clone)]
+struct Fc1(Linear);
+
+impl Module for Fc1 {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        self.0.forward(&adaptive_pool_4x4(x)?)?.relu()
+    }
+}
+
+/// The network and its trainable variables.
+pub struct SimpleCnn {
+    convs: [Conv2d; 3],
+    blocks: [BnReluPool; 3],
+    fc1: Fc1,
+    fc2: Linear,
+    net: Sequential,
+    layers: Vec<LayerInfo>,
+    classes: Vec<String>,
+    input_size: usize,
+    /// Seeded generator for dropout masks.
+    rng: Arc<Mutex<StdRng>>,
+}
+
+const CHANNELS: [usize; 3] = [32, 64, 128];
+pub const DROPOUT: f32 = 0.25;
+
+/// Fills `varmap` with PyTorch's default initialisation, drawn from the book's seeded
+/// generator (Candle cannot seed its CPU generator): weights and biases of convolutions and
+/// linear layers ~ U(−1/√fan_in, 1/√fan_in); BatchNorm γ = 1, β = 0, running mean 0, var 1.
+pub fn init_varmap(varmap: &VarMap, classes: usize, rng: &mut StdRng, device: &Device) -> Result<()> {
+    let mut shapes: Vec<(String, Vec<usize>, usize)> = Vec::new();
+    let mut c_in = 3;
+    for (i, &c) in CHANNELS.iter().enumerate() {
+        let fan_in = c_in * 9;
+        shapes.push((format!("conv{}.weight", i + 1), vec![c, c_in, 3, 3], fan_in));
+        shapes.push((format!("conv{}.bias", i + 1), vec![c], fan_in));
+        c_in = c;
+    }
+    shapes.push(("fc1.weight".into(), vec![512, 2048], 2048));
+    shapes.push(("fc1.bias".into(), vec![512], 2048));
+    shapes.push(("fc2.weight".into(), vec![classes, 512], 512));
+    shapes.push(("fc2.bias".into(), vec![classes], 512));
+    let mut data = varmap.data().lock().expect("varmap lock");
+    for (name, shape, fan_in) in shapes {
+        let bound = 1.0 / (fan_in as f32).sqrt();
+        let t = crate::rng::rand_uniform(rng, shape.as_slice(), -bound, bound, device)?;
+        data.insert(name, Var::from_tensor(&t)?);
+    }
+    for (i, &c) in CHANNELS.iter().enumerate() {
+        for (param, value) in [("weight", 1.0), ("bias", 0.0), ("running_mean", 0.0), ("running_var", 1.0)] {
+            let t = (Tensor::ones(c, DType::F32, device)? * value)?;
+            data.insert(format!("bn{}.{param}", i + 1), Var::from_tensor(&t)?);
+        }
+    }
+    Ok(())
+}
+
+impl SimpleCnn {
+    /// Builds the network on the variables of `vb` (names `conv1.weight`, `bn1.running_mean`,
+    /// `fc2.bias`, …), for square inputs of `input_size` pixels.
+    pub fn new(vb: VarBuilder, classes: Vec<String>, input_size: usize, rng: StdRng) -> Result<Self> {
+        if classes.is_empty() {
+            bail!("SimpleCNN needs at least one class");
+        }
+        let cfg = Conv2dConfig { padding: 1, ..Default::default() };
+        let bn_cfg = candle_nn::BatchNormConfig { eps: 1e-5, remove_mean: true, affine: true, momentum: 0.1 };
+        let mut c_in = 3;
+        let mut convs = Vec::new();
+        let mut blocks = Vec::new();
+        for (i, &c) in CHANNELS.iter().enumerate() {
+            convs.push(candle_nn::conv2d(c_in, c, 3, cfg, vb.pp(format!("conv{}", i + 1)))?);
+            blocks.push(BnReluPool(candle_nn::batch_norm(c, bn_cfg, vb.pp(format!("bn{}", i + 1)))?));
+            c_in = c;
+        }
+        let fc1 = Fc1(candle_nn::linear(2048, 512, vb.pp("fc1"))?);
+        let fc2 = candle_nn::linear(512, classes.len(), vb.pp("fc2"))?;
+        let convs: [Conv2d; 3] = convs.try_into().map_err(|_| anyhow::anyhow!("three convolutions"))?;
+        let blocks: [BnReluPool; 3] = blocks.try_into().map_err(|_| anyhow::anyhow!("three blocks"))?;
+        let mut net = Sequential::new();
+        let mut layers = Vec::new();
+        let mut size = input_size;
+        for i in 0..3 {
+            let c = CHANNELS[i];
+            net.push(&format!("conv{}", i + 1), convs[i].clone());
+            layers.push(info(&format!("conv{}", i + 1), c, size, "3×3 conv, padding 1 (before BatchNorm)"));
+            size /= 2;
+            net.push(&format!("block{}", i + 1), blocks[i].clone());
+            layers.push(info(&format!("block{}", i + 1), c, size, "BatchNorm, ReLU, 2×2 max pool"));
+        }
+        net.push("fc1", fc1.clone());
+        layers.push(info("fc1", 512, 1, "adaptive average pool to 4×4, linear 2048 → 512, ReLU"));
+        net.push("logits", fc2.clone());
+        layers.push(info("logits", classes.len(), 1, "linear 512 → classes (pre-softmax)"));
+        Ok(Self { convs, blocks, fc1, fc2, net, layers, classes, input_size, rng: Arc::new(Mutex::new(rng)) })
+    }
+
+    /// Logits of preprocessed images; in training, BatchNorm uses batch statistics (and updates
+    /// its running ones) and dropout zeroes a quarter of `fc1` (scaling the rest by 4/3).
+    pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        let mut h = x.clone();
+        for (conv, block) in self.convs.iter().zip(&self.blocks) {
+            h = block.forward_t(&conv.forward(&h)?, train)?;
+        }
+        let mut h = self.fc1.forward(&h)?;
+        if train {
+            let keep = {
+                let mut rng = self.rng.lock().expect("dropout generator");
+                crate::rng::rand_uniform(&mut rng, h.shape(), 0.0, 1.0, h.device())?
+            };
+            let mask = (keep.ge(DROPOUT as f64)?.to_dtype(h.dtype())? / (1.0 - DROPOUT as f64))?;
+            h = (h * mask)?;
+        }
+        Ok(self.fc2.forward(&h)?)
+    }
+}
+
+fn info(name: &str, channels: usize, size: usize, description: &str) -> LayerInfo {
+    LayerInfo { name: name.into(), channels, height: size, width: size, description: description.into() }
+}
+
+impl Model for SimpleCnn {
+    fn name(&self) -> &str {
+        "simple-cnn"
+    }
+
+    fn input_size(&self) -> usize {
+        self.input_size
+    }
+
+    fn layers(&self) -> &[LayerInfo] {
+        &self.layers
+    }
+
+    fn classes(&self) -> &[String] {
+        &self.classes
+    }
+
+    /// ImageNet mean/std normalisation, as in the course.
+    fn preprocess(&self, rgb01: &Tensor) -> Result<Tensor> {
+        imagenet_normalize(rgb01)
+    }
+
+    fn forward_taps(&self, x: &Tensor, taps: &Taps) -> Result<Activations> {
+        self.net.run(x, taps)
+    }
+}
