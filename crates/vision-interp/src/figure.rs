@@ -263,7 +263,7 @@ pub fn grid(rows: &[Vec<Panel>], spec: &GridSpec) -> Result<RgbImage> {
         0
     } else {
         spec.col_titles.iter().map(|t| wrap(t, max_chars).len() as u32).max().unwrap_or(0) * (FONT_PX + 3)
-            + PAD
+            + 2 * PAD
     };
     let left = if spec.row_titles.is_empty() { 0 } else { 130 };
     let row_h = cell_h + label_h + PAD;
@@ -287,7 +287,7 @@ pub fn grid(rows: &[Vec<Panel>], spec: &GridSpec) -> Result<RgbImage> {
         for (c, t) in spec.col_titles.iter().enumerate() {
             let x = left + PAD + c as u32 * (cell + PAD) + cell / 2;
             for (k, line) in wrap(t, max_chars).into_iter().enumerate() {
-                let y = title_h + k as u32 * (FONT_PX + 3);
+                let y = title_h + PAD + k as u32 * (FONT_PX + 3);
                 root.draw(&Text::new(line, (x as i32, y as i32), style(centre))).map_err(draw_err)?;
             }
         }
