@@ -8,6 +8,7 @@
 
 pub mod attribution;
 pub mod cli;
+pub mod data;
 pub mod device;
 pub mod figure;
 pub mod imageio;
@@ -15,8 +16,10 @@ pub mod imagenet;
 pub mod legacy_pth;
 pub mod models;
 pub mod ops;
+pub mod optim;
 pub mod progress;
 pub mod rng;
+pub mod train;
 pub mod weights;
 
 pub use candle_core::{DType, Device, Tensor, Var};

@@ -157,6 +157,12 @@ impl SimpleCnn {
         Ok(Self { convs, blocks, fc1, fc2, net, layers, classes, input_size, rng: Arc::new(Mutex::new(rng)) })
     }
 
+    /// Restarts the dropout generator (the trainer does this at every epoch, so that a run
+    /// resumed from a checkpoint draws the same masks as one that never stopped).
+    pub fn reseed_dropout(&self, seed: u64) {
+        *self.rng.lock().expect("dropout generator") = crate::rng::seeded(seed);
+    }
+
     /// Logits of preprocessed images; in training, BatchNorm uses batch statistics (and updates
     /// its running ones) and dropout zeroes a quarter of `fc1` (scaling the rest by 4/3).
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {

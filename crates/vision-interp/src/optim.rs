@@ -1,0 +1,84 @@
+//! Adam (Kingma & Ba, 2015) with a state that can be checkpointed.
+//!
+//! Candle's `AdamW` keeps its moment estimates private, so a run resumed from a checkpoint
+//! would restart them and end with different weights. This Adam is the same algorithm as
+//! PyTorch's `torch.optim.Adam` (no weight decay; Candle's `AdamW` decays by default) and can
+//! save and restore its moments and step count.
+use std::collections::HashMap;
+
+use anyhow::Result;
+use candle_core::{Tensor, Var};
+use candle_nn::VarMap;
+
+pub struct Adam {
+    vars: Vec<(String, Var)>,
+    m: Vec<Tensor>,
+    v: Vec<Tensor>,
+    pub step: usize,
+    pub lr: f64,
+    beta1: f64,
+    beta2: f64,
+    eps: f64,
+}
+
+impl Adam {
+    /// Optimises every variable of `varmap` except BatchNorm's running statistics.
+    pub fn new(varmap: &VarMap, lr: f64) -> Result<Self> {
+        let mut vars: Vec<(String, Var)> = varmap
+            .data()
+            .lock()
+            .expect("varmap lock")
+            .iter()
+            .filter(|(name, _)| !name.contains("running_"))
+            .map(|(n, v)| (n.clone(), v.clone()))
+            .collect();
+        vars.sort_by(|a, b| a.0.cmp(&b.0));
+        let zeros = |vars: &[(String, Var)]| vars.iter().map(|(_, v)| v.as_tensor().zeros_like()).collect();
+        let m: candle_core::Result<Vec<Tensor>> = zeros(&vars);
+        let v: candle_core::Result<Vec<Tensor>> = zeros(&vars);
+        Ok(Self { m: m?, v: v?, vars, step: 0, lr, beta1: 0.9, beta2: 0.999, eps: 1e-8 })
+    }
+
+    /// One update from the gradients of `loss`.
+    pub fn backward_step(&mut self, loss: &Tensor) -> Result<()> {
+        let grads = loss.backward()?;
+        self.step += 1;
+        let (b1, b2) = (self.beta1, self.beta2);
+        let c1 = 1.0 - b1.powi(self.step as i32);
+        let c2 = 1.0 - b2.powi(self.step as i32);
+        for (i, (_, var)) in self.vars.iter().enumerate() {
+            let Some(g) = grads.get(var.as_tensor()) else { continue };
+            self.m[i] = ((&self.m[i] * b1)? + (g * (1.0 - b1))?)?;
+            self.v[i] = ((&self.v[i] * b2)? + (g.sqr()? * (1.0 - b2))?)?;
+            let update = ((&self.m[i] / c1)? / ((&self.v[i] / c2)?.sqrt()? + self.eps)?)?;
+            var.set(&(var.as_tensor() - (update * self.lr)?)?)?;
+        }
+        Ok(())
+    }
+
+    /// The moment estimates, named `adam.m.<variable>` and `adam.v.<variable>`.
+    pub fn state(&self) -> HashMap<String, Tensor> {
+        let mut out = HashMap::new();
+        for (i, (name, _)) in self.vars.iter().enumerate() {
+            out.insert(format!("adam.m.{name}"), self.m[i].clone());
+            out.insert(format!("adam.v.{name}"), self.v[i].clone());
+        }
+        out
+    }
+
+    /// Restores the moment estimates saved by [`Adam::state`] and the step count.
+    pub fn load_state(&mut self, state: &HashMap<String, Tensor>, step: usize) -> Result<()> {
+        for (i, (name, _)) in self.vars.iter().enumerate() {
+            let get = |kind: &str| {
+                state
+                    .get(&format!("adam.{kind}.{name}"))
+                    .cloned()
+                    .ok_or_else(|| anyhow::anyhow!("checkpoint has no optimiser state `adam.{kind}.{name}`"))
+            };
+            self.m[i] = get("m")?.to_device(self.m[i].device())?;
+            self.v[i] = get("v")?.to_device(self.v[i].device())?;
+        }
+        self.step = step;
+        Ok(())
+    }
+}

@@ -1,0 +1,139 @@
+//! Training a classifier from scratch: Adam, cross-entropy, one evaluation per epoch, a
+//! checkpoint after every epoch, and a guard against a diverging loss.
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use candle_core::{DType, Device, D};
+use candle_nn::VarMap;
+use serde::{Deserialize, Serialize};
+
+use crate::data::{augment, Dataset};
+use crate::models::{Model, SimpleCnn};
+use crate::optim::Adam;
+
+/// Hyper-parameters (the course: Adam, learning rate 1e-3, batch 32, no weight decay).
+#[derive(Debug, Clone, Copy)]
+pub struct TrainConfig {
+    pub epochs: usize,
+    pub batch: usize,
+    pub lr: f64,
+    pub seed: u64,
+}
+
+/// Loss and accuracy (%) after one epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct EpochStats {
+    pub epoch: usize,
+    pub train_loss: f32,
+    pub train_acc: f32,
+    pub val_loss: f32,
+    pub val_acc: f32,
+}
+
+/// Mean loss and accuracy (%) of `net` on `data` (evaluation mode).
+pub fn evaluate(net: &SimpleCnn, data: &Dataset, batch: usize, device: &Device) -> Result<(f32, f32)> {
+    let (mut loss, mut correct) = (0f64, 0f64);
+    for idx in data.batches(batch, None) {
+        let (x, y) = data.batch(&idx, device)?;
+        let logits = net.forward_t(&net.preprocess(&x)?, false)?;
+        loss += candle_nn::loss::cross_entropy(&logits, &y)?.to_scalar::<f32>()? as f64 * idx.len() as f64;
+        correct +=
+            logits.argmax(D::Minus1)?.eq(&y)?.to_dtype(DType::F32)?.sum_all()?.to_scalar::<f32>()? as f64;
+    }
+    let n = data.len().max(1) as f64;
+    Ok(((loss / n) as f32, (100.0 * correct / n) as f32))
+}
+
+/// What a checkpoint's `.json` holds.
+#[derive(Serialize, Deserialize)]
+struct Progress {
+    optimizer_step: usize,
+    history: Vec<EpochStats>,
+}
+
+/// A checkpoint: weights and optimiser state (`<stem>.safetensors`) and progress
+/// (`<stem>.json`), each written to a temporary file and renamed, so that a kill never leaves a
+/// half-written file. The `.json` is renamed last: it marks the checkpoint complete.
+fn save_checkpoint(varmap: &VarMap, opt: &Adam, history: &[EpochStats], weights: &Path) -> Result<()> {
+    let dir = weights.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let mut tensors = opt.state();
+    for (name, var) in varmap.data().lock().expect("varmap lock").iter() {
+        tensors.insert(name.clone(), var.as_tensor().clone());
+    }
+    let tmp = tempfile::Builder::new().suffix(".safetensors.tmp").tempfile_in(dir)?;
+    candle_core::safetensors::save(&tensors, tmp.path())?;
+    tmp.persist(weights).with_context(|| format!("cannot write {}", weights.display()))?;
+    let json = tempfile::Builder::new().suffix(".json.tmp").tempfile_in(dir)?;
+    let progress = Progress { optimizer_step: opt.step, history: history.to_vec() };
+    serde_json::to_writer_pretty(json.as_file(), &progress)?;
+    json.persist(weights.with_extension("json"))?;
+    Ok(())
+}
+
+/// Trains `net` (whose variables are `varmap`) and returns the per-epoch history. With a
+/// `checkpoint` path, finished epochs found there are loaded and skipped, and each new epoch is
+/// saved there; since every epoch's randomness comes from `(seed, epoch)`, a resumed run ends
+/// with the same weights as one that was never interrupted.
+pub fn train(
+    net: &SimpleCnn,
+    varmap: &mut VarMap,
+    train: &Dataset,
+    val: &Dataset,
+    cfg: TrainConfig,
+    device: &Device,
+    checkpoint: Option<&Path>,
+) -> Result<Vec<EpochStats>> {
+    let mut opt = Adam::new(varmap, cfg.lr)?;
+    let mut history: Vec<EpochStats> = Vec::new();
+    if let Some(ckpt) = checkpoint.filter(|c| c.is_file() && c.with_extension("json").is_file()) {
+        let progress: Progress =
+            serde_json::from_reader(std::fs::File::open(ckpt.with_extension("json"))?)
+                .with_context(|| format!("cannot read {}", ckpt.with_extension("json").display()))?;
+        varmap.load(ckpt).with_context(|| format!("cannot resume from {}", ckpt.display()))?;
+        opt.load_state(&candle_core::safetensors::load(ckpt, device)?, progress.optimizer_step)?;
+        history = progress.history;
+        println!("resumed from {} after epoch {}", ckpt.display(), history.len());
+    }
+    for epoch in history.len() + 1..=cfg.epochs {
+        let mut rng = crate::rng::seeded(cfg.seed ^ (epoch as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        net.reseed_dropout(cfg.seed.wrapping_add(epoch as u64));
+        let batches = train.batches(cfg.batch, Some(&mut rng));
+        let pb = crate::progress::bar(batches.len() as u64, &format!("epoch {epoch}/{}", cfg.epochs));
+        let (mut loss_sum, mut correct, mut seen) = (0f64, 0f64, 0usize);
+        for idx in &batches {
+            let (x, y) = train.batch(idx, device)?;
+            let x = net.preprocess(&augment(&x, &mut rng)?)?;
+            let logits = net.forward_t(&x, true)?;
+            let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
+            let l = loss.to_scalar::<f32>()?;
+            if !l.is_finite() {
+                bail!("the loss became {l} in epoch {epoch}: training diverged (lower the learning rate, now {})", cfg.lr);
+            }
+            opt.backward_step(&loss)?;
+            loss_sum += l as f64 * idx.len() as f64;
+            correct +=
+                logits.argmax(D::Minus1)?.eq(&y)?.to_dtype(DType::F32)?.sum_all()?.to_scalar::<f32>()? as f64;
+            seen += idx.len();
+            pb.inc(1);
+        }
+        pb.finish_and_clear();
+        let (val_loss, val_acc) = evaluate(net, val, 256, device)?;
+        let stats = EpochStats {
+            epoch,
+            train_loss: (loss_sum / seen as f64) as f32,
+            train_acc: (100.0 * correct / seen as f64) as f32,
+            val_loss,
+            val_acc,
+        };
+        println!(
+            "epoch {epoch}/{}: train loss {:.3}, accuracy {:.1} % | eval loss {:.3}, accuracy {:.1} %",
+            cfg.epochs, stats.train_loss, stats.train_acc, stats.val_loss, stats.val_acc
+        );
+        history.push(stats);
+        if let Some(ckpt) = checkpoint {
+            save_checkpoint(varmap, &opt, &history, ckpt)?;
+        }
+    }
+    Ok(history)
+}

@@ -1,0 +1,67 @@
+//! The offline dataset, and that training resumes from a checkpoint to the same result.
+use candle_core::{DType, Device};
+use candle_nn::{VarBuilder, VarMap};
+use vision_interp::data::{self, Split};
+use vision_interp::models::simple_cnn::{init_varmap, SimpleCnn};
+use vision_interp::train::{train, TrainConfig};
+
+#[test]
+fn fashion_mnist_subset_loads_with_balanced_labels() {
+    let eval = data::fashion_mnist(Split::Eval, 32).unwrap();
+    assert_eq!(eval.len(), 2000);
+    assert_eq!(eval.images.dims(), &[2000, 3, 32, 32]);
+    let mut counts = [0usize; 10];
+    for &l in &eval.labels {
+        counts[l as usize] += 1;
+    }
+    assert!(counts.iter().all(|&c| c > 150), "labels per class: {counts:?}");
+    let max = eval.images.max_all().unwrap().to_scalar::<f32>().unwrap();
+    let min = eval.images.min_all().unwrap().to_scalar::<f32>().unwrap();
+    assert!(min >= 0.0 && max <= 1.0 && max > 0.9, "range {min}..{max}");
+}
+
+fn fresh(seed: u64) -> (SimpleCnn, VarMap) {
+    let varmap = VarMap::new();
+    let mut rng = vision_interp::rng::seeded(seed);
+    init_varmap(&varmap, 10, &mut rng, &Device::Cpu).unwrap();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+    let names = data::FASHION_MNIST_CLASSES.iter().map(|c| c.to_string()).collect();
+    (SimpleCnn::new(vb, names, 32, rng).unwrap(), varmap)
+}
+
+fn weights(varmap: &VarMap) -> Vec<(String, Vec<f32>)> {
+    let mut w: Vec<_> = varmap
+        .data()
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(n, v)| (n.clone(), v.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap()))
+        .collect();
+    w.sort_by(|a, b| a.0.cmp(&b.0));
+    w
+}
+
+#[test]
+fn training_learns_and_a_resumed_run_ends_where_an_uninterrupted_one_does() {
+    let train_set = data::fashion_mnist(Split::Train, 32).unwrap().take(384).unwrap();
+    let val = data::fashion_mnist(Split::Eval, 32).unwrap().take(256).unwrap();
+    let cfg = TrainConfig { epochs: 2, batch: 32, lr: 1e-3, seed: 3 };
+    let dir = tempfile::tempdir().unwrap();
+
+    // Uninterrupted: two epochs.
+    let (net, mut varmap) = fresh(3);
+    let full = train(&net, &mut varmap, &train_set, &val, cfg, &Device::Cpu, None).unwrap();
+    assert!(full[1].train_loss < full[0].train_loss, "{full:?}");
+    assert!(full[1].val_acc > 30.0, "10 classes, chance is 10 %: {full:?}");
+
+    // Interrupted after epoch 1 (a new process would start from scratch and find the
+    // checkpoint), then resumed to epoch 2.
+    let ckpt = dir.path().join("simple-cnn.safetensors");
+    let (net1, mut vm1) = fresh(3);
+    train(&net1, &mut vm1, &train_set, &val, TrainConfig { epochs: 1, ..cfg }, &Device::Cpu, Some(&ckpt))
+        .unwrap();
+    let (net2, mut vm2) = fresh(3);
+    let resumed = train(&net2, &mut vm2, &train_set, &val, cfg, &Device::Cpu, Some(&ckpt)).unwrap();
+    assert_eq!(resumed, full, "history differs after resuming");
+    assert!(weights(&vm2) == weights(&varmap), "weights differ after resuming");
+}
