@@ -1,7 +1,7 @@
-use candle_core::{Device, Tensor, Var};
+use candle_core::{DType, Device, Tensor, Var};
 use std::time::Instant;
-fn t(name: &str, f: impl Fn() -> candle_core::Result<Tensor>) {
-    let _ = f().unwrap();
+fn t(name: &str, f: impl Fn() -> candle_core::Result<()>) {
+    f().unwrap();
     let s = Instant::now();
     for _ in 0..5 {
         f().unwrap();
@@ -11,42 +11,46 @@ fn t(name: &str, f: impl Fn() -> candle_core::Result<Tensor>) {
 fn main() {
     let d = Device::Cpu;
     let mut rng = vision_interp::rng::seeded(0);
-    let x = Var::from_tensor(&vision_interp::rng::randn(&mut rng, (1, 3, 225, 225), 0.0, 1.0, &d).unwrap())
+    let x = Var::from_tensor(&vision_interp::rng::randn(&mut rng, (32, 3, 32, 32), 0.0, 1.0, &d).unwrap())
         .unwrap();
-    let w = vision_interp::rng::randn(&mut rng, (32, 3, 3, 3), 0.0, 1.0, &d).unwrap();
-    t("stem conv fwd+bwd", || {
-        let y = x.as_tensor().conv2d(&w, 0, 2, 1, 1)?;
-        let g = y.sum_all()?.backward()?;
-        Ok(g.get(x.as_tensor()).unwrap().clone())
-    });
-    let a = Var::from_tensor(&vision_interp::rng::randn(&mut rng, (1, 96, 112, 112), 0.0, 1.0, &d).unwrap())
+    let w1 =
+        Var::from_tensor(&vision_interp::rng::randn(&mut rng, (32, 3, 3, 3), 0.0, 0.1, &d).unwrap()).unwrap();
+    let a1 = Var::from_tensor(&vision_interp::rng::randn(&mut rng, (32, 32, 32, 32), 0.0, 1.0, &d).unwrap())
         .unwrap();
-    t("clamp fwd+bwd 96x112²", || {
-        let y = vision_interp::ops::relu6(a.as_tensor())?;
-        let g = y.sum_all()?.backward()?;
-        Ok(g.get(a.as_tensor()).unwrap().clone())
+    let w2 = Var::from_tensor(&vision_interp::rng::randn(&mut rng, (64, 32, 3, 3), 0.0, 0.1, &d).unwrap())
+        .unwrap();
+    let a2 = Var::from_tensor(&vision_interp::rng::randn(&mut rng, (32, 64, 16, 16), 0.0, 1.0, &d).unwrap())
+        .unwrap();
+    let w3 = Var::from_tensor(&vision_interp::rng::randn(&mut rng, (128, 64, 3, 3), 0.0, 0.1, &d).unwrap())
+        .unwrap();
+    t("conv1 fwd+bwd", || {
+        let y = vision_interp::ops::conv2d_same_stride1(x.as_tensor(), w1.as_tensor(), 1)?;
+        y.sum_all()?.backward()?;
+        Ok(())
     });
-    let b = vision_interp::rng::randn(&mut rng, (1, 96, 1, 1), 0.0, 1.0, &d).unwrap();
-    t("bias fwd+bwd 96x112²", || {
-        let y = a.as_tensor().broadcast_add(&b)?;
-        let g = y.sum_all()?.backward()?;
-        Ok(g.get(a.as_tensor()).unwrap().clone())
+    t("conv2 fwd+bwd", || {
+        let y = vision_interp::ops::conv2d_same_stride1(a1.as_tensor(), w2.as_tensor(), 1)?;
+        y.sum_all()?.backward()?;
+        Ok(())
     });
-    t("pad fwd+bwd 96x112²", || {
-        let y = vision_interp::ops::pad_same(a.as_tensor(), 3, 2)?;
-        let g = y.sum_all()?.backward()?;
-        Ok(g.get(a.as_tensor()).unwrap().clone())
+    t("conv3 fwd+bwd", || {
+        let y = vision_interp::ops::conv2d_same_stride1(a2.as_tensor(), w3.as_tensor(), 1)?;
+        y.sum_all()?.backward()?;
+        Ok(())
     });
-    let wd = vision_interp::rng::randn(&mut rng, (96, 1, 3, 3), 0.0, 1.0, &d).unwrap();
-    t("dw fwd+bwd 96x112²", || {
-        let y = vision_interp::ops::depthwise_conv2d(a.as_tensor(), &wd, 1)?;
-        let g = y.sum_all()?.backward()?;
-        Ok(g.get(a.as_tensor()).unwrap().clone())
+    t("conv2 fwd only", || {
+        let _y = a1.as_tensor().conv2d(w2.as_tensor(), 1, 1, 1, 1)?;
+        Ok(())
     });
-    let wp = vision_interp::rng::randn(&mut rng, (24, 96, 1, 1), 0.0, 1.0, &d).unwrap();
-    t("pw fwd+bwd 96x112²", || {
-        let y = vision_interp::ops::pointwise_conv2d(a.as_tensor(), &wp)?;
-        let g = y.sum_all()?.backward()?;
-        Ok(g.get(a.as_tensor()).unwrap().clone())
+    t("maxpool ours fwd+bwd 32x32x32", || {
+        let y = vision_interp::ops::max_pool2d(a1.as_tensor(), 2, 2, 0, false)?;
+        y.sum_all()?.backward()?;
+        Ok(())
     });
+    t("augment", || {
+        let _ = vision_interp::data::augment(x.as_tensor(), &mut vision_interp::rng::seeded(1)).unwrap();
+        Ok(())
+    });
+    let _ = DType::F32;
+    let _ = Tensor::zeros(1, DType::F32, &d);
 }

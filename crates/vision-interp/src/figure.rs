@@ -341,6 +341,75 @@ fn fit(img: &RgbImage, box_w: u32, box_h: u32) -> RgbImage {
     image::imageops::resize(img, nw, nh, filter)
 }
 
+/// Tiles equally sized images into a mosaic of `cols` columns with a `gap`-pixel white border,
+/// each enlarged `scale` times with nearest-neighbour sampling (filters, feature maps).
+pub fn mosaic(tiles: &[RgbImage], cols: usize, scale: u32, gap: u32) -> RgbImage {
+    let (tw, th) = tiles.first().map(|t| (t.width() * scale, t.height() * scale)).unwrap_or((1, 1));
+    let cols = cols.max(1) as u32;
+    let rows = (tiles.len() as u32).div_ceil(cols);
+    let mut out =
+        RgbImage::from_pixel(cols * (tw + gap) + gap, rows * (th + gap) + gap, Rgb([255, 255, 255]));
+    for (i, t) in tiles.iter().enumerate() {
+        let big = image::imageops::resize(t, tw, th, FilterType::Nearest);
+        let (c, r) = (i as u32 % cols, i as u32 / cols);
+        image::imageops::replace(
+            &mut out,
+            &big,
+            (gap + c * (tw + gap)) as i64,
+            (gap + r * (th + gap)) as i64,
+        );
+    }
+    out
+}
+
+/// Filters `(O, 3, k, k)` as RGB tiles, normalised together by the global minimum and maximum
+/// (as the course does, so that filters can be compared with each other).
+pub fn filter_tiles(weight: &candle_core::Tensor) -> Result<Vec<RgbImage>> {
+    let w = weight.to_dtype(candle_core::DType::F32)?;
+    let (lo, hi) = (w.min_all()?.to_scalar::<f32>()?, w.max_all()?.to_scalar::<f32>()?);
+    let w = ((w - lo as f64)? / (hi - lo).max(1e-12) as f64)?;
+    (0..w.dim(0)?).map(|o| crate::imageio::to_rgb_image(&w.get(o)?)).collect()
+}
+
+/// Feature maps `(C, h, w)`: the first `n` channels, each scaled to its own range, viridis.
+pub fn feature_map_tiles(act: &candle_core::Tensor, n: usize) -> Result<Vec<RgbImage>> {
+    (0..n.min(act.dim(0)?))
+        .map(|c| {
+            let m = Map::from_tensor(&act.get(c)?)?;
+            let (lo, hi) = m.data.iter().fold((f32::MAX, f32::MIN), |(a, b), &v| (a.min(v), b.max(v)));
+            Ok(m.map(|v| (v - lo) / (hi - lo).max(1e-12)).colorize(Colormap::Viridis))
+        })
+        .collect()
+}
+
+/// One colour channel `(H, W)` in [0, 1] shown in its own colour (0 = red, 1 = green, 2 = blue).
+pub fn tint(channel: &candle_core::Tensor, colour: usize) -> Result<RgbImage> {
+    let m = Map::from_tensor(channel)?;
+    Ok(RgbImage::from_fn(m.width as u32, m.height as u32, |x, y| {
+        let v = (m.data[y as usize * m.width + x as usize].clamp(0.0, 1.0) * 255.0).round() as u8;
+        let mut p = [0u8; 3];
+        p[colour] = v;
+        Rgb(p)
+    }))
+}
+
+/// A map with values in [0, 1] in shades of grey.
+pub fn grey(map: &Map) -> RgbImage {
+    RgbImage::from_fn(map.width as u32, map.height as u32, |x, y| {
+        let v = (map.data[y as usize * map.width + x as usize].clamp(0.0, 1.0) * 255.0).round() as u8;
+        Rgb([v, v, v])
+    })
+}
+
+/// Puts two images side by side (same height) with a white gap.
+pub fn hstack(a: &RgbImage, b: &RgbImage, gap: u32) -> RgbImage {
+    let h = a.height().max(b.height());
+    let mut out = RgbImage::from_pixel(a.width() + gap + b.width(), h, Rgb([255, 255, 255]));
+    image::imageops::replace(&mut out, a, 0, 0);
+    image::imageops::replace(&mut out, b, (a.width() + gap) as i64, 0);
+    out
+}
+
 /// One line of a chart.
 pub struct Series {
     pub label: String,

@@ -31,6 +31,12 @@ pub fn workspace_root() -> std::path::PathBuf {
     root.to_path_buf()
 }
 
+/// Working folder for checkpoints and trained weights: `target/vision-interp/` in the
+/// workspace (never committed; a fresh clone starts without it).
+pub fn work_dir() -> std::path::PathBuf {
+    workspace_root().join("target").join("vision-interp")
+}
+
 /// Path of a file under `assets/` in the workspace.
 pub fn asset(rel: &str) -> std::path::PathBuf {
     workspace_root().join("assets").join(rel)

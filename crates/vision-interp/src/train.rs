@@ -93,7 +93,7 @@ pub fn train(
         varmap.load(ckpt).with_context(|| format!("cannot resume from {}", ckpt.display()))?;
         opt.load_state(&candle_core::safetensors::load(ckpt, device)?, progress.optimizer_step)?;
         history = progress.history;
-        println!("resumed from {} after epoch {}", ckpt.display(), history.len());
+        eprintln!("resumed from {} after epoch {}", ckpt.display(), history.len());
     }
     for epoch in history.len() + 1..=cfg.epochs {
         let mut rng = crate::rng::seeded(cfg.seed ^ (epoch as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
@@ -126,7 +126,7 @@ pub fn train(
             val_loss,
             val_acc,
         };
-        println!(
+        eprintln!(
             "epoch {epoch}/{}: train loss {:.3}, accuracy {:.1} % | eval loss {:.3}, accuracy {:.1} %",
             cfg.epochs, stats.train_loss, stats.train_acc, stats.val_loss, stats.val_acc
         );

@@ -178,12 +178,12 @@ fn pool_output_size_follows_pytorch() {
 #[test]
 fn max_pool_forward_matches_candle_and_gradient_is_exact() {
     let x = rand64(20, &[2, 3, 8, 8]);
-    let d = max_abs_diff(&ops::max_pool2d(&x, 2, 2, 0, false).unwrap(), &x.max_pool2d(2).unwrap());
+    let d = max_abs_diff(&ops::max_pool2d_views(&x, 2, 2, 0, false).unwrap(), &x.max_pool2d(2).unwrap());
     assert_eq!(d, 0.0);
     // Candle's own backward for kernel = stride is off by 1/k²; ours must match differences.
     for (k, s, p, ceil) in [(2, 2, 0, false), (3, 2, 0, true), (3, 1, 1, false), (3, 2, 1, true)] {
         let x = rand64(21, &[1, 2, 7, 7]);
-        let e = gradcheck(|t| ops::max_pool2d(t, k, s, p, ceil), &x);
+        let e = gradcheck(|t| ops::max_pool2d_views(t, k, s, p, ceil), &x);
         assert!(e < 1e-6, "k{k} s{s} p{p} ceil {ceil}: relative error {e}");
     }
 }
@@ -200,4 +200,60 @@ fn candle_max_pool_gradient_is_off_by_one_over_k_squared() {
     };
     assert_eq!(at_max(&ours), 1.0);
     assert_eq!(at_max(&candle), 0.25, "Candle's max-pool gradient changed; revisit ops::max_pool2d's note");
+}
+
+#[test]
+fn convolution_by_hand_equals_candle_conv2d() {
+    let (h, w, k) = (9, 7, 3);
+    let img = rand64(30, &[1, 1, h, w]).to_dtype(DType::F32).unwrap();
+    let ker = rand64(31, &[1, 1, k, k]).to_dtype(DType::F32).unwrap();
+    let ours = ops::naive_conv2d(
+        &img.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+        h,
+        w,
+        &ker.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+        k,
+    );
+    let candle = img.conv2d(&ker, 0, 1, 1, 1).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    assert_eq!(ours.len(), (h - k + 1) * (w - k + 1));
+    let d = ours.iter().zip(&candle).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+    assert!(d < 1e-5, "max difference {d}");
+}
+
+#[test]
+fn output_size_formula_matches_candle() {
+    for (i, k, s, p) in
+        [(224, 7, 2, 3), (32, 3, 1, 1), (10, 3, 2, 0), (9, 3, 2, 1), (5, 5, 1, 0), (28, 5, 3, 2)]
+    {
+        let x = Tensor::zeros((1, 1, i, i), DType::F32, &Device::Cpu).unwrap();
+        let ker = Tensor::zeros((1, 1, k, k), DType::F32, &Device::Cpu).unwrap();
+        let o = x.conv2d(&ker, p, s, 1, 1).unwrap().dim(2).unwrap();
+        assert_eq!(ops::conv_output_size(i, k, s, p), o, "i={i} k={k} s={s} p={p}");
+    }
+}
+
+#[test]
+fn im2col_convolution_matches_candle_with_gradients() {
+    for (k, pad) in [(3, 1), (3, 0), (5, 2), (1, 0)] {
+        let x = rand64(40, &[2, 3, 7, 6]).to_dtype(DType::F32).unwrap();
+        let w = rand64(41, &[4, 3, k, k]).to_dtype(DType::F32).unwrap();
+        let e =
+            same_f32(|x, w| ops::conv2d_same_stride1(x, w, pad), |x, w| x.conv2d(w, pad, 1, 1, 1), &x, &w);
+        assert!(e < 1e-5, "k{k} pad{pad}: relative difference {e}");
+    }
+}
+
+#[test]
+fn cpu_max_pool_kernel_matches_the_checked_reference() {
+    for (k, s, p, ceil) in [(2, 2, 0, false), (3, 2, 0, true), (3, 1, 1, false), (3, 2, 1, true)] {
+        let x = rand64(50, &[2, 3, 9, 8]).to_dtype(DType::F32).unwrap();
+        let w = rand64(51, &[1]).to_dtype(DType::F32).unwrap();
+        let e = same_f32(
+            |x, w| ops::max_pool2d(&x.broadcast_mul(w)?, k, s, p, ceil),
+            |x, w| ops::max_pool2d_views(&x.broadcast_mul(w)?, k, s, p, ceil),
+            &x,
+            &w,
+        );
+        assert!(e < 1e-6, "k{k} s{s} p{p} ceil {ceil}: relative difference {e}");
+    }
 }

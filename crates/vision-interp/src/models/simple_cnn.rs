@@ -27,6 +27,21 @@ pub fn imagenet_normalize(x: &Tensor) -> Result<Tensor> {
     Ok(x.broadcast_sub(&mean)?.broadcast_div(&std)?)
 }
 
+/// 3×3 convolution with padding 1 through [`ops::conv2d_same_stride1`] (im2col and a matrix
+/// product on the CPU).
+#[derive(Clone)]
+struct Conv3x3(Conv2d);
+
+impl Module for Conv3x3 {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let y = ops::conv2d_same_stride1(x, self.0.weight(), 1)?;
+        match self.0.bias() {
+            Some(b) => y.broadcast_add(&b.reshape((1, (), 1, 1))?),
+            None => Ok(y),
+        }
+    }
+}
+
 /// BatchNorm, ReLU and the 2×2 max pool of a block (whose backward pass is exact; see
 /// [`ops::max_pool2d`]).
 #[derive(Clone)]
@@ -72,7 +87,7 @@ impl Module for Fc1 {
 
 /// The network and its trainable variables.
 pub struct SimpleCnn {
-    convs: [Conv2d; 3],
+    convs: [Conv3x3; 3],
     blocks: [BnReluPool; 3],
     fc1: Fc1,
     fc2: Linear,
@@ -131,13 +146,13 @@ impl SimpleCnn {
         let mut convs = Vec::new();
         let mut blocks = Vec::new();
         for (i, &c) in CHANNELS.iter().enumerate() {
-            convs.push(candle_nn::conv2d(c_in, c, 3, cfg, vb.pp(format!("conv{}", i + 1)))?);
+            convs.push(Conv3x3(candle_nn::conv2d(c_in, c, 3, cfg, vb.pp(format!("conv{}", i + 1)))?));
             blocks.push(BnReluPool(candle_nn::batch_norm(c, bn_cfg, vb.pp(format!("bn{}", i + 1)))?));
             c_in = c;
         }
         let fc1 = Fc1(candle_nn::linear(2048, 512, vb.pp("fc1"))?);
         let fc2 = candle_nn::linear(512, classes.len(), vb.pp("fc2"))?;
-        let convs: [Conv2d; 3] = convs.try_into().map_err(|_| anyhow::anyhow!("three convolutions"))?;
+        let convs: [Conv3x3; 3] = convs.try_into().map_err(|_| anyhow::anyhow!("three convolutions"))?;
         let blocks: [BnReluPool; 3] = blocks.try_into().map_err(|_| anyhow::anyhow!("three blocks"))?;
         let mut net = Sequential::new();
         let mut layers = Vec::new();
@@ -155,6 +170,11 @@ impl SimpleCnn {
         net.push("logits", fc2.clone());
         layers.push(info("logits", classes.len(), 1, "linear 512 → classes (pre-softmax)"));
         Ok(Self { convs, blocks, fc1, fc2, net, layers, classes, input_size, rng: Arc::new(Mutex::new(rng)) })
+    }
+
+    /// The weight `(C_out, C_in, 3, 3)` of convolution `i` (0, 1 or 2).
+    pub fn conv_weight(&self, i: usize) -> &Tensor {
+        self.convs[i].0.weight()
     }
 
     /// Restarts the dropout generator (the trainer does this at every epoch, so that a run

@@ -230,3 +230,194 @@ impl CustomOp2 for Relu6Grad {
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 }
+
+/// im2col for a stride-1 convolution with `pad` zeros on every side: `(N, C, H, W)` →
+/// `(C·k·k, N·oh·ow)`, so that the convolution of the whole batch is one matrix product with
+/// the weights `(O, C·k·k)`. Its backward pass is col2im (the sum of the columns back into the
+/// image).
+pub struct Im2Col {
+    pub k: usize,
+    pub pad: usize,
+}
+
+/// Copies (or, with `add`, accumulates) between one image plane and its `k·k` column-matrix
+/// rows: the shared loop of im2col and col2im. `rows(tap)` gives the `oh·ow` entries of tap
+/// `tap` for this plane.
+#[allow(clippy::too_many_arguments)]
+fn plane_taps(
+    k: usize,
+    pad: usize,
+    h: usize,
+    w: usize,
+    oh: usize,
+    ow: usize,
+    mut visit: impl FnMut(usize, usize, usize),
+) {
+    let p = pad as isize;
+    for tap in 0..k * k {
+        let (di, dj) = ((tap / k) as isize - p, (tap % k) as isize - p);
+        for oy in 0..oh {
+            let y = oy as isize + di;
+            if y < 0 || y >= h as isize {
+                continue;
+            }
+            for ox in 0..ow {
+                let x = ox as isize + dj;
+                if x >= 0 && x < w as isize {
+                    visit(tap, oy * ow + ox, y as usize * w + x as usize);
+                }
+            }
+        }
+    }
+}
+
+impl candle_core::CustomOp1 for Im2Col {
+    fn name(&self) -> &'static str {
+        "im2col"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = f32_slice(s, l, "input")?;
+        let (n, c, h, w) = l.shape().dims4()?;
+        let k = self.k;
+        let (oh, ow) = (h + 2 * self.pad + 1 - k, w + 2 * self.pad + 1 - k);
+        let hw = oh * ow;
+        let mut cols = vec![0f32; c * k * k * n * hw];
+        // Rows (c, tap) of all images; each worker fills the k·k rows of one channel.
+        cols.par_chunks_mut(k * k * n * hw).enumerate().for_each(|(ch, rows)| {
+            for b in 0..n {
+                let xp = &x[(b * c + ch) * h * w..][..h * w];
+                plane_taps(k, self.pad, h, w, oh, ow, |tap, o, i| rows[tap * n * hw + b * hw + o] = xp[i]);
+            }
+        });
+        Ok((CpuStorage::F32(cols), Shape::from((c * k * k, n * hw))))
+    }
+
+    fn bwd(&self, x: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        let (n, c, h, w) = x.dims4()?;
+        let op = Col2Im { k: self.k, pad: self.pad, n, c, h, w };
+        Ok(Some(grad.contiguous()?.apply_op1_no_bwd(&op)?))
+    }
+}
+
+/// col2im: `(C·k·k, N·oh·ow)` → `(N, C, H, W)`, adding every column entry back to the pixel it
+/// was copied from.
+struct Col2Im {
+    k: usize,
+    pad: usize,
+    n: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+}
+
+impl candle_core::CustomOp1 for Col2Im {
+    fn name(&self) -> &'static str {
+        "col2im"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let g = f32_slice(s, l, "gradient")?;
+        let Col2Im { k, pad, n, c, h, w } = *self;
+        let (oh, ow) = (h + 2 * pad + 1 - k, w + 2 * pad + 1 - k);
+        let hw = oh * ow;
+        let mut x = vec![0f32; n * c * h * w];
+        x.par_chunks_mut(h * w).enumerate().for_each(|(plane, out)| {
+            let (b, ch) = (plane / c, plane % c);
+            let rows = &g[ch * k * k * n * hw..][..k * k * n * hw];
+            plane_taps(k, pad, h, w, oh, ow, |tap, o, i| out[i] += rows[tap * n * hw + b * hw + o]);
+        });
+        Ok((CpuStorage::F32(x), Shape::from((n, c, h, w))))
+    }
+}
+
+/// Max pooling on the CPU: window `k`, stride `s`, `pad` (−∞) on the top and left; the output
+/// size `oh × ow` is given (see [`super::pool_output_size`]). The backward pass sends each
+/// output's gradient to the first maximum of its window, as PyTorch does.
+pub struct MaxPool {
+    pub k: usize,
+    pub s: usize,
+    pub pad: usize,
+    pub oh: usize,
+    pub ow: usize,
+}
+
+impl MaxPool {
+    /// Index (within the plane) of the first maximum of output `(oy, ox)`'s window, if any.
+    fn argmax(&self, xp: &[f32], h: usize, w: usize, oy: usize, ox: usize) -> Option<usize> {
+        let mut best: Option<(usize, f32)> = None;
+        for i in 0..self.k {
+            let y = (oy * self.s + i).checked_sub(self.pad).filter(|&y| y < h);
+            let Some(y) = y else { continue };
+            for j in 0..self.k {
+                let Some(x) = (ox * self.s + j).checked_sub(self.pad).filter(|&x| x < w) else { continue };
+                let v = xp[y * w + x];
+                if best.is_none_or(|(_, b)| v > b) {
+                    best = Some((y * w + x, v));
+                }
+            }
+        }
+        best.map(|(i, _)| i)
+    }
+}
+
+impl candle_core::CustomOp1 for MaxPool {
+    fn name(&self) -> &'static str {
+        "max-pool2d"
+    }
+
+    fn cpu_fwd(&self, st: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = f32_slice(st, l, "input")?;
+        let (n, c, h, w) = l.shape().dims4()?;
+        let mut y = vec![0f32; n * c * self.oh * self.ow];
+        y.par_chunks_mut(self.oh * self.ow).enumerate().for_each(|(plane, out)| {
+            let xp = &x[plane * h * w..(plane + 1) * h * w];
+            for oy in 0..self.oh {
+                for ox in 0..self.ow {
+                    out[oy * self.ow + ox] =
+                        self.argmax(xp, h, w, oy, ox).map_or(f32::NEG_INFINITY, |i| xp[i]);
+                }
+            }
+        });
+        Ok((CpuStorage::F32(y), Shape::from((n, c, self.oh, self.ow))))
+    }
+
+    fn bwd(&self, x: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        let pool = MaxPool { ..*self };
+        Ok(Some(x.apply_op2_no_bwd(&grad.contiguous()?, &MaxPoolGrad(pool))?))
+    }
+}
+
+/// `∂L/∂x` of [`MaxPool`] from `(x, ∂L/∂y)`.
+struct MaxPoolGrad(MaxPool);
+
+impl CustomOp2 for MaxPoolGrad {
+    fn name(&self) -> &'static str {
+        "max-pool2d-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (x, g) = (f32_slice(s1, l1, "input")?, f32_slice(s2, l2, "gradient")?);
+        let (n, c, h, w) = l1.shape().dims4()?;
+        let p = &self.0;
+        let mut gx = vec![0f32; n * c * h * w];
+        gx.par_chunks_mut(h * w).enumerate().for_each(|(plane, out)| {
+            let xp = &x[plane * h * w..(plane + 1) * h * w];
+            let gp = &g[plane * p.oh * p.ow..(plane + 1) * p.oh * p.ow];
+            for oy in 0..p.oh {
+                for ox in 0..p.ow {
+                    if let Some(i) = p.argmax(xp, h, w, oy, ox) {
+                        out[i] += gp[oy * p.ow + ox];
+                    }
+                }
+            }
+        });
+        Ok((CpuStorage::F32(gx), l1.shape().clone()))
+    }
+}

@@ -7,6 +7,34 @@ use candle_core::{DType, Device, Result, Tensor, D};
 
 pub mod cpu;
 
+/// Output size of a convolution along one axis: `floor((i + 2p − k) / s) + 1`.
+pub fn conv_output_size(input: usize, kernel: usize, stride: usize, padding: usize) -> usize {
+    (input + 2 * padding - kernel) / stride + 1
+}
+
+// ANCHOR: naive_conv
+/// Convolution as the formula writes it, one output pixel at a time (no padding, stride 1):
+/// `S(i, j) = Σ_m Σ_n I(i + m, j + n) · K(m, n)`. Deep-learning "convolution" is this
+/// cross-correlation: the kernel is not flipped. `image` is `h × w`, `kernel` is `k × k`,
+/// both row-major; the result is `(h − k + 1) × (w − k + 1)`.
+pub fn naive_conv2d(image: &[f32], h: usize, w: usize, kernel: &[f32], k: usize) -> Vec<f32> {
+    let (oh, ow) = (h - k + 1, w - k + 1);
+    let mut out = vec![0.0; oh * ow];
+    for i in 0..oh {
+        for j in 0..ow {
+            let mut sum = 0.0;
+            for m in 0..k {
+                for n in 0..k {
+                    sum += image[(i + m) * w + (j + n)] * kernel[m * k + n];
+                }
+            }
+            out[i * ow + j] = sum;
+        }
+    }
+    out
+}
+// ANCHOR_END: naive_conv
+
 /// TensorFlow "SAME" padding along one axis: `(before, after)` so that the output has
 /// `ceil(size / stride)` elements. Asymmetric (one more after) when the total is odd.
 pub fn same_padding(size: usize, kernel: usize, stride: usize) -> (usize, usize) {
@@ -110,10 +138,23 @@ pub fn pool_output_size(size: usize, kernel: usize, stride: usize, pad: usize, c
 /// Max pooling with any kernel, stride, padding (with −∞) and `ceil_mode`, differentiable.
 ///
 /// Candle's `max_pool2d` backward pass is wrong when kernel = stride (it scales the gradient
-/// by 1/k²) and refused otherwise. This one takes elementwise maxima of strided views, rows
-/// first and then columns (2k maxima instead of k²); the gradient of each maximum goes to the
-/// larger input, as in PyTorch.
+/// by 1/k²) and refused otherwise. On the CPU (f32) this runs [`cpu::MaxPool`], whose backward
+/// pass sends each gradient to its window's maximum; elsewhere [`max_pool2d_views`].
 pub fn max_pool2d(x: &Tensor, kernel: usize, stride: usize, pad: usize, ceil: bool) -> Result<Tensor> {
+    if matches!(x.device(), Device::Cpu) && x.dtype() == DType::F32 {
+        let (_, _, h, w) = x.dims4()?;
+        let oh = pool_output_size(h, kernel, stride, pad, ceil);
+        let ow = pool_output_size(w, kernel, stride, pad, ceil);
+        x.contiguous()?.apply_op1(cpu::MaxPool { k: kernel, s: stride, pad, oh, ow })
+    } else {
+        max_pool2d_views(x, kernel, stride, pad, ceil)
+    }
+}
+
+/// Max pooling from Candle operations only, for every device: elementwise maxima of strided
+/// views, rows first and then columns (2k maxima instead of k²); the gradient of each maximum
+/// goes to the larger input.
+pub fn max_pool2d_views(x: &Tensor, kernel: usize, stride: usize, pad: usize, ceil: bool) -> Result<Tensor> {
     let (_, _, h, w) = x.dims4()?;
     let oh = pool_output_size(h, kernel, stride, pad, ceil);
     let ow = pool_output_size(w, kernel, stride, pad, ceil);
@@ -130,6 +171,23 @@ pub fn max_pool2d(x: &Tensor, kernel: usize, stride: usize, pad: usize, ceil: bo
         out = out.maximum(&strided_pick(&rows, 3, j, stride, ow)?)?;
     }
     Ok(out)
+}
+
+/// Stride-1 convolution with `pad` zeros on each side, `weight` `(O, C, k, k)`.
+///
+/// On the CPU (f32) it is im2col ([`cpu::Im2Col`], with a col2im backward pass) followed by one
+/// matrix product, so forward and backward both run through the matrix-multiplication kernel;
+/// Candle's own `conv2d` backward goes through a much slower transposed convolution.
+/// Elsewhere it is Candle's `conv2d`.
+pub fn conv2d_same_stride1(x: &Tensor, weight: &Tensor, pad: usize) -> Result<Tensor> {
+    let (o, c, k, _) = weight.dims4()?;
+    if !(matches!(x.device(), Device::Cpu) && x.dtype() == DType::F32) {
+        return x.conv2d(weight, pad, 1, 1, 1);
+    }
+    let (n, _, h, w) = x.dims4()?;
+    let cols = x.contiguous()?.apply_op1(cpu::Im2Col { k, pad })?; // (C·k·k, N·oh·ow)
+    let y = weight.reshape((o, c * k * k))?.matmul(&cols)?; // (O, N·oh·ow)
+    y.reshape((o, n, h + 2 * pad + 1 - k, w + 2 * pad + 1 - k))?.transpose(0, 1)?.contiguous()
 }
 
 /// 1×1 convolution as a matrix product: `weight` `(C_out, C_in, 1, 1)`, `x` `(N, C_in, H, W)`.
