@@ -9,7 +9,7 @@ use vision_interp::data::{fashion_mnist, Split};
 use vision_interp::figure::{feature_map_tiles, filter_tiles, grey, hstack, line_chart, mosaic, tint};
 use vision_interp::figure::{GridSpec, Map, Panel, Series};
 use vision_interp::imageio::photo;
-use vision_interp::models::simple_cnn::{imagenet_normalize, init_varmap, SimpleCnn};
+use vision_interp::models::simple_cnn::{imagenet_normalize, init_varmap, FashionMnistRun, SimpleCnn};
 use vision_interp::models::{Model, Taps};
 use vision_interp::train::{train, TrainConfig};
 use vision_interp::{ops, work_dir};
@@ -64,8 +64,8 @@ fn main() -> Result<()> {
     s.save_grid(&[row], &GridSpec::new(180).title("3 × 3 kernels by hand"), ("photo", "chelsea", "kernels"))?;
 
     // ANCHOR: data
-    let size = 32;
-    let (n_train, epochs) = if s.quick { (2000, 2) } else { (12000, 4) };
+    let run = FashionMnistRun::new(s.quick); // 12,000 images, 4 epochs (quick: 2,000, 2)
+    let (size, n_train, epochs) = (run.size, run.n_train, run.epochs);
     let train_set = fashion_mnist(Split::Train, size)?.take(n_train)?;
     let eval_set = fashion_mnist(Split::Eval, size)?;
     println!(
@@ -95,8 +95,8 @@ fn main() -> Result<()> {
 
     // ANCHOR: train
     let cfg = TrainConfig { epochs, batch: 32, lr: 1e-3, seed: args.common.seed };
-    let tag = format!("simple-cnn-fashion-mnist-{size}px-n{n_train}-seed{}", args.common.seed);
-    let checkpoint = work_dir().join("checkpoints").join(format!("{tag}.safetensors"));
+    let checkpoint =
+        work_dir().join("checkpoints").join(format!("{}.safetensors", run.tag(args.common.seed)));
     let history = train(&net, &mut varmap, &train_set, &eval_set, cfg, &dev, Some(&checkpoint))?;
     for h in &history {
         println!(
@@ -105,7 +105,7 @@ fn main() -> Result<()> {
         );
     }
     // ANCHOR_END: train
-    let weights = work_dir().join("models").join(format!("{tag}.safetensors"));
+    let weights = run.weights_path(args.common.seed);
     std::fs::create_dir_all(weights.parent().expect("folder"))?;
     varmap.save(&weights)?;
     eprintln!("trained weights: {}", weights.display());

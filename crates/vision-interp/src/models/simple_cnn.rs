@@ -203,6 +203,55 @@ impl SimpleCnn {
     }
 }
 
+/// The Fashion-MNIST training run of chapter 1: images, epochs and input size.
+#[derive(Debug, Clone, Copy)]
+pub struct FashionMnistRun {
+    pub n_train: usize,
+    pub epochs: usize,
+    pub size: usize,
+}
+
+impl FashionMnistRun {
+    /// The full run (12,000 images, 4 epochs) or the quick one (2,000 images, 2 epochs).
+    pub fn new(quick: bool) -> Self {
+        if quick {
+            Self { n_train: 2000, epochs: 2, size: 32 }
+        } else {
+            Self { n_train: 12000, epochs: 4, size: 32 }
+        }
+    }
+
+    /// `simple-cnn-fashion-mnist-32px-n12000-seed0`: names the checkpoint and the weights.
+    pub fn tag(&self, seed: u64) -> String {
+        format!("simple-cnn-fashion-mnist-{}px-n{}-seed{seed}", self.size, self.n_train)
+    }
+
+    /// Where chapter 1 saves the trained weights.
+    pub fn weights_path(&self, seed: u64) -> std::path::PathBuf {
+        crate::work_dir().join("models").join(format!("{}.safetensors", self.tag(seed)))
+    }
+
+    /// The SimpleCNN that chapter 1 trained with this run and seed, or an error that says how
+    /// to make it.
+    pub fn load_trained(&self, seed: u64, quick: bool, device: &Device) -> Result<SimpleCnn> {
+        let path = self.weights_path(seed);
+        if !path.is_file() {
+            bail!(
+                "no trained SimpleCNN at {}: train it first with `cargo run --release -p chapter-01-cnn-basics{}{}`",
+                path.display(),
+                if quick { " -- --quick" } else { "" },
+                if seed != 0 { format!(" --seed {seed}") } else { String::new() },
+            );
+        }
+        let store = crate::weights::WeightStore::load(&path, device)?;
+        let names: Vec<String> = store.names().map(str::to_owned).collect();
+        let tensors = names.iter().map(|n| (n.clone(), store.raw(n).expect("listed").clone())).collect();
+        let vb = VarBuilder::from_tensors(tensors, DType::F32, device);
+        let classes = crate::data::FASHION_MNIST_CLASSES.iter().map(|c| c.to_string()).collect();
+        SimpleCnn::new(vb, classes, self.size, crate::rng::seeded(seed))
+    }
+}
+
 fn info(name: &str, channels: usize, size: usize, description: &str) -> LayerInfo {
     LayerInfo { name: name.into(), channels, height: size, width: size, description: description.into() }
 }
