@@ -175,11 +175,6 @@ impl WeightStore {
         Ok(t)
     }
 
-    /// Replaces tensors.
-    pub fn replace(&mut self, name: &str, t: Tensor) {
-        self.tensors.insert(name.to_owned(), t);
-    }
-
     /// A copy in which every convolution and linear tensor whose name starts with one of
     /// `prefixes` is re-drawn from N(0, σ²), σ the standard deviation of the trained tensor
     /// (BatchNorm parameters and statistics are kept): the model-randomisation test of
