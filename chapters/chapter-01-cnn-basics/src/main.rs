@@ -5,11 +5,12 @@ use candle_core::{DType, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use clap::Parser;
 use vision_interp::cli::{CommonArgs, Session};
-use vision_interp::data::{fashion_mnist, Split};
 use vision_interp::figure::{feature_map_tiles, filter_tiles, grey, hstack, line_chart, mosaic, tint};
 use vision_interp::figure::{GridSpec, Map, Panel, Series};
 use vision_interp::imageio::photo;
-use vision_interp::models::simple_cnn::{imagenet_normalize, init_varmap, FashionMnistRun, SimpleCnn};
+use vision_interp::models::simple_cnn::{
+    imagenet_normalize, init_varmap, ScratchData, ScratchRun, SimpleCnn,
+};
 use vision_interp::models::{Model, Taps};
 use vision_interp::train::{train, TrainConfig};
 use vision_interp::{ops, work_dir};
@@ -19,6 +20,9 @@ use vision_interp::{ops, work_dir};
 struct Args {
     #[command(flatten)]
     common: CommonArgs,
+    /// Data to train on
+    #[arg(long, value_enum, default_value_t)]
+    dataset: ScratchData,
 }
 
 // ANCHOR: kernels
@@ -64,10 +68,9 @@ fn main() -> Result<()> {
     s.save_grid(&[row], &GridSpec::new(180).title("3 × 3 kernels by hand"), ("photo", "chelsea", "kernels"))?;
 
     // ANCHOR: data
-    let run = FashionMnistRun::new(s.quick); // 12,000 images, 4 epochs (quick: 2,000, 2)
-    let (size, n_train, epochs) = (run.size, run.n_train, run.epochs);
-    let train_set = fashion_mnist(Split::Train, size)?.take(n_train)?;
-    let eval_set = fashion_mnist(Split::Eval, size)?;
+    let run = ScratchRun::new(args.dataset, s.quick); // Fashion-MNIST: 12,000 images, 4 epochs
+    let (size, epochs, data) = (run.size, run.epochs, run.data.slug());
+    let (train_set, eval_set) = run.datasets()?;
     println!(
         "{}: {} training and {} evaluation images of {size} × {size}",
         train_set.name,
@@ -78,7 +81,7 @@ fn main() -> Result<()> {
     let examples: Vec<Panel> = (0..8)
         .map(|i| Panel::image(&train_set.images.get(i)?, &train_set.classes[train_set.labels[i] as usize]))
         .collect::<Result<_>>()?;
-    s.save_grid(&[examples], &GridSpec::new(96), ("fashion-mnist", "train", "examples"))?;
+    s.save_grid(&[examples], &GridSpec::new(96), (data, "train", "examples"))?;
 
     // ANCHOR: model
     let mut varmap = VarMap::new();
@@ -125,7 +128,7 @@ fn main() -> Result<()> {
         &line_chart(&acc, "Accuracy", "epoch", "%", (480, 320))?,
         10,
     );
-    s.save(&charts, &s.figure("simple-cnn", "fashion-mnist", "training-curves"))?;
+    s.save(&charts, &s.figure("simple-cnn", data, "training-curves"))?;
 
     // ANCHOR: inside
     let trained_filters = filter_tiles(net.conv_weight(0))?;
@@ -136,7 +139,7 @@ fn main() -> Result<()> {
     s.save_grid(
         &[filters],
         &GridSpec::new(420).title("conv1: 32 filters, 3 × 3 × RGB"),
-        ("simple-cnn", "conv1", "filters"),
+        ("simple-cnn", &format!("{data}-conv1"), "filters"),
     )?;
     let (x, _) = eval_set.batch(&[0], &dev)?;
     let acts = net.forward_taps(&net.preprocess(&x)?, &Taps::layers(&["conv1", "conv2", "conv3"]))?;
@@ -150,7 +153,7 @@ fn main() -> Result<()> {
     s.save_grid(
         &[row],
         &GridSpec::new(220).title("Feature maps of one evaluation image"),
-        ("simple-cnn", "conv1-3", "feature-maps"),
+        ("simple-cnn", &format!("{data}-conv1-3"), "feature-maps"),
     )?;
     s.finish();
     Ok(())

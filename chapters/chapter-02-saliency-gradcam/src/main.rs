@@ -7,11 +7,11 @@ use anyhow::Result;
 use clap::Parser;
 use vision_interp::attribution::{self as attr, top_k};
 use vision_interp::cli::{CommonArgs, Session};
-use vision_interp::data::{fashion_mnist, Split};
+use vision_interp::data::Split;
 use vision_interp::figure::{line_chart, GridSpec, Panel, Series};
 use vision_interp::imageio::{photo, side_by_side, to_tensor};
 use vision_interp::imagenet::short_name;
-use vision_interp::models::simple_cnn::FashionMnistRun;
+use vision_interp::models::simple_cnn::{ScratchData, ScratchRun};
 use vision_interp::models::SimpleCnn;
 use vision_interp::{asset, models, Tensor};
 
@@ -20,6 +20,9 @@ use vision_interp::{asset, models, Tensor};
 struct Args {
     #[command(flatten)]
     common: CommonArgs,
+    /// Data chapter 1 trained its SimpleCNN on
+    #[arg(long, value_enum, default_value_t)]
+    dataset: ScratchData,
 }
 
 const PHOTOS: [&str; 4] = ["chelsea.png", "coffee.png", "grace_hopper.jpg", "camera.png"];
@@ -126,10 +129,10 @@ fn main() -> Result<()> {
         .rows(&["saliency", "Grad-CAM head"]);
     s.save_grid(&[sal_row, cam_row], &spec, (m.name(), "chelsea", "sanity-randomization"))?;
 
-    // The 10-class SimpleCNN that chapter 1 trained from scratch on Fashion-MNIST.
-    let run = FashionMnistRun::new(s.quick);
+    // The 10-class SimpleCNN that chapter 1 trained from scratch (on Fashion-MNIST by default).
+    let run = ScratchRun::new(args.dataset, s.quick);
     match run.load_trained(args.common.seed, s.quick, &s.device) {
-        Ok(cnn) => explain_scratch_model(&mut s, &cnn, run.size)?,
+        Ok(cnn) => explain_scratch_model(&mut s, &cnn, &run)?,
         Err(e) => eprintln!("skipped the last figure (chapter 1's model): {e:#}"),
     }
     s.finish();
@@ -137,12 +140,12 @@ fn main() -> Result<()> {
 }
 
 /// Saliency and Grad-CAM at `conv3` for the first evaluation image of six classes.
-fn explain_scratch_model(s: &mut Session, cnn: &SimpleCnn, size: usize) -> Result<()> {
+fn explain_scratch_model(s: &mut Session, cnn: &SimpleCnn, run: &ScratchRun) -> Result<()> {
     // ANCHOR: scratch
-    let eval = fashion_mnist(Split::Eval, size)?;
+    let eval = run.dataset(Split::Eval)?;
     let mut rows = Vec::new();
     for i in (0..eval.len()).filter(|&i| eval.labels[..i].iter().all(|&l| l != eval.labels[i])).take(6) {
-        let img = eval.images.get(i)?.to_device(&s.device)?; // (3, 32, 32)
+        let img = eval.images.get(i)?.to_device(&s.device)?; // (3, 32, 32) for Fashion-MNIST
         let top = top_k(cnn, &img, 1)?.remove(0);
         let truth = &eval.classes[eval.labels[i] as usize];
         rows.push(vec![
@@ -153,5 +156,5 @@ fn explain_scratch_model(s: &mut Session, cnn: &SimpleCnn, size: usize) -> Resul
     }
     // ANCHOR_END: scratch
     let spec = GridSpec::new(150).title("SimpleCNN (chapter 1), true → predicted");
-    s.save_grid(&rows, &spec, ("simple-cnn", "fashion-mnist", "attribution"))
+    s.save_grid(&rows, &spec, ("simple-cnn", run.data.slug(), "attribution"))
 }

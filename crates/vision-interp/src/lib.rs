@@ -10,6 +10,7 @@ pub mod attribution;
 pub mod cli;
 pub mod data;
 pub mod device;
+pub mod download;
 pub mod figure;
 pub mod imageio;
 pub mod imagenet;

@@ -7,7 +7,7 @@ use candle_core::{DType, Device, D};
 use candle_nn::VarMap;
 use serde::{Deserialize, Serialize};
 
-use crate::data::{augment, Dataset};
+use crate::data::Dataset;
 use crate::models::{Model, SimpleCnn};
 use crate::optim::Adam;
 
@@ -103,7 +103,7 @@ pub fn train(
         let (mut loss_sum, mut correct, mut seen) = (0f64, 0f64, 0usize);
         for idx in &batches {
             let (x, y) = train.batch(idx, device)?;
-            let x = net.preprocess(&augment(&x, &mut rng)?)?;
+            let x = net.preprocess(&train.augment(&x, &mut rng)?)?;
             let logits = net.forward_t(&x, true)?;
             let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
             let l = loss.to_scalar::<f32>()?;

@@ -37,7 +37,7 @@ pub fn cache_dir() -> PathBuf {
     home.join(".cache").join("vision-interp")
 }
 
-fn hub_offline() -> bool {
+pub(crate) fn hub_offline() -> bool {
     matches!(std::env::var("HF_HUB_OFFLINE").as_deref(), Ok("1") | Ok("true") | Ok("TRUE") | Ok("yes"))
 }
 

@@ -203,27 +203,92 @@ impl SimpleCnn {
     }
 }
 
-/// The Fashion-MNIST training run of chapter 1: images, epochs and input size.
+/// The dataset a SimpleCNN is trained on from scratch.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ScratchData {
+    /// The Fashion-MNIST subset shipped in `assets/` (works offline)
+    #[default]
+    FashionMnist,
+    /// fast.ai's Imagenette, 160-pixel variant (downloaded once, about 94 MB)
+    Imagenette,
+}
+
+impl ScratchData {
+    /// `fashion-mnist` or `imagenette`: names figures, checkpoints and weights.
+    pub fn slug(self) -> &'static str {
+        match self {
+            Self::FashionMnist => "fashion-mnist",
+            Self::Imagenette => "imagenette",
+        }
+    }
+
+    /// The class names, in label order.
+    pub fn classes(self) -> Vec<String> {
+        match self {
+            Self::FashionMnist => crate::data::FASHION_MNIST_CLASSES.iter().map(|c| c.to_string()).collect(),
+            Self::Imagenette => crate::data::IMAGENETTE_CLASSES.iter().map(|(_, c)| c.to_string()).collect(),
+        }
+    }
+}
+
+/// The training run of chapter 1: which data, how many images and epochs, at what size.
 #[derive(Debug, Clone, Copy)]
-pub struct FashionMnistRun {
-    pub n_train: usize,
+pub struct ScratchRun {
+    pub data: ScratchData,
+    /// Training images used (`None`: all of them).
+    pub n_train: Option<usize>,
+    /// Evaluation images used (`None`: all of them).
+    pub n_eval: Option<usize>,
     pub epochs: usize,
     pub size: usize,
 }
 
-impl FashionMnistRun {
-    /// The full run (12,000 images, 4 epochs) or the quick one (2,000 images, 2 epochs).
-    pub fn new(quick: bool) -> Self {
-        if quick {
-            Self { n_train: 2000, epochs: 2, size: 32 }
-        } else {
-            Self { n_train: 12000, epochs: 4, size: 32 }
+impl ScratchRun {
+    /// Fashion-MNIST: 12,000 images of 32 px for 4 epochs (quick: 2,000 for 2). Imagenette:
+    /// all 9,469 photos at 64 px for 6 epochs (quick: 1,000 photos, 500 for evaluation, 1 epoch).
+    pub fn new(data: ScratchData, quick: bool) -> Self {
+        match (data, quick) {
+            (ScratchData::FashionMnist, true) => {
+                Self { data, n_train: Some(2000), n_eval: None, epochs: 2, size: 32 }
+            }
+            (ScratchData::FashionMnist, false) => {
+                Self { data, n_train: Some(12000), n_eval: None, epochs: 4, size: 32 }
+            }
+            (ScratchData::Imagenette, true) => {
+                Self { data, n_train: Some(1000), n_eval: Some(500), epochs: 1, size: 64 }
+            }
+            (ScratchData::Imagenette, false) => {
+                Self { data, n_train: None, n_eval: None, epochs: 6, size: 64 }
+            }
+        }
+    }
+
+    /// The training and evaluation sets (Imagenette is downloaded into the cache folder the
+    /// first time; see [`crate::weights::cache_dir`]).
+    pub fn datasets(&self) -> Result<(crate::data::Dataset, crate::data::Dataset)> {
+        Ok((self.dataset(crate::data::Split::Train)?, self.dataset(crate::data::Split::Eval)?))
+    }
+
+    /// One split of the run's data.
+    pub fn dataset(&self, split: crate::data::Split) -> Result<crate::data::Dataset> {
+        use crate::data::{fashion_mnist, imagenette, imagenette_remote, Split};
+        let n = if split == Split::Train { self.n_train } else { self.n_eval };
+        match self.data {
+            ScratchData::FashionMnist => {
+                let all = fashion_mnist(split, self.size)?;
+                all.take(n.unwrap_or(usize::MAX))
+            }
+            ScratchData::Imagenette => {
+                let cache = crate::weights::cache_dir().join("datasets");
+                imagenette(split, self.size, n, &imagenette_remote(), &cache)
+            }
         }
     }
 
     /// `simple-cnn-fashion-mnist-32px-n12000-seed0`: names the checkpoint and the weights.
     pub fn tag(&self, seed: u64) -> String {
-        format!("simple-cnn-fashion-mnist-{}px-n{}-seed{seed}", self.size, self.n_train)
+        let n = self.n_train.map_or("all".to_string(), |n| n.to_string());
+        format!("simple-cnn-{}-{}px-n{n}-seed{seed}", self.data.slug(), self.size)
     }
 
     /// Where chapter 1 saves the trained weights.
@@ -236,19 +301,27 @@ impl FashionMnistRun {
     pub fn load_trained(&self, seed: u64, quick: bool, device: &Device) -> Result<SimpleCnn> {
         let path = self.weights_path(seed);
         if !path.is_file() {
+            let mut flags = String::new();
+            if quick {
+                flags.push_str(" --quick");
+            }
+            if self.data != ScratchData::default() {
+                flags.push_str(&format!(" --dataset {}", self.data.slug()));
+            }
+            if seed != 0 {
+                flags.push_str(&format!(" --seed {seed}"));
+            }
+            let dashes = if flags.is_empty() { "" } else { " --" };
             bail!(
-                "no trained SimpleCNN at {}: train it first with `cargo run --release -p chapter-01-cnn-basics{}{}`",
+                "no trained SimpleCNN at {}: train it first with `cargo run --release -p chapter-01-cnn-basics{dashes}{flags}`",
                 path.display(),
-                if quick { " -- --quick" } else { "" },
-                if seed != 0 { format!(" --seed {seed}") } else { String::new() },
             );
         }
         let store = crate::weights::WeightStore::load(&path, device)?;
         let names: Vec<String> = store.names().map(str::to_owned).collect();
         let tensors = names.iter().map(|n| (n.clone(), store.raw(n).expect("listed").clone())).collect();
         let vb = VarBuilder::from_tensors(tensors, DType::F32, device);
-        let classes = crate::data::FASHION_MNIST_CLASSES.iter().map(|c| c.to_string()).collect();
-        SimpleCnn::new(vb, classes, self.size, crate::rng::seeded(seed))
+        SimpleCnn::new(vb, self.data.classes(), self.size, crate::rng::seeded(seed))
     }
 }
 
