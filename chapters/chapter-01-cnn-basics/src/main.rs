@@ -15,6 +15,8 @@ use vision_interp::models::{Model, Taps};
 use vision_interp::train::{train, TrainConfig};
 use vision_interp::{ops, work_dir};
 
+vision_interp::fast_allocator!();
+
 #[derive(Parser)]
 #[command(about = "Images as tensors, convolution, and a first CNN trained from scratch")]
 struct Args {

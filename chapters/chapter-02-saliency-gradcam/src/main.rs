@@ -15,6 +15,8 @@ use vision_interp::models::simple_cnn::{ScratchData, ScratchRun};
 use vision_interp::models::SimpleCnn;
 use vision_interp::{asset, models, Tensor};
 
+vision_interp::fast_allocator!();
+
 #[derive(Parser)]
 #[command(about = "Saliency maps, SmoothGrad, integrated gradients and Grad-CAM")]
 struct Args {

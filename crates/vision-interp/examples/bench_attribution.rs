@@ -12,6 +12,8 @@ use vision_interp::device::{describe, select_device, DeviceChoice};
 use vision_interp::models::{self, Model};
 use vision_interp::{attribution as attr, imageio};
 
+vision_interp::fast_allocator!();
+
 #[derive(Parser)]
 struct Args {
     #[arg(long, value_enum, default_value_t = DeviceChoice::Cpu)]

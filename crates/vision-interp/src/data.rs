@@ -205,7 +205,7 @@ pub fn imagenette_remote() -> Remote {
     Remote {
         url: "https://s3.amazonaws.com/fast-ai-imageclas/imagenette2-160.tgz".into(),
         file_name: "imagenette2-160.tgz".into(),
-        md5: "e793b78cc4c9e9a4ccc0c1155377a412".into(),
+        md5: Some("e793b78cc4c9e9a4ccc0c1155377a412".into()),
     }
 }
 

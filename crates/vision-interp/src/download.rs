@@ -18,8 +18,9 @@ pub struct Remote {
     pub url: String,
     /// The file name it gets in the cache.
     pub file_name: String,
-    /// Expected MD5 digest in lowercase hex (the checksum the publisher gives).
-    pub md5: String,
+    /// Expected MD5 digest in lowercase hex (the checksum the publisher gives), when known. A
+    /// file without one is checked by its reader (names, shapes) instead.
+    pub md5: Option<String>,
 }
 
 /// Hex MD5 digest of a file.
@@ -39,10 +40,10 @@ pub fn cached(remote: &Remote, dir: &Path) -> Result<PathBuf> {
     if dest.is_file() {
         return Ok(dest);
     }
+    let checksum = remote.md5.as_ref().map(|m| format!(" (MD5 {m})")).unwrap_or_default();
     let by_hand = format!(
-        "download {} elsewhere (MD5 {}) and put it at {} (the cache folder moves with VISION_INTERP_CACHE)",
+        "download {}{checksum} elsewhere and put it at {} (the cache folder moves with VISION_INTERP_CACHE)",
         remote.url,
-        remote.md5,
         dest.display()
     );
     if crate::weights::hub_offline() {
@@ -51,9 +52,11 @@ pub fn cached(remote: &Remote, dir: &Path) -> Result<PathBuf> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let part = dir.join(format!("{}.part", remote.file_name));
     let result = fetch(&remote.url, &part).and_then(|()| {
-        let got = md5_file(&part)?;
-        if got != remote.md5 {
-            bail!("checksum mismatch for {}: MD5 {got}, expected {}", remote.url, remote.md5);
+        if let Some(want) = &remote.md5 {
+            let got = md5_file(&part)?;
+            if &got != want {
+                bail!("checksum mismatch for {}: MD5 {got}, expected {want}", remote.url);
+            }
         }
         Ok(())
     });

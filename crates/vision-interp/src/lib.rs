@@ -24,6 +24,21 @@ pub mod train;
 pub mod weights;
 
 pub use candle_core::{DType, Device, Tensor, Var};
+#[doc(hidden)]
+pub use mimalloc;
+
+/// Makes mimalloc the program's allocator. Tensors are large, short-lived buffers; the system
+/// allocator hands each one back to the kernel and faults fresh pages in for the next, which
+/// cost more than the arithmetic in a CPU training step (a 3×3 convolution of a 32-image batch:
+/// 12.4 ms with the system allocator, 2.7 ms with mimalloc). Put it once in each binary:
+/// `vision_interp::fast_allocator!();`
+#[macro_export]
+macro_rules! fast_allocator {
+    () => {
+        #[global_allocator]
+        static GLOBAL: $crate::mimalloc::MiMalloc = $crate::mimalloc::MiMalloc;
+    };
+}
 
 /// Root of the workspace (the folder holding `book.toml`), known at compile time.
 pub fn workspace_root() -> std::path::PathBuf {

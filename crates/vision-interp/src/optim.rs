@@ -46,13 +46,39 @@ impl Adam {
         let (b1, b2) = (self.beta1, self.beta2);
         let c1 = 1.0 - b1.powi(self.step as i32);
         let c2 = 1.0 - b2.powi(self.step as i32);
-        for (i, (_, var)) in self.vars.iter().enumerate() {
+        for i in 0..self.vars.len() {
+            let var = self.vars[i].1.clone();
             let Some(g) = grads.get(var.as_tensor()) else { continue };
+            if matches!(var.device(), candle_core::Device::Cpu) && var.dtype() == candle_core::DType::F32 {
+                self.update_cpu(i, &var, g, c1, c2)?;
+                continue;
+            }
             self.m[i] = ((&self.m[i] * b1)? + (g * (1.0 - b1))?)?;
             self.v[i] = ((&self.v[i] * b2)? + (g.sqr()? * (1.0 - b2))?)?;
             let update = ((&self.m[i] / c1)? / ((&self.v[i] / c2)?.sqrt()? + self.eps)?)?;
             var.set(&(var.as_tensor() - (update * self.lr)?)?)?;
         }
+        Ok(())
+    }
+
+    /// The same update as one pass over the values (on the CPU, a chain of tensor operations
+    /// allocates and walks each parameter a dozen times).
+    fn update_cpu(&mut self, i: usize, var: &Var, g: &Tensor, c1: f64, c2: f64) -> Result<()> {
+        let shape = var.shape().clone();
+        let flat = |t: &Tensor| -> Result<Vec<f32>> { Ok(t.flatten_all()?.to_vec1::<f32>()?) };
+        let (mut w, g, mut m, mut v) =
+            (flat(var.as_tensor())?, flat(g)?, flat(&self.m[i])?, flat(&self.v[i])?);
+        let (b1, b2, eps) = (self.beta1 as f32, self.beta2 as f32, self.eps as f32);
+        let (lr, c1, c2) = (self.lr as f32, c1 as f32, c2 as f32);
+        for (((w, g), m), v) in w.iter_mut().zip(&g).zip(m.iter_mut()).zip(v.iter_mut()) {
+            *m = b1 * *m + (1.0 - b1) * g;
+            *v = b2 * *v + (1.0 - b2) * g * g;
+            *w -= lr * (*m / c1) / ((*v / c2).sqrt() + eps);
+        }
+        let dev = var.device().clone();
+        self.m[i] = Tensor::from_vec(m, &shape, &dev)?;
+        self.v[i] = Tensor::from_vec(v, &shape, &dev)?;
+        var.set(&Tensor::from_vec(w, &shape, &dev)?)?;
         Ok(())
     }
 

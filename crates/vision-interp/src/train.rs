@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use candle_core::{DType, Device, D};
+use candle_core::{DType, Device, Tensor, D};
 use candle_nn::VarMap;
 use serde::{Deserialize, Serialize};
 
@@ -42,6 +42,20 @@ pub fn evaluate(net: &SimpleCnn, data: &Dataset, batch: usize, device: &Device) 
     }
     let n = data.len().max(1) as f64;
     Ok(((loss / n) as f32, (100.0 * correct / n) as f32))
+}
+
+/// One optimisation step on a batch of images `(B, 3, H, W)` in [0, 1] and labels `(B)`:
+/// preprocessing, forward pass in training mode, cross-entropy, backward pass, Adam update.
+/// Returns the loss and the logits; a loss that is not finite is an error and changes nothing.
+pub fn train_step(net: &SimpleCnn, opt: &mut Adam, x: &Tensor, y: &Tensor) -> Result<(f32, Tensor)> {
+    let logits = net.forward_t(&net.preprocess(x)?, true)?;
+    let loss = candle_nn::loss::cross_entropy(&logits, y)?;
+    let l = loss.to_scalar::<f32>()?;
+    if !l.is_finite() {
+        bail!("the loss became {l}: training diverged");
+    }
+    opt.backward_step(&loss)?;
+    Ok((l, logits))
 }
 
 /// What a checkpoint's `.json` holds.
@@ -103,14 +117,9 @@ pub fn train(
         let (mut loss_sum, mut correct, mut seen) = (0f64, 0f64, 0usize);
         for idx in &batches {
             let (x, y) = train.batch(idx, device)?;
-            let x = net.preprocess(&train.augment(&x, &mut rng)?)?;
-            let logits = net.forward_t(&x, true)?;
-            let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
-            let l = loss.to_scalar::<f32>()?;
-            if !l.is_finite() {
-                bail!("the loss became {l} in epoch {epoch}: training diverged (lower the learning rate, now {})", cfg.lr);
-            }
-            opt.backward_step(&loss)?;
+            let x = train.augment(&x, &mut rng)?;
+            let (l, logits) = train_step(net, &mut opt, &x, &y)
+                .with_context(|| format!("epoch {epoch}: lower the learning rate (now {})", cfg.lr))?;
             loss_sum += l as f64 * idx.len() as f64;
             correct +=
                 logits.argmax(D::Minus1)?.eq(&y)?.to_dtype(DType::F32)?.sum_all()?.to_scalar::<f32>()? as f64;

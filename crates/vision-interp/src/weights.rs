@@ -19,10 +19,12 @@ pub struct WeightSpec {
     pub model: &'static str,
     /// File name in the repository's `assets/models/` and in the local cache.
     pub file_name: &'static str,
-    /// Hugging Face repository, file and revision.
+    /// Hugging Face repository (empty: none), file and revision.
     pub hub_repo: &'static str,
     pub hub_file: &'static str,
     pub hub_revision: &'static str,
+    /// A plain URL the file can be downloaded from into the local cache, when there is one.
+    pub url: Option<&'static str>,
 }
 
 /// How long a hub download may take before it is abandoned.
@@ -44,6 +46,9 @@ pub(crate) fn hub_offline() -> bool {
 /// Finds the weights file for `spec`, trying every source in order.
 pub fn resolve(spec: &WeightSpec, explicit: Option<&Path>) -> Result<PathBuf> {
     if let Some(p) = explicit {
+        if let Some(hub) = p.to_str().and_then(|s| s.strip_prefix("hub:")) {
+            return resolve_hub(spec, hub);
+        }
         if p.is_file() {
             return Ok(p.to_path_buf());
         }
@@ -56,33 +61,68 @@ pub fn resolve(spec: &WeightSpec, explicit: Option<&Path>) -> Result<PathBuf> {
         }
         tried.push(format!("{} (not there)", candidate.display()));
     }
-    let repo = hf_hub::Repo::with_revision(
-        spec.hub_repo.to_owned(),
-        hf_hub::RepoType::Model,
-        spec.hub_revision.to_owned(),
-    );
-    if let Some(p) = hf_hub::Cache::from_env().repo(repo.clone()).get(spec.hub_file) {
-        return Ok(p);
+    if !spec.hub_repo.is_empty() {
+        if let Some(p) = from_hub(spec.hub_repo, spec.hub_file, spec.hub_revision, &mut tried) {
+            return Ok(p);
+        }
     }
-    tried.push(format!("Hugging Face cache for {}@{} (not there)", spec.hub_repo, spec.hub_revision));
-    if hub_offline() {
-        tried.push("download from the hub (skipped: HF_HUB_OFFLINE is set)".into());
-    } else {
-        match download(repo, spec.hub_file) {
-            Ok(p) => return Ok(p),
-            Err(e) => {
-                tried.push(format!("download of {}/{} from the hub ({e:#})", spec.hub_repo, spec.hub_file))
+    if let Some(url) = spec.url {
+        if hub_offline() {
+            tried.push(format!("download of {url} (skipped: HF_HUB_OFFLINE is set)"));
+        } else {
+            let remote =
+                crate::download::Remote { url: url.into(), file_name: spec.file_name.into(), md5: None };
+            match crate::download::cached(&remote, &cache_dir()) {
+                Ok(p) => return Ok(p),
+                Err(e) => tried.push(format!("download of {url} ({e:#})")),
             }
         }
     }
     bail!(
-        "no weights for {model}. Tried:\n  - {tried}\nSupply them with `--weights PATH`, or copy \
-         the file to {cache}, or run once with network access so the hub download fills the \
-         cache.",
+        "no weights for {model}. Tried:\n  - {tried}\nSupply them with `--weights PATH` (or \
+         `--weights hub:OWNER/REPO[/FILE]` for a Hugging Face repository), or copy the file to \
+         {cache}, or run once with network access so that the download fills the cache.",
         model = spec.model,
         tried = tried.join("\n  - "),
         cache = cache_dir().join(spec.file_name).display(),
     )
+}
+
+/// `--weights hub:OWNER/REPO[/FILE]`: a file (default `model.safetensors`) of a Hugging Face
+/// repository chosen by the user, from the Hugging Face cache or downloaded.
+fn resolve_hub(spec: &WeightSpec, hub: &str) -> Result<PathBuf> {
+    let parts: Vec<&str> = hub.splitn(3, '/').collect();
+    let (repo, file) = match parts.as_slice() {
+        [owner, name] => (format!("{owner}/{name}"), "model.safetensors"),
+        [owner, name, file] => (format!("{owner}/{name}"), *file),
+        _ => bail!("--weights hub:{hub}: expected hub:OWNER/REPO or hub:OWNER/REPO/FILE"),
+    };
+    let mut tried = Vec::new();
+    if let Some(p) = from_hub(&repo, file, "main", &mut tried) {
+        return Ok(p);
+    }
+    bail!("no weights for {} from the hub. Tried:\n  - {}", spec.model, tried.join("\n  - "))
+}
+
+/// The Hugging Face cache, then a download (unless `HF_HUB_OFFLINE` is set); what failed is
+/// added to `tried`.
+fn from_hub(repo_id: &str, file: &str, revision: &str, tried: &mut Vec<String>) -> Option<PathBuf> {
+    let repo = hf_hub::Repo::with_revision(repo_id.to_owned(), hf_hub::RepoType::Model, revision.to_owned());
+    if let Some(p) = hf_hub::Cache::from_env().repo(repo.clone()).get(file) {
+        return Some(p);
+    }
+    tried.push(format!("Hugging Face cache for {repo_id}@{revision} (not there)"));
+    if hub_offline() {
+        tried.push("download from the hub (skipped: HF_HUB_OFFLINE is set)".into());
+        return None;
+    }
+    match download(repo, file) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            tried.push(format!("download of {repo_id}/{file} from the hub ({e:#})"));
+            None
+        }
+    }
 }
 
 /// Downloads one file from the hub in a worker thread, giving up after [`DOWNLOAD_TIMEOUT`].
@@ -111,29 +151,31 @@ pub struct WeightStore {
 }
 
 impl WeightStore {
-    /// Reads a safetensors file, or a legacy PyTorch `.pth` state dict, onto `device`.
+    /// Reads a safetensors file, a PyTorch `.pth` state dict (zip format, PyTorch 1.6 and
+    /// later) or a legacy (pre-1.6) `.pth` state dict, onto `device`.
     pub fn load(path: &Path, device: &Device) -> Result<Self> {
-        let is_safetensors = std::fs::File::open(path)
+        let head = std::fs::File::open(path)
             .and_then(|mut f| {
                 use std::io::Read;
                 let mut head = [0u8; 9];
-                f.read_exact(&mut head).map(|_| head[8] == b'{')
+                f.read_exact(&mut head).map(|_| head)
             })
-            .unwrap_or(false);
-        let tensors: HashMap<String, Tensor> = if is_safetensors {
+            .with_context(|| format!("cannot read weights file {}", path.display()))?;
+        let on_device = |v: Vec<(String, Tensor)>| -> Result<HashMap<String, Tensor>> {
+            v.into_iter().map(|(k, t)| Ok((k, t.to_device(device)?))).collect()
+        };
+        let tensors: HashMap<String, Tensor> = if head[8] == b'{' {
             candle_core::safetensors::load(path, device)
                 .with_context(|| format!("{} is not a readable safetensors file", path.display()))?
+        } else if head.starts_with(b"PK\x03\x04") {
+            let v = candle_core::pickle::read_all(path)
+                .with_context(|| format!("{} is not a readable PyTorch state dict", path.display()))?;
+            on_device(v)?
         } else {
-            crate::legacy_pth::read_state_dict(path)
-                .with_context(|| {
-                    format!(
-                        "{} is neither a safetensors file nor a legacy PyTorch state dict",
-                        path.display()
-                    )
-                })?
-                .into_iter()
-                .map(|(k, t)| Ok((k, t.to_device(device)?)))
-                .collect::<Result<_>>()?
+            let v = crate::legacy_pth::read_state_dict(path).with_context(|| {
+                format!("{} is neither a safetensors file nor a PyTorch state dict", path.display())
+            })?;
+            on_device(v.into_iter().collect())?
         };
         Ok(Self::from_tensors(path, tensors))
     }

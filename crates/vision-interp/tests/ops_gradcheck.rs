@@ -257,3 +257,125 @@ fn cpu_max_pool_kernel_matches_the_checked_reference() {
         assert!(e < 1e-6, "k{k} s{s} p{p} ceil {ceil}: relative difference {e}");
     }
 }
+
+#[test]
+fn im2col_convolution_with_bias_matches_candle() {
+    let x = rand64(42, &[2, 3, 7, 6]).to_dtype(DType::F32).unwrap();
+    let w = rand64(43, &[4, 3, 3, 3]).to_dtype(DType::F32).unwrap();
+    let b = rand64(44, &[4]).to_dtype(DType::F32).unwrap();
+    // Gradients with respect to input and bias (the weight's is covered above).
+    let e = same_f32(
+        |x, b| ops::conv2d_same_stride1_bias(x, &w, Some(b), 1),
+        |x, b| x.conv2d(&w, 1, 1, 1, 1)?.broadcast_add(&b.reshape((1, 4, 1, 1))?),
+        &x,
+        &b,
+    );
+    assert!(e < 1e-5, "relative difference {e}");
+}
+
+#[test]
+fn batch_norm_relu_reference_gradient() {
+    let gamma = rand64(60, &[3]);
+    let beta = rand64(61, &[3]);
+    let x = rand64(62, &[2, 3, 4, 5]);
+    let e = gradcheck(|t| Ok(ops::batch_norm_relu_reference(t, &gamma, &beta, 1e-5)?.0), &x);
+    assert!(e < 1e-6, "input: relative error {e}");
+    let e = gradcheck(|g| Ok(ops::batch_norm_relu_reference(&x, g, &beta, 1e-5)?.0), &gamma);
+    assert!(e < 1e-6, "gamma: relative error {e}");
+    let e = gradcheck(|b| Ok(ops::batch_norm_relu_reference(&x, &gamma, b, 1e-5)?.0), &beta);
+    assert!(e < 1e-6, "beta: relative error {e}");
+}
+
+#[test]
+fn fused_batch_norm_relu_matches_the_checked_reference() {
+    let f32 = |t: Tensor| t.to_dtype(DType::F32).unwrap();
+    let x = f32(rand64(63, &[4, 5, 6, 7]).affine(3.0, 1.0).unwrap());
+    let gamma = f32(rand64(64, &[5]));
+    let beta = f32(rand64(65, &[5]));
+    let fused = |x: &Tensor, g: &Tensor| Ok(ops::batch_norm_relu_train(x, g, &beta, 1e-5)?.0);
+    let reference = |x: &Tensor, g: &Tensor| Ok(ops::batch_norm_relu_reference(x, g, &beta, 1e-5)?.0);
+    let e = same_f32(fused, reference, &x, &gamma);
+    assert!(e < 1e-4, "output, input and gamma gradients: relative difference {e}");
+    let e = same_f32(
+        |x: &Tensor, b: &Tensor| Ok(ops::batch_norm_relu_train(x, &gamma, b, 1e-5)?.0),
+        |x: &Tensor, b: &Tensor| Ok(ops::batch_norm_relu_reference(x, &gamma, b, 1e-5)?.0),
+        &x,
+        &beta,
+    );
+    assert!(e < 1e-4, "beta gradient: relative difference {e}");
+    let (_, s1) = ops::batch_norm_relu_train(&x, &gamma, &beta, 1e-5).unwrap();
+    let (_, s2) = ops::batch_norm_relu_reference(&x, &gamma, &beta, 1e-5).unwrap();
+    assert_eq!(s1.count, 4 * 6 * 7);
+    for (a, b) in s1.mean.iter().chain(&s1.var).zip(s2.mean.iter().chain(&s2.var)) {
+        assert!((a - b).abs() < 1e-4 * b.abs().max(1.0), "statistics {a} vs {b}");
+    }
+}
+
+#[test]
+fn strided_asymmetric_im2col_convolution_matches_candle() {
+    // InceptionV1's stem (7×7, stride 2, padding 2/3) and TF-style stride-2 3×3 convolutions.
+    // Sizes where the stride divides the padded extent: Candle's own conv2d backward returns a
+    // gradient of the wrong shape otherwise (it drops the transposed convolution's output
+    // padding), so it cannot serve as the reference there.
+    let cases = [
+        (7, 2, [2, 3, 2, 3], (12, 10)),
+        (3, 2, [0, 1, 0, 1], (12, 10)),
+        (3, 2, [1, 1, 1, 1], (11, 9)),
+        (5, 3, [0, 0, 2, 1], (11, 11)),
+    ];
+    for (k, stride, pads, (h, w)) in cases {
+        let x = rand64(45, &[2, 3, h, w]).to_dtype(DType::F32).unwrap();
+        let w = rand64(46, &[4, 3, k, k]).to_dtype(DType::F32).unwrap();
+        let [t, b, l, r] = pads;
+        let e = same_f32(
+            |x, w| ops::conv2d_padded(x, w, None, stride, pads),
+            |x, w| x.pad_with_zeros(2, t, b)?.pad_with_zeros(3, l, r)?.conv2d(w, 0, stride, 1, 1),
+            &x,
+            &w,
+        );
+        assert!(e < 1e-5, "k{k} s{stride} pads {pads:?}: relative difference {e}");
+    }
+}
+
+#[test]
+fn redirected_relu_passes_a_tenth_of_the_gradient_where_off() {
+    // The Candle-only formula (other devices) splits the gradient at exactly 0; the CPU kernel
+    // passes it all (x >= 0), as Lucent does. Both agree everywhere else.
+    let x = Tensor::new(&[-2f32, -0.5, 0.5, 3.0], &Device::Cpu).unwrap();
+    let g = Tensor::new(&[1f32, 2.0, 4.0, 5.0], &Device::Cpu).unwrap();
+    let reference = |t: &Tensor| {
+        let m = t.minimum(0f64)?;
+        t.relu()? + ((&m - m.detach())? * 0.1)?
+    };
+    for f in [&ops::redirected_relu as &dyn Fn(&Tensor) -> candle_core::Result<Tensor>, &reference] {
+        let v = Var::from_tensor(&x).unwrap();
+        let y = f(v.as_tensor()).unwrap();
+        assert_eq!(y.to_vec1::<f32>().unwrap(), [0.0, 0.0, 0.5, 3.0]);
+        let grads = (y * &g).unwrap().sum_all().unwrap().backward().unwrap();
+        let dx = grads.get(v.as_tensor()).unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(dx, [0.1, 0.2, 4.0, 5.0]);
+    }
+    let zero = Var::from_tensor(&Tensor::new(&[0f32], &Device::Cpu).unwrap()).unwrap();
+    let grads = ops::redirected_relu(zero.as_tensor()).unwrap().sum_all().unwrap().backward().unwrap();
+    assert_eq!(grads.get(zero.as_tensor()).unwrap().to_vec1::<f32>().unwrap(), [1.0]);
+}
+
+#[test]
+fn local_response_norm_matches_the_formula_and_its_gradient() {
+    let x = rand64(70, &[1, 11, 3, 2]);
+    let y = ops::local_response_norm(&x, 9, 1e-1, 0.5, 1.0).unwrap();
+    let a = x.flatten_all().unwrap().to_vec1::<f64>().unwrap();
+    let got = y.flatten_all().unwrap().to_vec1::<f64>().unwrap();
+    let hw = 6;
+    for c in 0..11usize {
+        for p in 0..hw {
+            let lo = c.saturating_sub(4);
+            let hi = (c + 4).min(10);
+            let s: f64 = (lo..=hi).map(|j| a[j * hw + p].powi(2)).sum();
+            let want = a[c * hw + p] * (1.0 + 0.1 / 9.0 * s).powf(-0.5);
+            assert!((got[c * hw + p] - want).abs() < 1e-12, "c{c} p{p}: {} vs {want}", got[c * hw + p]);
+        }
+    }
+    let e = gradcheck(|t| ops::local_response_norm(t, 9, 1e-1, 0.5, 1.0), &rand64(71, &[1, 5, 2, 2]));
+    assert!(e < 1e-6, "relative error {e}");
+}

@@ -14,6 +14,7 @@ const MISSING: WeightSpec = WeightSpec {
     hub_repo: "nobody/no-such-repo",
     hub_file: "model.safetensors",
     hub_revision: "main",
+    url: None,
 };
 
 /// Environment variables are process-wide, so every check that sets them lives in this one test.

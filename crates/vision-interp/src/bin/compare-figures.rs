@@ -10,6 +10,8 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use image::{Rgb, RgbImage};
 
+vision_interp::fast_allocator!();
+
 #[derive(Parser)]
 #[command(about = "Compare regenerated figures with the committed ones")]
 struct Args {

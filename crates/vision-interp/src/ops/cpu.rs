@@ -231,41 +231,48 @@ impl CustomOp2 for Relu6Grad {
     }
 }
 
-/// im2col for a stride-1 convolution with `pad` zeros on every side: `(N, C, H, W)` →
+/// im2col for a convolution with stride `stride` and zeros `pad_top`/`pad_left` before the
+/// image (and as many after it as the output size `oh × ow` needs): `(N, C, H, W)` →
 /// `(C·k·k, N·oh·ow)`, so that the convolution of the whole batch is one matrix product with
 /// the weights `(O, C·k·k)`. Its backward pass is col2im (the sum of the columns back into the
-/// image).
+/// image). With `ones_row`, one more row of ones follows, so that a bias column appended to the
+/// weights is added (and its gradient summed) inside the same matrix product.
+#[derive(Debug, Clone, Copy)]
 pub struct Im2Col {
     pub k: usize,
-    pub pad: usize,
+    pub stride: usize,
+    pub pad_top: usize,
+    pub pad_left: usize,
+    pub oh: usize,
+    pub ow: usize,
+    pub ones_row: bool,
 }
 
-/// Copies (or, with `add`, accumulates) between one image plane and its `k·k` column-matrix
-/// rows: the shared loop of im2col and col2im. `rows(tap)` gives the `oh·ow` entries of tap
-/// `tap` for this plane.
-#[allow(clippy::too_many_arguments)]
-fn plane_taps(
-    k: usize,
-    pad: usize,
-    h: usize,
-    w: usize,
-    oh: usize,
-    ow: usize,
-    mut visit: impl FnMut(usize, usize, usize),
-) {
-    let p = pad as isize;
-    for tap in 0..k * k {
-        let (di, dj) = ((tap / k) as isize - p, (tap % k) as isize - p);
-        for oy in 0..oh {
-            let y = oy as isize + di;
-            if y < 0 || y >= h as isize {
+impl Im2Col {
+    /// The shared loop of im2col and col2im, over one image plane `h × w`: for each tap of the
+    /// filter and each output row, the run of output pixels whose input pixel lies inside the
+    /// image. `visit(tap, o, i, len)` gets the first output index `o` (within `oh·ow`, the run
+    /// is contiguous), the first input index `i` (within `h·w`, the run steps by `stride`) and
+    /// the run length.
+    fn plane_taps(&self, h: usize, w: usize, mut visit: impl FnMut(usize, usize, usize, usize)) {
+        let (k, s) = (self.k, self.stride as isize);
+        let (pt, pl) = (self.pad_top as isize, self.pad_left as isize);
+        for tap in 0..k * k {
+            let (di, dj) = ((tap / k) as isize - pt, (tap % k) as isize - pl);
+            // Output columns ox with 0 <= ox·s + dj < w.
+            let x0 = if dj >= 0 { 0 } else { (-dj + s - 1) / s };
+            let x1 =
+                if (w as isize) > dj { ((w as isize - dj + s - 1) / s).min(self.ow as isize) } else { 0 };
+            if x0 >= x1 {
                 continue;
             }
-            for ox in 0..ow {
-                let x = ox as isize + dj;
-                if x >= 0 && x < w as isize {
-                    visit(tap, oy * ow + ox, y as usize * w + x as usize);
+            for oy in 0..self.oh {
+                let y = oy as isize * s + di;
+                if y < 0 || y >= h as isize {
+                    continue;
                 }
+                let i = y as usize * w + (x0 * s + dj) as usize;
+                visit(tap, oy * self.ow + x0 as usize, i, (x1 - x0) as usize);
             }
         }
     }
@@ -279,32 +286,43 @@ impl candle_core::CustomOp1 for Im2Col {
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let x = f32_slice(s, l, "input")?;
         let (n, c, h, w) = l.shape().dims4()?;
-        let k = self.k;
-        let (oh, ow) = (h + 2 * self.pad + 1 - k, w + 2 * self.pad + 1 - k);
-        let hw = oh * ow;
-        let mut cols = vec![0f32; c * k * k * n * hw];
+        let (k, st) = (self.k, self.stride);
+        let hw = self.oh * self.ow;
+        let rows_out = c * k * k + usize::from(self.ones_row);
+        let mut cols = vec![0f32; rows_out * n * hw];
+        if self.ones_row {
+            cols[c * k * k * n * hw..].fill(1.0);
+        }
         // Rows (c, tap) of all images; each worker fills the k·k rows of one channel.
-        cols.par_chunks_mut(k * k * n * hw).enumerate().for_each(|(ch, rows)| {
+        cols[..c * k * k * n * hw].par_chunks_mut(k * k * n * hw).enumerate().for_each(|(ch, rows)| {
             for b in 0..n {
                 let xp = &x[(b * c + ch) * h * w..][..h * w];
-                plane_taps(k, self.pad, h, w, oh, ow, |tap, o, i| rows[tap * n * hw + b * hw + o] = xp[i]);
+                self.plane_taps(h, w, |tap, o, i, len| {
+                    let dst = &mut rows[tap * n * hw + b * hw + o..][..len];
+                    if st == 1 {
+                        dst.copy_from_slice(&xp[i..i + len]);
+                    } else {
+                        for (t, d) in dst.iter_mut().enumerate() {
+                            *d = xp[i + t * st];
+                        }
+                    }
+                });
             }
         });
-        Ok((CpuStorage::F32(cols), Shape::from((c * k * k, n * hw))))
+        Ok((CpuStorage::F32(cols), Shape::from((rows_out, n * hw))))
     }
 
     fn bwd(&self, x: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
         let (n, c, h, w) = x.dims4()?;
-        let op = Col2Im { k: self.k, pad: self.pad, n, c, h, w };
+        let op = Col2Im { cols: *self, n, c, h, w };
         Ok(Some(grad.contiguous()?.apply_op1_no_bwd(&op)?))
     }
 }
 
-/// col2im: `(C·k·k, N·oh·ow)` → `(N, C, H, W)`, adding every column entry back to the pixel it
-/// was copied from.
+/// col2im: `(C·k·k [+ 1], N·oh·ow)` → `(N, C, H, W)`, adding every column entry back to the
+/// pixel it was copied from.
 struct Col2Im {
-    k: usize,
-    pad: usize,
+    cols: Im2Col,
     n: usize,
     c: usize,
     h: usize,
@@ -318,46 +336,54 @@ impl candle_core::CustomOp1 for Col2Im {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let g = f32_slice(s, l, "gradient")?;
-        let Col2Im { k, pad, n, c, h, w } = *self;
-        let (oh, ow) = (h + 2 * pad + 1 - k, w + 2 * pad + 1 - k);
-        let hw = oh * ow;
+        let Col2Im { cols, n, c, h, w } = *self;
+        let (k, st) = (cols.k, cols.stride);
+        let hw = cols.oh * cols.ow;
         let mut x = vec![0f32; n * c * h * w];
         x.par_chunks_mut(h * w).enumerate().for_each(|(plane, out)| {
             let (b, ch) = (plane / c, plane % c);
             let rows = &g[ch * k * k * n * hw..][..k * k * n * hw];
-            plane_taps(k, pad, h, w, oh, ow, |tap, o, i| out[i] += rows[tap * n * hw + b * hw + o]);
+            cols.plane_taps(h, w, |tap, o, i, len| {
+                let src = &rows[tap * n * hw + b * hw + o..][..len];
+                if st == 1 {
+                    for (d, s) in out[i..i + len].iter_mut().zip(src) {
+                        *d += s;
+                    }
+                } else {
+                    for (t, s) in src.iter().enumerate() {
+                        out[i + t * st] += s;
+                    }
+                }
+            });
         });
         Ok((CpuStorage::F32(x), Shape::from((n, c, h, w))))
     }
 }
 
 /// Max pooling on the CPU: window `k`, stride `s`, `pad` (−∞) on the top and left; the output
-/// size `oh × ow` is given (see [`super::pool_output_size`]). The backward pass sends each
-/// output's gradient to the first maximum of its window, as PyTorch does.
+/// size `oh × ow` is given (see [`super::pool_output_size`]). The forward pass records where
+/// each output's maximum came from (the first one in its window, as in PyTorch), and the
+/// backward pass sends each output's gradient there.
 pub struct MaxPool {
     pub k: usize,
     pub s: usize,
     pub pad: usize,
     pub oh: usize,
     pub ow: usize,
+    /// Per output, the index of its maximum within the input plane (`u32::MAX`: an empty
+    /// window); written by the forward pass.
+    argmax: std::sync::Arc<std::sync::Mutex<Vec<u32>>>,
 }
 
 impl MaxPool {
-    /// Index (within the plane) of the first maximum of output `(oy, ox)`'s window, if any.
-    fn argmax(&self, xp: &[f32], h: usize, w: usize, oy: usize, ox: usize) -> Option<usize> {
-        let mut best: Option<(usize, f32)> = None;
-        for i in 0..self.k {
-            let y = (oy * self.s + i).checked_sub(self.pad).filter(|&y| y < h);
-            let Some(y) = y else { continue };
-            for j in 0..self.k {
-                let Some(x) = (ox * self.s + j).checked_sub(self.pad).filter(|&x| x < w) else { continue };
-                let v = xp[y * w + x];
-                if best.is_none_or(|(_, b)| v > b) {
-                    best = Some((y * w + x, v));
-                }
-            }
-        }
-        best.map(|(i, _)| i)
+    pub fn new(k: usize, s: usize, pad: usize, oh: usize, ow: usize) -> Self {
+        Self { k, s, pad, oh, ow, argmax: Default::default() }
+    }
+
+    /// Rows (or columns) `lo..hi` of the input inside the window of output row (column) `o`.
+    fn span(&self, o: usize, len: usize) -> (usize, usize) {
+        let start = o * self.s;
+        (start.max(self.pad) - self.pad, (start + self.k).saturating_sub(self.pad).min(len))
     }
 }
 
@@ -369,31 +395,103 @@ impl candle_core::CustomOp1 for MaxPool {
     fn cpu_fwd(&self, st: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let x = f32_slice(st, l, "input")?;
         let (n, c, h, w) = l.shape().dims4()?;
-        let mut y = vec![0f32; n * c * self.oh * self.ow];
-        y.par_chunks_mut(self.oh * self.ow).enumerate().for_each(|(plane, out)| {
-            let xp = &x[plane * h * w..(plane + 1) * h * w];
-            for oy in 0..self.oh {
-                for ox in 0..self.ow {
-                    out[oy * self.ow + ox] =
-                        self.argmax(xp, h, w, oy, ox).map_or(f32::NEG_INFINITY, |i| xp[i]);
+        let per_plane = self.oh * self.ow;
+        let mut y = vec![0f32; n * c * per_plane];
+        let mut idx = vec![u32::MAX; n * c * per_plane];
+        y.par_chunks_mut(per_plane).zip(idx.par_chunks_mut(per_plane)).enumerate().for_each(
+            |(plane, (out, arg))| {
+                let xp = &x[plane * h * w..(plane + 1) * h * w];
+                for oy in 0..self.oh {
+                    let (y0, y1) = self.span(oy, h);
+                    for ox in 0..self.ow {
+                        let (x0, x1) = self.span(ox, w);
+                        let (mut best, mut at) = (f32::NEG_INFINITY, u32::MAX);
+                        for yy in y0..y1 {
+                            for xx in x0..x1 {
+                                let v = xp[yy * w + xx];
+                                if at == u32::MAX || v > best {
+                                    (best, at) = (v, (yy * w + xx) as u32);
+                                }
+                            }
+                        }
+                        out[oy * self.ow + ox] = best;
+                        arg[oy * self.ow + ox] = at;
+                    }
                 }
-            }
-        });
+            },
+        );
+        *self.argmax.lock().expect("argmax lock") = idx;
         Ok((CpuStorage::F32(y), Shape::from((n, c, self.oh, self.ow))))
     }
 
     fn bwd(&self, x: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        let pool = MaxPool { ..*self };
-        Ok(Some(x.apply_op2_no_bwd(&grad.contiguous()?, &MaxPoolGrad(pool))?))
+        let (_, _, h, w) = x.dims4()?;
+        let op = MaxPoolGrad { plane: h * w, argmax: self.argmax.clone() };
+        Ok(Some(grad.contiguous()?.apply_op1_no_bwd(&op)?.reshape(x.shape())?))
     }
 }
 
-/// `∂L/∂x` of [`MaxPool`] from `(x, ∂L/∂y)`.
-struct MaxPoolGrad(MaxPool);
+/// `∂L/∂x` of [`MaxPool`] from `∂L/∂y`, through the recorded positions of the maxima.
+struct MaxPoolGrad {
+    plane: usize,
+    argmax: std::sync::Arc<std::sync::Mutex<Vec<u32>>>,
+}
 
-impl CustomOp2 for MaxPoolGrad {
+impl candle_core::CustomOp1 for MaxPoolGrad {
     fn name(&self) -> &'static str {
         "max-pool2d-grad"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let g = f32_slice(s, l, "gradient")?;
+        let (n, c, oh, ow) = l.shape().dims4()?;
+        let argmax = self.argmax.lock().expect("argmax lock");
+        if argmax.len() != g.len() {
+            candle_core::bail!(
+                "max pool backward: {} recorded maxima for {} gradients",
+                argmax.len(),
+                g.len()
+            );
+        }
+        let mut gx = vec![0f32; n * c * self.plane];
+        gx.par_chunks_mut(self.plane).zip(g.par_chunks(oh * ow).zip(argmax.par_chunks(oh * ow))).for_each(
+            |(out, (gp, ap))| {
+                for (&gv, &i) in gp.iter().zip(ap) {
+                    if i != u32::MAX {
+                        out[i as usize] += gv;
+                    }
+                }
+            },
+        );
+        Ok((CpuStorage::F32(gx), Shape::from((n * c * self.plane,))))
+    }
+}
+
+/// Lucent's redirected ReLU: forward `max(x, 0)`; backward passes the gradient where `x >= 0`
+/// and 0.1 times it where `x < 0`, so that units that are off still receive a signal during
+/// feature visualisation.
+pub struct RedirectedRelu;
+
+impl candle_core::CustomOp1 for RedirectedRelu {
+    fn name(&self) -> &'static str {
+        "redirected-relu"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = f32_slice(s, l, "input")?;
+        Ok((CpuStorage::F32(x.par_iter().map(|&v| v.max(0.0)).collect()), l.shape().clone()))
+    }
+
+    fn bwd(&self, x: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(x.apply_op2_no_bwd(&grad.contiguous()?, &RedirectedReluGrad)?))
+    }
+}
+
+struct RedirectedReluGrad;
+
+impl CustomOp2 for RedirectedReluGrad {
+    fn name(&self) -> &'static str {
+        "redirected-relu-grad"
     }
 
     fn cpu_fwd(
@@ -404,20 +502,8 @@ impl CustomOp2 for MaxPoolGrad {
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let (x, g) = (f32_slice(s1, l1, "input")?, f32_slice(s2, l2, "gradient")?);
-        let (n, c, h, w) = l1.shape().dims4()?;
-        let p = &self.0;
-        let mut gx = vec![0f32; n * c * h * w];
-        gx.par_chunks_mut(h * w).enumerate().for_each(|(plane, out)| {
-            let xp = &x[plane * h * w..(plane + 1) * h * w];
-            let gp = &g[plane * p.oh * p.ow..(plane + 1) * p.oh * p.ow];
-            for oy in 0..p.oh {
-                for ox in 0..p.ow {
-                    if let Some(i) = p.argmax(xp, h, w, oy, ox) {
-                        out[i] += gp[oy * p.ow + ox];
-                    }
-                }
-            }
-        });
-        Ok((CpuStorage::F32(gx), l1.shape().clone()))
+        let out =
+            x.par_iter().zip(g.par_iter()).map(|(&v, &gv)| if v >= 0.0 { gv } else { 0.1 * gv }).collect();
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 }

@@ -5,7 +5,10 @@
 //! finite-difference test in `tests/ops_gradcheck.rs`.
 use candle_core::{DType, Device, Result, Tensor, D};
 
+pub mod batch_norm;
 pub mod cpu;
+
+pub use batch_norm::{batch_norm_relu_reference, batch_norm_relu_train, BatchStats};
 
 /// Output size of a convolution along one axis: `floor((i + 2p − k) / s) + 1`.
 pub fn conv_output_size(input: usize, kernel: usize, stride: usize, padding: usize) -> usize {
@@ -145,7 +148,7 @@ pub fn max_pool2d(x: &Tensor, kernel: usize, stride: usize, pad: usize, ceil: bo
         let (_, _, h, w) = x.dims4()?;
         let oh = pool_output_size(h, kernel, stride, pad, ceil);
         let ow = pool_output_size(w, kernel, stride, pad, ceil);
-        x.contiguous()?.apply_op1(cpu::MaxPool { k: kernel, s: stride, pad, oh, ow })
+        x.contiguous()?.apply_op1(cpu::MaxPool::new(kernel, stride, pad, oh, ow))
     } else {
         max_pool2d_views(x, kernel, stride, pad, ceil)
     }
@@ -180,14 +183,62 @@ pub fn max_pool2d_views(x: &Tensor, kernel: usize, stride: usize, pad: usize, ce
 /// Candle's own `conv2d` backward goes through a much slower transposed convolution.
 /// Elsewhere it is Candle's `conv2d`.
 pub fn conv2d_same_stride1(x: &Tensor, weight: &Tensor, pad: usize) -> Result<Tensor> {
+    conv2d_padded(x, weight, None, 1, [pad; 4])
+}
+
+/// [`conv2d_same_stride1`] plus a bias `(O)` per output channel.
+pub fn conv2d_same_stride1_bias(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    pad: usize,
+) -> Result<Tensor> {
+    conv2d_padded(x, weight, bias, 1, [pad; 4])
+}
+
+/// Convolution with `stride`, zero padding `[top, bottom, left, right]` (asymmetric paddings,
+/// as TensorFlow-trained models need), `weight` `(O, C, k, k)` and an optional bias `(O)`.
+///
+/// On the CPU (f32) it is im2col ([`cpu::Im2Col`], with a col2im backward pass) followed by one
+/// matrix product, so forward and backward both run through the matrix-multiplication kernel;
+/// the bias is one more column of the weight matrix (against a row of ones that im2col
+/// appends), so adding it and summing its gradient cost no separate pass. Elsewhere it is
+/// Candle's `conv2d` on the padded input.
+pub fn conv2d_padded(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    stride: usize,
+    [top, bottom, left, right]: [usize; 4],
+) -> Result<Tensor> {
     let (o, c, k, _) = weight.dims4()?;
-    if !(matches!(x.device(), Device::Cpu) && x.dtype() == DType::F32) {
-        return x.conv2d(weight, pad, 1, 1, 1);
-    }
     let (n, _, h, w) = x.dims4()?;
-    let cols = x.contiguous()?.apply_op1(cpu::Im2Col { k, pad })?; // (C·k·k, N·oh·ow)
-    let y = weight.reshape((o, c * k * k))?.matmul(&cols)?; // (O, N·oh·ow)
-    y.reshape((o, n, h + 2 * pad + 1 - k, w + 2 * pad + 1 - k))?.transpose(0, 1)?.contiguous()
+    if h + top + bottom < k || w + left + right < k {
+        candle_core::bail!("convolution: {h}×{w} input (padded by {top}/{bottom}/{left}/{right}) smaller than the {k}×{k} filter");
+    }
+    if !(matches!(x.device(), Device::Cpu) && x.dtype() == DType::F32) {
+        let xp = x.pad_with_zeros(2, top, bottom)?.pad_with_zeros(3, left, right)?;
+        let y = xp.conv2d(weight, 0, stride, 1, 1)?;
+        return match bias {
+            Some(b) => y.broadcast_add(&b.reshape((1, o, 1, 1))?),
+            None => Ok(y),
+        };
+    }
+    let oh = (h + top + bottom - k) / stride + 1;
+    let ow = (w + left + right - k) / stride + 1;
+    let op = cpu::Im2Col { k, stride, pad_top: top, pad_left: left, oh, ow, ones_row: bias.is_some() };
+    let cols = x.contiguous()?.apply_op1(op)?; // (C·k·k [+1], N·oh·ow)
+    let mut wm = weight.reshape((o, c * k * k))?;
+    if let Some(b) = bias {
+        wm = Tensor::cat(&[&wm, &b.reshape((o, 1))?], 1)?;
+    }
+    let y = wm.matmul(&cols)?; // (O, N·oh·ow)
+    let y = y.reshape((o, n, oh, ow))?;
+    if n == 1 {
+        y.reshape((1, o, oh, ow))
+    } else {
+        y.transpose(0, 1)?.contiguous()
+    }
 }
 
 /// 1×1 convolution as a matrix product: `weight` `(C_out, C_in, 1, 1)`, `x` `(N, C_in, H, W)`.
@@ -207,6 +258,31 @@ pub fn relu6(x: &Tensor) -> Result<Tensor> {
     } else {
         x.clamp(0f32, 6f32)
     }
+}
+
+/// Lucent's redirected ReLU (see [`cpu::RedirectedRelu`]): the values of `max(x, 0)`, with a
+/// gradient of 1 where `x >= 0` and 0.1 where `x < 0`. On other devices the same values and
+/// gradients come from `relu(x) + 0.1·(m − stop_gradient(m))`, `m = min(x, 0)`.
+pub fn redirected_relu(x: &Tensor) -> Result<Tensor> {
+    if matches!(x.device(), Device::Cpu) && x.dtype() == DType::F32 {
+        x.contiguous()?.apply_op1(cpu::RedirectedRelu)
+    } else {
+        let m = x.minimum(0f64)?;
+        x.relu()? + ((&m - m.detach())? * 0.1)?
+    }
+}
+
+/// Local response normalisation across channels, PyTorch's semantics:
+/// `b_c = a_c · (k + α/n · Σ_{c'} a_{c'}²)^(−β)`, the sum over the `n` channels centred on `c`
+/// (zero outside), always divided by `n`.
+pub fn local_response_norm(x: &Tensor, size: usize, alpha: f64, beta: f64, k: f64) -> Result<Tensor> {
+    let c = x.dim(1)?;
+    let sq = x.sqr()?.pad_with_zeros(1, size / 2, (size - 1) / 2)?;
+    let mut sum = sq.narrow(1, 0, c)?;
+    for i in 1..size {
+        sum = (sum + sq.narrow(1, i, c)?)?;
+    }
+    x / sum.affine(alpha / size as f64, k)?.powf(beta)?
 }
 
 /// Global average pool: `(N, C, H, W)` → `(N, C)`.

@@ -1,0 +1,103 @@
+//! Benchmarks that print figures, beside the Python peer measured in the same run.
+//!
+//! ```text
+//! ci/bench training          # sets up the PyTorch peer in .venv-bench, then runs this
+//! cargo run --release -p vision-interp-bench -- training [--python PATH]
+//! ```
+//! Without `--python`, only the Rust side is measured.
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use vision_interp::device::{describe, select_device, DeviceChoice};
+
+vision_interp::fast_allocator!();
+
+mod training;
+
+#[derive(Parser)]
+#[command(about = "Speed of the book's hot paths, beside PyTorch")]
+struct Args {
+    #[command(subcommand)]
+    what: What,
+    /// Where to compute (the PyTorch peer always runs on the CPU)
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Cpu, global = true)]
+    device: DeviceChoice,
+    /// Python interpreter with the peer's packages (see `ci/bench`); none: Rust only
+    #[arg(long, global = true)]
+    python: Option<PathBuf>,
+    /// Threads for both sides [default: all cores]
+    #[arg(long, global = true)]
+    threads: Option<usize>,
+}
+
+#[derive(Subcommand)]
+enum What {
+    /// SimpleCNN training steps (forward, cross-entropy, backward, Adam), images per second
+    Training(training::Args),
+}
+
+/// One measured implementation: a name and seconds per operation.
+pub struct Timing {
+    pub name: String,
+    pub seconds: f64,
+}
+
+/// Median over `trials` of the mean time of `reps` calls of `f`, after `warmup` calls.
+pub fn time_it(warmup: usize, trials: usize, reps: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
+    for _ in 0..warmup {
+        f()?;
+    }
+    let mut times = Vec::with_capacity(trials);
+    for _ in 0..trials.max(1) {
+        let t = Instant::now();
+        for _ in 0..reps.max(1) {
+            f()?;
+        }
+        times.push(t.elapsed().as_secs_f64() / reps.max(1) as f64);
+    }
+    times.sort_by(f64::total_cmp);
+    Ok(times[times.len() / 2])
+}
+
+/// Runs `peers/<script>` with `python` and parses the JSON object it prints last.
+pub fn run_peer(python: &Path, script: &str, args: &[String]) -> Result<serde_json::Value> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("peers").join(script);
+    let out = Command::new(python)
+        .arg(&path)
+        .args(args)
+        .output()
+        .with_context(|| format!("cannot run {} (set it up with ci/bench)", python.display()))?;
+    if !out.status.success() {
+        bail!("{} {} failed:\n{}", python.display(), path.display(), String::from_utf8_lossy(&out.stderr));
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let last = stdout.lines().rev().find(|l| l.trim_start().starts_with('{')).unwrap_or_default();
+    serde_json::from_str(last).with_context(|| format!("the peer printed no JSON result:\n{stdout}"))
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let threads =
+        args.threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    // Candle's CPU kernels and ours use rayon's global pool; pin it to the peer's thread count.
+    std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
+    let device = select_device(args.device)?;
+    println!("device: {}, {threads} threads", describe(&device));
+    match &args.what {
+        What::Training(a) => training::run(a, &device, args.python.as_deref(), threads),
+    }
+}
+
+/// Prints rows `name | value columns` and the ratio of each row's time to the last row's.
+pub fn table(title: &str, unit_per_s: &str, per_op: f64, rows: &[Timing]) {
+    println!("\n{title}");
+    println!("{:<28} {:>12} {:>14} {:>16}", "", "ms per op", unit_per_s, "time vs PyTorch");
+    let reference = rows.iter().find(|r| r.name.starts_with("PyTorch")).map(|r| r.seconds);
+    for r in rows {
+        let ratio = reference.map_or("-".to_string(), |p| format!("{:.2}", r.seconds / p));
+        println!("{:<28} {:>12.2} {:>14.1} {:>16}", r.name, 1e3 * r.seconds, per_op / r.seconds, ratio);
+    }
+}
