@@ -10,9 +10,11 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use candle_core::{Device, Module, Tensor, Var};
 
+pub mod inception_v1;
 pub mod lite0;
 pub mod simple_cnn;
 
+pub use inception_v1::InceptionV1;
 pub use lite0::EfficientNetLite0;
 pub use simple_cnn::SimpleCnn;
 
@@ -132,6 +134,51 @@ pub fn parse_unit(model: &dyn Model, spec: &str) -> Result<Unit> {
     Ok(Unit { layer: layer.to_owned(), unit })
 }
 
+/// Records and probes activations for models whose named layers do not form a single chain
+/// (branches, as in Inception): the model calls [`Recorder::see`] with every named output, and
+/// may stop early once [`Recorder::done`].
+pub struct Recorder<'a> {
+    taps: &'a Taps,
+    acts: Activations,
+    pending: BTreeSet<&'a str>,
+}
+
+impl<'a> Recorder<'a> {
+    /// Checks every requested layer against `model`'s layers (an unknown one is an error that
+    /// lists them).
+    pub fn new(model: &dyn Model, taps: &'a Taps) -> Result<Self> {
+        let pending: BTreeSet<&str> = taps.layers.iter().chain(&taps.probes).map(String::as_str).collect();
+        for name in &pending {
+            model.layer(name)?;
+        }
+        Ok(Self { taps, acts: Activations::default(), pending })
+    }
+
+    /// Layer `name` produced `x`: adds a probe if one was asked for, records it if wanted, and
+    /// returns what the next layers should see (`x`, plus the probe).
+    pub fn see(&mut self, name: &str, x: Tensor) -> Result<Tensor> {
+        let mut x = x;
+        if self.taps.probes.iter().any(|p| p == name) {
+            let probe = Var::zeros(x.shape(), x.dtype(), x.device())?;
+            x = (x + probe.as_tensor())?;
+            self.acts.probes.insert(name.to_owned(), probe);
+        }
+        if self.pending.remove(name) {
+            self.acts.acts.insert(name.to_owned(), x.clone());
+        }
+        Ok(x)
+    }
+
+    /// Whether every requested layer has been seen.
+    pub fn done(&self) -> bool {
+        self.pending.is_empty()
+    }
+
+    pub fn finish(self) -> Activations {
+        self.acts
+    }
+}
+
 /// A chain of named stages: the executor behind [`Model::forward_taps`] for models whose named
 /// layers follow one another.
 pub struct Sequential {
@@ -208,12 +255,15 @@ pub fn load_randomized(
 }
 
 /// The models `--model` accepts.
-pub const MODEL_NAMES: &[&str] = &["efficientnet-lite0"];
+pub const MODEL_NAMES: &[&str] = &["efficientnet-lite0", "inceptionv1"];
 
 /// Loads a model by name, weights resolved as in [`crate::weights::resolve`].
 pub fn load(name: &str, weights: Option<&Path>, device: &Device) -> Result<Box<dyn Model>> {
     match name {
         "efficientnet-lite0" | "lite0" => Ok(Box::new(EfficientNetLite0::load(weights, device)?)),
+        "inceptionv1" | "inception5h" | "googlenet-lucid" => {
+            Ok(Box::new(InceptionV1::load(weights, device)?))
+        }
         other => bail!("unknown model `{other}`; available: {}", MODEL_NAMES.join(", ")),
     }
 }

@@ -1,0 +1,345 @@
+//! InceptionV1 (GoogLeNet, Szegedy et al. 2015) as Lucid and Lucent use it: the TensorFlow
+//! "inception5h" graph of OpenAI Microscope, Distill's *Feature Visualization* and *Circuits*,
+//! with Lucent's layer names and semantics.
+//!
+//! - Input `x·255 − 117` for RGB `x` in [0, 1]; 1008 outputs (`softmax2`).
+//! - Stem: `conv2d0` (7×7, stride 2, zero padding 2 before and 3 after), `maxpool0` (3×3,
+//!   stride 2, −∞ padding of 1 after), local response normalisation, `conv2d1` (1×1),
+//!   `conv2d2` (3×3), local response normalisation, `maxpool1`.
+//! - Nine mixed blocks `mixed3a` … `mixed5b`: branches `1x1`, `3x3_bottleneck` → `3x3`,
+//!   `5x5_bottleneck` → `5x5`, `pool` (3×3 max, stride 1) → `pool_reduce`, concatenated;
+//!   `maxpool4` after `mixed3b` and `maxpool10` after `mixed4e`.
+//! - Head: 7×7 average pool, `softmax2_pre_activation_matmul` (1024 → 1008), `softmax2`.
+//!
+//! Every convolution is named `<layer>_pre_relu_conv` (its raw output) and `<layer>` (after the
+//! ReLU); `mixedXY` is the concatenation of the ReLU'd branches. As in Lucent the ReLUs are
+//! *redirected* by default (see [`ops::redirected_relu`]); [`InceptionV1::set_redirected_relu`]
+//! switches to plain ReLUs. `logits` is an alias of `softmax2_pre_activation_matmul`.
+use std::collections::HashMap;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use candle_core::{DType, Device, Tensor, D};
+
+use super::{Activations, LayerInfo, Model, Recorder, Taps};
+use crate::ops;
+use crate::weights::{WeightSpec, WeightStore};
+
+/// Where the weights come from: Lucent's `inception5h.pth` (a PyTorch state dict converted from
+/// Lucid's TensorFlow graph), downloaded into the cache on first use; or `--weights`.
+pub const WEIGHTS: WeightSpec = WeightSpec {
+    model: "inceptionv1",
+    file_name: "inception5h.pth",
+    hub_repo: "",
+    hub_file: "",
+    hub_revision: "",
+    url: Some("https://github.com/ProGamerGov/pytorch-old-tensorflow-models/raw/master/inception5h.pth"),
+};
+
+/// A mixed block: name, input channels, and the output channels of `1x1`,
+/// `3x3_bottleneck`, `3x3`, `5x5_bottleneck`, `5x5`, `pool_reduce`.
+pub const BLOCKS: [(&str, usize, [usize; 6]); 9] = [
+    ("mixed3a", 192, [64, 96, 128, 16, 32, 32]),
+    ("mixed3b", 256, [128, 128, 192, 32, 96, 64]),
+    ("mixed4a", 480, [192, 96, 204, 16, 48, 64]),
+    ("mixed4b", 508, [160, 112, 224, 24, 64, 64]),
+    ("mixed4c", 512, [128, 128, 256, 24, 64, 64]),
+    ("mixed4d", 512, [112, 144, 288, 32, 64, 64]),
+    ("mixed4e", 528, [256, 160, 320, 32, 128, 128]),
+    ("mixed5a", 832, [256, 160, 320, 48, 128, 128]),
+    ("mixed5b", 832, [384, 192, 384, 48, 128, 128]),
+];
+
+/// Output classes (index 0 is a background class; 1001–1007 are unused).
+pub const CLASSES: usize = 1008;
+
+/// Every convolution: `(layer, in, out, kernel)`, in Lucent's order.
+pub fn convolutions() -> Vec<(String, usize, usize, usize)> {
+    let mut v =
+        vec![("conv2d0".into(), 3, 64, 7), ("conv2d1".into(), 64, 64, 1), ("conv2d2".into(), 64, 192, 3)];
+    for (name, c_in, [c1, b3, c3, b5, c5, cp]) in BLOCKS {
+        v.push((format!("{name}_1x1"), c_in, c1, 1));
+        v.push((format!("{name}_3x3_bottleneck"), c_in, b3, 1));
+        v.push((format!("{name}_5x5_bottleneck"), c_in, b5, 1));
+        v.push((format!("{name}_pool_reduce"), c_in, cp, 1));
+        v.push((format!("{name}_3x3"), b3, c3, 3));
+        v.push((format!("{name}_5x5"), b5, c5, 5));
+    }
+    v
+}
+
+struct Conv {
+    weight: Tensor,
+    bias: Tensor,
+    stride: usize,
+    pads: [usize; 4],
+}
+
+/// InceptionV1 with Lucent's named layers.
+pub struct InceptionV1 {
+    convs: HashMap<String, Conv>,
+    fc_weight: Tensor,
+    fc_bias: Tensor,
+    layers: Vec<LayerInfo>,
+    classes: Vec<String>,
+    redirected: bool,
+}
+
+impl InceptionV1 {
+    /// Finds the weights (see [`WEIGHTS`]) and builds the model on `device`.
+    pub fn load(weights: Option<&Path>, device: &Device) -> Result<Self> {
+        let path = crate::weights::resolve(&WEIGHTS, weights)?;
+        Self::from_store(&WeightStore::load(&path, device)?)
+    }
+
+    /// Builds the model from tensors named as in `inception5h.pth`
+    /// (`mixed4a_3x3_pre_relu_conv.weight`, `softmax2_pre_activation_matmul.bias`, …).
+    pub fn from_store(store: &WeightStore) -> Result<Self> {
+        let mut convs = HashMap::new();
+        for (name, c_in, c_out, k) in convolutions() {
+            let p = format!("{name}_pre_relu_conv");
+            let (stride, pads) = if name == "conv2d0" { (2, [2, 3, 2, 3]) } else { (1, [k / 2; 4]) };
+            let conv = Conv {
+                weight: store.get(&format!("{p}.weight"), &[c_out, c_in, k, k])?,
+                bias: store.get(&format!("{p}.bias"), &[c_out])?,
+                stride,
+                pads,
+            };
+            convs.insert(name, conv);
+        }
+        Ok(Self {
+            convs,
+            fc_weight: store.get("softmax2_pre_activation_matmul.weight", &[CLASSES, 1024])?,
+            fc_bias: store.get("softmax2_pre_activation_matmul.bias", &[CLASSES])?,
+            layers: layer_table(),
+            classes: class_names()?,
+            redirected: true,
+        })
+    }
+
+    /// Plain ReLUs (`false`) or Lucent's redirected ReLUs (`true`, the default), whose
+    /// backward pass lets 0.1 of the gradient through where the unit is off.
+    pub fn set_redirected_relu(&mut self, on: bool) {
+        self.redirected = on;
+    }
+
+    fn relu(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(if self.redirected { ops::redirected_relu(x)? } else { x.relu()? })
+    }
+
+    /// Convolution `name` and its ReLU, both offered to the recorder.
+    fn conv_relu(&self, r: &mut Recorder, name: &str, x: &Tensor) -> Result<Tensor> {
+        let c = self.convs.get(name).with_context(|| format!("no convolution `{name}`"))?;
+        let pre = ops::conv2d_padded(x, &c.weight, Some(&c.bias), c.stride, c.pads)?;
+        let pre = r.see(&format!("{name}_pre_relu_conv"), pre)?;
+        r.see(name, self.relu(&pre)?)
+    }
+
+    fn mixed(&self, r: &mut Recorder, name: &str, x: &Tensor) -> Result<Tensor> {
+        let b1 = self.conv_relu(r, &format!("{name}_1x1"), x)?;
+        let b3 = self.conv_relu(r, &format!("{name}_3x3_bottleneck"), x)?;
+        let b3 = self.conv_relu(r, &format!("{name}_3x3"), &b3)?;
+        let b5 = self.conv_relu(r, &format!("{name}_5x5_bottleneck"), x)?;
+        let b5 = self.conv_relu(r, &format!("{name}_5x5"), &b5)?;
+        let pool = r.see(&format!("{name}_pool"), ops::max_pool2d(x, 3, 1, 1, false)?)?;
+        let bp = self.conv_relu(r, &format!("{name}_pool_reduce"), &pool)?;
+        r.see(name, Tensor::cat(&[&b1, &b3, &b5, &bp], 1)?)
+    }
+}
+
+/// 3×3 max pool, stride 2, with −∞ padding of one row and column after the input: the same
+/// windows as PyTorch's `ceil_mode` without padding.
+fn pool_s2(x: &Tensor) -> Result<Tensor> {
+    Ok(ops::max_pool2d(x, 3, 2, 0, true)?)
+}
+
+/// Lucent's local response normalisation (size 9, α ≈ 1e-4, β 0.5, k 1).
+fn lrn(x: &Tensor) -> Result<Tensor> {
+    Ok(ops::local_response_norm(x, 9, 9.99999974738e-05, 0.5, 1.0)?)
+}
+
+impl Model for InceptionV1 {
+    fn name(&self) -> &str {
+        "inceptionv1"
+    }
+
+    fn input_size(&self) -> usize {
+        224
+    }
+
+    fn layers(&self) -> &[LayerInfo] {
+        &self.layers
+    }
+
+    fn classes(&self) -> &[String] {
+        &self.classes
+    }
+
+    /// Lucid's convention: `x·255 − 117`, values in [−117, 138].
+    fn preprocess(&self, rgb01: &Tensor) -> Result<Tensor> {
+        Ok(rgb01.affine(255.0, -117.0)?)
+    }
+
+    fn forward_taps(&self, x: &Tensor, taps: &Taps) -> Result<Activations> {
+        let mut r = Recorder::new(self, taps)?;
+        let x = self.conv_relu(&mut r, "conv2d0", x)?;
+        let x = lrn(&r.see("maxpool0", pool_s2(&x)?)?)?;
+        let x = self.conv_relu(&mut r, "conv2d1", &x)?;
+        let x = lrn(&self.conv_relu(&mut r, "conv2d2", &x)?)?;
+        let mut x = r.see("maxpool1", pool_s2(&x)?)?;
+        for (name, _, _) in BLOCKS {
+            if r.done() {
+                return Ok(r.finish());
+            }
+            x = self.mixed(&mut r, name, &x)?;
+            match name {
+                "mixed3b" => x = r.see("maxpool4", pool_s2(&x)?)?,
+                "mixed4e" => x = r.see("maxpool10", pool_s2(&x)?)?,
+                _ => {}
+            }
+        }
+        if r.done() {
+            return Ok(r.finish());
+        }
+        // Lucent: a 7×7 average pool and `reshape(-1, 1024)`, which for a 7×7 `mixed5b` (224-px
+        // input) is the global average. For other sizes Lucent's reshape mixes channels of
+        // different positions; here the global average is used for every size.
+        let pooled = x.mean(D::Minus1)?.mean(D::Minus1)?; // (N, 1024)
+        let logits = pooled.matmul(&self.fc_weight.t()?)?.broadcast_add(&self.fc_bias)?;
+        let logits = r.see("softmax2_pre_activation_matmul", logits)?;
+        let logits = r.see("logits", logits)?;
+        r.see("softmax2", candle_nn::ops::softmax(&logits, D::Minus1)?)?;
+        Ok(r.finish())
+    }
+}
+
+/// Every named layer with its channels and size at 224 px, in forward order.
+fn layer_table() -> Vec<LayerInfo> {
+    let mut v = Vec::new();
+    let mut add = |name: &str, channels: usize, size: usize, description: &str| {
+        v.push(LayerInfo {
+            name: name.into(),
+            channels,
+            height: size,
+            width: size,
+            description: description.into(),
+        })
+    };
+    let conv =
+        |add: &mut dyn FnMut(&str, usize, usize, &str), name: &str, c: usize, size: usize, what: &str| {
+            add(&format!("{name}_pre_relu_conv"), c, size, &format!("{what} (before the ReLU)"));
+            add(name, c, size, &format!("{what}, ReLU"));
+        };
+    conv(&mut add, "conv2d0", 64, 112, "7×7 conv, stride 2");
+    add("maxpool0", 64, 56, "3×3 max pool, stride 2");
+    conv(&mut add, "conv2d1", 64, 56, "1×1 conv (after local response norm)");
+    conv(&mut add, "conv2d2", 192, 56, "3×3 conv");
+    add("maxpool1", 192, 28, "local response norm, 3×3 max pool, stride 2");
+    let mut size = 28;
+    for (name, c_in, [c1, b3, c3, b5, c5, cp]) in BLOCKS {
+        conv(&mut add, &format!("{name}_1x1"), c1, size, "1×1 branch");
+        conv(&mut add, &format!("{name}_3x3_bottleneck"), b3, size, "1×1 bottleneck of the 3×3 branch");
+        conv(&mut add, &format!("{name}_3x3"), c3, size, "3×3 branch");
+        conv(&mut add, &format!("{name}_5x5_bottleneck"), b5, size, "1×1 bottleneck of the 5×5 branch");
+        conv(&mut add, &format!("{name}_5x5"), c5, size, "5×5 branch");
+        add(&format!("{name}_pool"), c_in, size, "3×3 max pool, stride 1 (pool branch)");
+        conv(&mut add, &format!("{name}_pool_reduce"), cp, size, "1×1 conv after the pool");
+        add(name, c1 + c3 + c5 + cp, size, "concatenation of the four branches");
+        if name == "mixed3b" || name == "mixed4e" {
+            size /= 2;
+            add(
+                if name == "mixed3b" { "maxpool4" } else { "maxpool10" },
+                c1 + c3 + c5 + cp,
+                size,
+                "3×3 max pool, stride 2",
+            );
+        }
+    }
+    add("softmax2_pre_activation_matmul", CLASSES, 1, "global average pool, linear 1024 → 1008");
+    add("softmax2", CLASSES, 1, "softmax over the 1008 classes");
+    add("logits", CLASSES, 1, "alias of softmax2_pre_activation_matmul");
+    v
+}
+
+/// The 1008 class names: Lucid's label list (`assets/inceptionv1_labels.txt`, lines
+/// `wnid index name`) puts the 1000 ImageNet classes at indices 1…1000.
+fn class_names() -> Result<Vec<String>> {
+    let path = crate::asset("inceptionv1_labels.txt");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut names: Vec<String> = (0..CLASSES).map(|i| format!("(class {i})")).collect();
+    names[0] = "(background)".into();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let mut parts = line.splitn(3, ' ');
+        let (_, idx, name) = (parts.next(), parts.next(), parts.next());
+        let idx: usize =
+            idx.and_then(|i| i.parse().ok()).with_context(|| format!("bad label line `{line}`"))?;
+        *names.get_mut(idx).with_context(|| format!("label index {idx} out of range"))? =
+            name.unwrap_or_default().to_string();
+    }
+    Ok(names)
+}
+
+/// Weights and inputs rebuilt from an integer hash, so that any language reproduces them
+/// exactly: the recipe of the parity fixtures (`tests/fixtures/inceptionv1-parity.json`).
+pub mod hash_init {
+    use super::*;
+
+    fn mix32(mut h: u32) -> u32 {
+        h ^= h >> 16;
+        h = h.wrapping_mul(0x45d9f3b);
+        h ^= h >> 16;
+        h = h.wrapping_mul(0x45d9f3b);
+        h ^ (h >> 16)
+    }
+
+    /// FNV-1a (32 bit) of `name`, XOR `phase`.
+    pub fn seed(name: &str, phase: u32) -> u32 {
+        let mut h: u32 = 0x811c_9dc5;
+        for b in name.bytes() {
+            h ^= b as u32;
+            h = h.wrapping_mul(0x0100_0193);
+        }
+        h ^ phase
+    }
+
+    /// `n` values in [0, 1): `u(seed, j) = mix32(j·2654435761 + seed) / 2³²`.
+    pub fn uniform(name: &str, phase: u32, n: usize) -> Vec<f32> {
+        let s = seed(name, phase);
+        (0..n)
+            .map(|j| {
+                (mix32((j as u32).wrapping_mul(2_654_435_761).wrapping_add(s)) as f64 / 4_294_967_296.0)
+                    as f32
+            })
+            .collect()
+    }
+
+    /// Every InceptionV1 tensor, named as in `inception5h.pth`: weights
+    /// `√(6/fan_in)·(2u − 1)`, biases `0.01·(2u − 1)`.
+    pub fn weights(phase: u32, device: &Device) -> Result<HashMap<String, Tensor>> {
+        let mut shapes: Vec<(String, Vec<usize>)> = Vec::new();
+        for (name, c_in, c_out, k) in convolutions() {
+            shapes.push((format!("{name}_pre_relu_conv.weight"), vec![c_out, c_in, k, k]));
+            shapes.push((format!("{name}_pre_relu_conv.bias"), vec![c_out]));
+        }
+        shapes.push(("softmax2_pre_activation_matmul.weight".into(), vec![CLASSES, 1024]));
+        shapes.push(("softmax2_pre_activation_matmul.bias".into(), vec![CLASSES]));
+        let mut out = HashMap::new();
+        for (name, shape) in shapes {
+            let n: usize = shape.iter().product();
+            let u = uniform(&name, phase, n);
+            let values: Vec<f32> = if name.ends_with(".weight") {
+                let scale = (6.0 / (n / shape[0]) as f64).sqrt() as f32;
+                u.iter().map(|v| scale * (2.0 * v - 1.0)).collect()
+            } else {
+                u.iter().map(|v| 0.01 * (2.0 * v - 1.0)).collect()
+            };
+            out.insert(name, Tensor::from_vec(values, shape.as_slice(), device)?.to_dtype(DType::F32)?);
+        }
+        Ok(out)
+    }
+
+    /// The input `(1, 3, size, size)` in [0, 1], named `input`.
+    pub fn input(phase: u32, size: usize, device: &Device) -> Result<Tensor> {
+        Ok(Tensor::from_vec(uniform("input", phase, 3 * size * size), (1, 3, size, size), device)?)
+    }
+}
