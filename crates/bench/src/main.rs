@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! ci/bench training          # sets up the PyTorch peer in .venv-bench, then runs this
+//! ci/bench models
 //! cargo run --release -p vision-interp-bench -- training [--python PATH]
 //! ```
 //! Without `--python`, only the Rust side is measured.
@@ -15,6 +16,7 @@ use vision_interp::device::{describe, select_device, DeviceChoice};
 
 vision_interp::fast_allocator!();
 
+mod models;
 mod training;
 
 #[derive(Parser)]
@@ -37,6 +39,8 @@ struct Args {
 enum What {
     /// SimpleCNN training steps (forward, cross-entropy, backward, Adam), images per second
     Training(training::Args),
+    /// InceptionV1 and Lite0 at 224 px: forward, and forward + input gradient, per image
+    Models(models::Args),
 }
 
 /// One measured implementation: a name and seconds per operation.
@@ -88,16 +92,18 @@ fn main() -> Result<()> {
     println!("device: {}, {threads} threads", describe(&device));
     match &args.what {
         What::Training(a) => training::run(a, &device, args.python.as_deref(), threads),
+        What::Models(a) => models::run(a, &device, args.python.as_deref(), threads),
     }
 }
 
-/// Prints rows `name | value columns` and the ratio of each row's time to the last row's.
+/// Prints one row per implementation: time per operation, throughput, and the ratio of its
+/// time to the Python peer's (the second row, when there is one).
 pub fn table(title: &str, unit_per_s: &str, per_op: f64, rows: &[Timing]) {
     println!("\n{title}");
-    println!("{:<28} {:>12} {:>14} {:>16}", "", "ms per op", unit_per_s, "time vs PyTorch");
-    let reference = rows.iter().find(|r| r.name.starts_with("PyTorch")).map(|r| r.seconds);
+    println!("{:<40} {:>10} {:>12} {:>10}", "", "ms per op", unit_per_s, "vs peer");
+    let reference = rows.get(1).map(|r| r.seconds);
     for r in rows {
         let ratio = reference.map_or("-".to_string(), |p| format!("{:.2}", r.seconds / p));
-        println!("{:<28} {:>12.2} {:>14.1} {:>16}", r.name, 1e3 * r.seconds, per_op / r.seconds, ratio);
+        println!("{:<40} {:>10.2} {:>12.1} {:>10}", r.name, 1e3 * r.seconds, per_op / r.seconds, ratio);
     }
 }

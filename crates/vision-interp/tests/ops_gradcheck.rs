@@ -379,3 +379,16 @@ fn local_response_norm_matches_the_formula_and_its_gradient() {
     let e = gradcheck(|t| ops::local_response_norm(t, 9, 1e-1, 0.5, 1.0), &rand64(71, &[1, 5, 2, 2]));
     assert!(e < 1e-6, "relative error {e}");
 }
+
+#[test]
+fn channel_bias_matches_broadcast_add() {
+    let x = rand64(80, &[2, 3, 4, 5]).to_dtype(DType::F32).unwrap();
+    let b = rand64(81, &[3]).to_dtype(DType::F32).unwrap();
+    let e = same_f32(
+        |x, b| ops::add_channel_bias(x, b),
+        |x, b| x.broadcast_add(&b.reshape((1, 3, 1, 1))?),
+        &x,
+        &b,
+    );
+    assert!(e < 1e-6, "relative difference {e}");
+}

@@ -108,7 +108,11 @@ fn unreadable_files_are_clear_errors() {
     let bad = tmp.path().join("bad.safetensors");
     std::fs::write(&bad, b"this is not a weights file at all").unwrap();
     let err = format!("{:#}", WeightStore::load(&bad, &Device::Cpu).err().unwrap());
-    assert!(err.contains("neither a safetensors file nor a legacy PyTorch state dict"), "{err}");
+    assert!(err.contains("neither a safetensors file nor a PyTorch state dict"), "{err}");
+    let zip = tmp.path().join("broken.pth");
+    std::fs::write(&zip, b"PK\x03\x04 a truncated zip archive").unwrap();
+    let err = format!("{:#}", WeightStore::load(&zip, &Device::Cpu).err().unwrap());
+    assert!(err.contains("is not a readable PyTorch state dict"), "{err}");
 
     let img = tmp.path().join("photo.png");
     std::fs::write(&img, b"\x89PNG\r\n\x1a\n truncated").unwrap();

@@ -134,15 +134,17 @@ impl ConvBn {
 
 impl Module for ConvBn {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let x = if self.kernel > 1 { ops::pad_same(x, self.kernel, self.stride)? } else { x.clone() };
         let y = if self.depthwise {
-            ops::depthwise_conv2d(&x, &self.weight, self.stride)?
-        } else if self.kernel == 1 && self.stride == 1 {
-            ops::pointwise_conv2d(&x, &self.weight)?
+            let x = ops::pad_same(x, self.kernel, self.stride)?;
+            let y = ops::depthwise_conv2d(&x, &self.weight, self.stride)?;
+            ops::add_channel_bias(&y, &self.bias.flatten_all()?)?
         } else {
-            x.conv2d(&self.weight, 0, self.stride, 1, 1)?
+            let (_, _, h, w) = x.dims4()?;
+            let (top, bottom) = ops::same_padding(h, self.kernel, self.stride);
+            let (left, right) = ops::same_padding(w, self.kernel, self.stride);
+            let bias = self.bias.flatten_all()?;
+            ops::conv2d_padded(x, &self.weight, Some(&bias), self.stride, [top, bottom, left, right])?
         };
-        let y = y.broadcast_add(&self.bias)?;
         if self.relu6 {
             ops::relu6(&y)
         } else {

@@ -5,7 +5,7 @@
 //! shifted-view formulation in [`super::depthwise_conv2d_taps`] allocates a full-size gradient
 //! per filter tap in the backward pass. Depthwise filters are tiny, so direct loops over each
 //! channel plane (in parallel with rayon) are the fast way on a CPU.
-use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
@@ -42,6 +42,19 @@ impl Geom {
     }
 }
 
+/// `out[t] += a · x[t·stride]` for every `t` of `out`.
+fn axpy_strided(out: &mut [f32], a: f32, x: &[f32], stride: usize) {
+    if stride == 1 {
+        for (o, &v) in out.iter_mut().zip(x) {
+            *o += a * v;
+        }
+    } else {
+        for (t, o) in out.iter_mut().enumerate() {
+            *o += a * x[t * stride];
+        }
+    }
+}
+
 /// y = depthwise(x, w): arguments `(x (N,C,H,W), w (C,1,k,k))`.
 pub struct DepthwiseConv2d {
     pub stride: usize,
@@ -67,16 +80,14 @@ impl CustomOp2 for DepthwiseConv2d {
             let c = plane % g.c;
             let xp = &x[plane * g.h * g.w..(plane + 1) * g.h * g.w];
             let wc = &wt[c * k * k..(c + 1) * k * k];
-            for oy in 0..g.oh {
-                for ox in 0..g.ow {
-                    let mut acc = 0f32;
-                    for i in 0..k {
-                        let row = &xp[(oy * g.s + i) * g.w + ox * g.s..];
-                        for j in 0..k {
-                            acc += row[j] * wc[i * k + j];
-                        }
-                    }
-                    out[oy * g.ow + ox] = acc;
+            // Tap by tap, whole output rows at a time: with stride 1 each row update is a
+            // contiguous multiply-add that the compiler vectorises.
+            for (tap, &wv) in wc.iter().enumerate() {
+                let (i, j) = (tap / k, tap % k);
+                for oy in 0..g.oh {
+                    let xrow = &xp[(oy * g.s + i) * g.w + j..];
+                    let orow = &mut out[oy * g.ow..(oy + 1) * g.ow];
+                    axpy_strided(orow, wv, xrow, g.s);
                 }
             }
         });
@@ -92,9 +103,16 @@ impl CustomOp2 for DepthwiseConv2d {
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let grad = grad.contiguous()?;
         let (_, _, h, wd) = x.dims4()?;
-        let gx = grad.apply_op2_no_bwd(w, &InputGrad { stride: self.stride, h, w: wd })?;
-        let gw = x.apply_op2_no_bwd(&grad, &WeightGrad { stride: self.stride, k: w.dim(2)? })?;
-        Ok((Some(gx), Some(gw)))
+        // Only what is needed: attribution differentiates through fixed weights.
+        let gx = match x.track_op() {
+            true => Some(grad.apply_op2_no_bwd(w, &InputGrad { stride: self.stride, h, w: wd })?),
+            false => None,
+        };
+        let gw = match w.track_op() {
+            true => Some(x.apply_op2_no_bwd(&grad, &WeightGrad { stride: self.stride, k: w.dim(2)? })?),
+            false => None,
+        };
+        Ok((gx, gw))
     }
 }
 
@@ -126,13 +144,18 @@ impl CustomOp2 for InputGrad {
             let ch = plane % c;
             let g = &gy[plane * oh * ow..(plane + 1) * oh * ow];
             let wc = &wt[ch * k * k..(ch + 1) * k * k];
-            for oy in 0..oh {
-                for ox in 0..ow {
-                    let v = g[oy * ow + ox];
-                    for i in 0..k {
-                        let row = &mut out[(oy * s + i) * w + ox * s..];
-                        for j in 0..k {
-                            row[j] += v * wc[i * k + j];
+            for (tap, &wv) in wc.iter().enumerate() {
+                let (i, j) = (tap / k, tap % k);
+                for oy in 0..oh {
+                    let grow = &g[oy * ow..(oy + 1) * ow];
+                    let orow = &mut out[(oy * s + i) * w + j..];
+                    if s == 1 {
+                        for (o, &gv) in orow[..ow].iter_mut().zip(grow) {
+                            *o += wv * gv;
+                        }
+                    } else {
+                        for (ox, &gv) in grow.iter().enumerate() {
+                            orow[ox * s] += wv * gv;
                         }
                     }
                 }
@@ -169,16 +192,19 @@ impl CustomOp2 for WeightGrad {
                 let plane = b * g.c + ch;
                 let xp = &x[plane * g.h * g.w..(plane + 1) * g.h * g.w];
                 let gp = &gy[plane * g.oh * g.ow..(plane + 1) * g.oh * g.ow];
-                for oy in 0..g.oh {
-                    for ox in 0..g.ow {
-                        let v = gp[oy * g.ow + ox];
-                        for i in 0..k {
-                            let row = &xp[(oy * g.s + i) * g.w + ox * g.s..];
-                            for j in 0..k {
-                                out[i * k + j] += v * row[j];
-                            }
-                        }
+                for (tap, o) in out.iter_mut().enumerate() {
+                    let (i, j) = (tap / k, tap % k);
+                    let mut acc = 0f32;
+                    for oy in 0..g.oh {
+                        let grow = &gp[oy * g.ow..(oy + 1) * g.ow];
+                        let xrow = &xp[(oy * g.s + i) * g.w + j..];
+                        acc += if g.s == 1 {
+                            grow.iter().zip(xrow).map(|(a, b)| a * b).sum::<f32>()
+                        } else {
+                            grow.iter().enumerate().map(|(ox, a)| a * xrow[ox * g.s]).sum::<f32>()
+                        };
                     }
+                    *o += acc;
                 }
             }
         });
@@ -505,5 +531,109 @@ impl CustomOp2 for RedirectedReluGrad {
         let out =
             x.par_iter().zip(g.par_iter()).map(|(&v, &gv)| if v >= 0.0 { gv } else { 0.1 * gv }).collect();
         Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+}
+
+/// `y = x + b[c]` for `x` `(N, C, H, W)` and `b` `(C)`. Candle's `broadcast_add` would compute
+/// the bias gradient by a strided reduction over three axes; here it is one sum per plane.
+pub struct ChannelBias;
+
+impl CustomOp2 for ChannelBias {
+    fn name(&self) -> &'static str {
+        "channel-bias"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (x, b) = (f32_slice(s1, l1, "input")?, f32_slice(s2, l2, "bias")?);
+        let (_, c, h, w) = l1.shape().dims4()?;
+        if b.len() != c {
+            candle_core::bail!("channel bias: {} values for {c} channels", b.len());
+        }
+        let mut y = vec![0f32; x.len()];
+        y.par_chunks_mut(h * w).zip(x.par_chunks(h * w)).enumerate().for_each(|(plane, (out, inp))| {
+            let bv = b[plane % c];
+            for (o, &v) in out.iter_mut().zip(inp) {
+                *o = v + bv;
+            }
+        });
+        Ok((CpuStorage::F32(y), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        _x: &Tensor,
+        b: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let grad = grad.contiguous()?;
+        let db = match b.track_op() {
+            true => Some(grad.apply_op1_no_bwd(&ChannelSum)?.reshape(b.shape())?),
+            false => None,
+        };
+        Ok((Some(grad), db))
+    }
+}
+
+/// `(N, C, H, W)` → `(C)`: the sum of each channel over batch and space.
+struct ChannelSum;
+
+impl candle_core::CustomOp1 for ChannelSum {
+    fn name(&self) -> &'static str {
+        "channel-sum"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let g = f32_slice(s, l, "gradient")?;
+        let (n, c, h, w) = l.shape().dims4()?;
+        let sums: Vec<f32> = (0..c)
+            .into_par_iter()
+            .map(|ch| (0..n).map(|b| g[(b * c + ch) * h * w..][..h * w].iter().sum::<f32>()).sum())
+            .collect();
+        Ok((CpuStorage::F32(sums), Shape::from(c)))
+    }
+}
+
+/// The matrix product `a · b` whose value `y` was computed beforehand (the forward pass only
+/// copies it), with a backward pass that computes the gradient of an argument only when that
+/// argument needs one. Candle's own matmul backward always computes both: for a convolution
+/// of fixed weights, as in attribution and feature visualisation, half of that work is wasted.
+/// Arguments: `(a, b, y)`.
+pub struct LeanMatMul;
+
+impl CustomOp3 for LeanMatMul {
+    fn name(&self) -> &'static str {
+        "lean-matmul"
+    }
+
+    fn cpu_fwd(
+        &self,
+        _s1: &CpuStorage,
+        _l1: &Layout,
+        _s2: &CpuStorage,
+        _l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        Ok((CpuStorage::F32(f32_slice(s3, l3, "product")?.to_vec()), l3.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        a: &Tensor,
+        b: &Tensor,
+        _y: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let ga = if a.track_op() { Some(grad.matmul(&b.t()?)?) } else { None };
+        let gb = if b.track_op() { Some(a.t()?.matmul(grad)?) } else { None };
+        Ok((ga, gb, None))
     }
 }

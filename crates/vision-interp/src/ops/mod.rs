@@ -232,12 +232,23 @@ pub fn conv2d_padded(
     if let Some(b) = bias {
         wm = Tensor::cat(&[&wm, &b.reshape((o, 1))?], 1)?;
     }
-    let y = wm.matmul(&cols)?; // (O, N·oh·ow)
+    let y = lean_matmul(&wm, &cols)?; // (O, N·oh·ow)
     let y = y.reshape((o, n, oh, ow))?;
     if n == 1 {
         y.reshape((1, o, oh, ow))
     } else {
         y.transpose(0, 1)?.contiguous()
+    }
+}
+
+/// `a · b` (2-D, f32, CPU) whose backward pass computes only the gradients that are needed
+/// (see [`cpu::LeanMatMul`]).
+fn lean_matmul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    let y = a.detach().matmul(&b.detach())?;
+    if a.track_op() || b.track_op() {
+        a.apply_op3(b, &y, cpu::LeanMatMul)
+    } else {
+        Ok(y)
     }
 }
 
@@ -283,6 +294,16 @@ pub fn local_response_norm(x: &Tensor, size: usize, alpha: f64, beta: f64, k: f6
         sum = (sum + sq.narrow(1, i, c)?)?;
     }
     x / sum.affine(alpha / size as f64, k)?.powf(beta)?
+}
+
+/// `x + b` with one bias value per channel, `x` `(N, C, H, W)`, `b` `(C)` (a custom operation
+/// with a fast bias gradient on the CPU, `broadcast_add` elsewhere).
+pub fn add_channel_bias(x: &Tensor, b: &Tensor) -> Result<Tensor> {
+    if matches!(x.device(), Device::Cpu) && x.dtype() == DType::F32 && b.dtype() == DType::F32 {
+        x.contiguous()?.apply_op2(&b.contiguous()?, cpu::ChannelBias)
+    } else {
+        x.broadcast_add(&b.reshape((1, (), 1, 1))?)
+    }
 }
 
 /// Global average pool: `(N, C, H, W)` → `(N, C)`.
