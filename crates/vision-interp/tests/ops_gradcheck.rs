@@ -384,11 +384,6 @@ fn local_response_norm_matches_the_formula_and_its_gradient() {
 fn channel_bias_matches_broadcast_add() {
     let x = rand64(80, &[2, 3, 4, 5]).to_dtype(DType::F32).unwrap();
     let b = rand64(81, &[3]).to_dtype(DType::F32).unwrap();
-    let e = same_f32(
-        |x, b| ops::add_channel_bias(x, b),
-        |x, b| x.broadcast_add(&b.reshape((1, 3, 1, 1))?),
-        &x,
-        &b,
-    );
+    let e = same_f32(ops::add_channel_bias, |x, b| x.broadcast_add(&b.reshape((1, 3, 1, 1))?), &x, &b);
     assert!(e < 1e-6, "relative difference {e}");
 }
