@@ -7,7 +7,8 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use candle_core::{Device, Var};
-use vision_interp::models::inception_v1::{hash_init, InceptionV1};
+use vision_interp::models::hash_init;
+use vision_interp::models::inception_v1::{tensor_shapes, InceptionV1};
 use vision_interp::models::{self, Model};
 
 use crate::{run_peer, table, time_it, Timing};
@@ -34,7 +35,10 @@ pub fn run(a: &Args, device: &Device, python: Option<&Path>, threads: usize) -> 
     for name in &a.models {
         let weights = dir.path().join(format!("{name}.safetensors"));
         let model: Box<dyn Model> = if name == "inceptionv1" {
-            candle_core::safetensors::save(&hash_init::weights(0, &Device::Cpu)?, &weights)?;
+            candle_core::safetensors::save(
+                &hash_init::tensors(&tensor_shapes(), 0, &Device::Cpu)?,
+                &weights,
+            )?;
             Box::new(InceptionV1::load(Some(&weights), device)?)
         } else {
             models::load(name, None, device)?

@@ -22,7 +22,8 @@ pub struct CommonArgs {
     /// Seed of every random choice
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Model to explain (efficientnet-lite0)
+    /// Model (efficientnet-lite0; also inceptionv1, resnet18, resnet50, vgg16, whose weights are
+    /// downloaded once or given with --weights)
     #[arg(long, default_value = "efficientnet-lite0")]
     pub model: String,
     /// Weights file (safetensors, or a legacy PyTorch .pth) instead of the default search

@@ -13,7 +13,7 @@ use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor};
 
 /// Where a model's weights may come from.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 pub struct WeightSpec {
     /// Model name, for messages.
     pub model: &'static str,
@@ -215,6 +215,27 @@ impl WeightStore {
             );
         }
         Ok(t)
+    }
+
+    /// Convolution `conv` (weight shape `shape`, no bias) followed by BatchNorm `bn` in
+    /// evaluation mode, folded into one convolution: `BN(conv(x)) = s·conv(x) + (β − s·μ)`
+    /// with `s = γ/√(σ² + eps)`. Returns the folded weight and the bias `(C)`.
+    pub fn conv_bn(&self, conv: &str, bn: &str, shape: &[usize], eps: f64) -> Result<(Tensor, Tensor)> {
+        let c = shape[0];
+        let w = self.get(&format!("{conv}.weight"), shape)?;
+        let gamma = self.get(&format!("{bn}.weight"), &[c])?;
+        let beta = self.get(&format!("{bn}.bias"), &[c])?;
+        let mean = self.get(&format!("{bn}.running_mean"), &[c])?;
+        let var = self.get(&format!("{bn}.running_var"), &[c])?;
+        let scale = (gamma / (var + eps)?.sqrt()?)?;
+        let weight = w.broadcast_mul(&scale.reshape((c, 1, 1, 1))?)?;
+        let bias = (beta - (mean * &scale)?)?;
+        Ok((weight, bias))
+    }
+
+    /// Whether the store holds tensor `name`.
+    pub fn contains(&self, name: &str) -> bool {
+        self.tensors.contains_key(name)
     }
 
     /// A copy in which every convolution and linear tensor whose name starts with one of

@@ -7,7 +7,11 @@ use std::path::PathBuf;
 
 use candle_core::{DType, Device, Tensor, Var};
 use serde_json::Value;
-use vision_interp::models::inception_v1::{hash_init, InceptionV1};
+
+mod common;
+use common::check;
+use vision_interp::models::hash_init;
+use vision_interp::models::inception_v1::{tensor_shapes, InceptionV1};
 use vision_interp::models::{parse_unit, Model, Taps};
 
 fn fixture() -> Value {
@@ -21,33 +25,13 @@ fn fixture() -> Value {
 fn model(phase: u32) -> (tempfile::TempDir, InceptionV1) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("inception5h.safetensors");
-    candle_core::safetensors::save(&hash_init::weights(phase, &Device::Cpu).unwrap(), &path).unwrap();
+    candle_core::safetensors::save(
+        &hash_init::tensors(&tensor_shapes(), phase, &Device::Cpu).unwrap(),
+        &path,
+    )
+    .unwrap();
     let m = InceptionV1::load(Some(&path), &Device::Cpu).unwrap();
     (dir, m)
-}
-
-/// Checks a tensor against a summary `{shape, sum, sum_sq, samples}` with relative tolerance
-/// `tol`; sums are compared relative to √(N·Σx²), the size of Σ|x| for values of mixed signs.
-fn check(what: &str, t: &Tensor, want: &Value, tol: f64) -> f64 {
-    let shape: Vec<usize> =
-        want["shape"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect();
-    assert_eq!(t.dims(), shape.as_slice(), "{what}: shape");
-    let v = t.flatten_all().unwrap().to_dtype(DType::F64).unwrap().to_vec1::<f64>().unwrap();
-    let sum: f64 = v.iter().sum();
-    let sum_sq: f64 = v.iter().map(|x| x * x).sum();
-    let (want_sum, want_sq) = (want["sum"].as_f64().unwrap(), want["sum_sq"].as_f64().unwrap());
-    let scale = (v.len() as f64 * want_sq).sqrt().max(1e-30);
-    let rms = (want_sq / v.len() as f64).sqrt().max(1e-30);
-    let mut worst = ((sum - want_sum).abs() / scale).max((sum_sq - want_sq).abs() / want_sq.max(1e-30));
-    for (idx, value) in want["samples"].as_object().unwrap() {
-        let i: usize = idx.parse().unwrap();
-        worst = worst.max((v[i] - value.as_f64().unwrap()).abs() / rms);
-    }
-    assert!(
-        worst < tol,
-        "{what}: relative difference {worst:.2e} (sum {sum} vs {want_sum}, Σx² {sum_sq} vs {want_sq})"
-    );
-    worst
 }
 
 #[test]

@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use candle_core::{DType, Device, Tensor, D};
+use candle_core::{Device, Tensor, D};
 
 use super::{Activations, LayerInfo, Model, Recorder, Taps};
 use crate::ops;
@@ -279,67 +279,14 @@ fn class_names() -> Result<Vec<String>> {
     Ok(names)
 }
 
-/// Weights and inputs rebuilt from an integer hash, so that any language reproduces them
-/// exactly: the recipe of the parity fixtures (`tests/fixtures/inceptionv1-parity.json`).
-pub mod hash_init {
-    use super::*;
-
-    fn mix32(mut h: u32) -> u32 {
-        h ^= h >> 16;
-        h = h.wrapping_mul(0x45d9f3b);
-        h ^= h >> 16;
-        h = h.wrapping_mul(0x45d9f3b);
-        h ^ (h >> 16)
+/// Every InceptionV1 tensor name and shape, in `inception5h.pth`'s naming.
+pub fn tensor_shapes() -> Vec<(String, Vec<usize>)> {
+    let mut shapes: Vec<(String, Vec<usize>)> = Vec::new();
+    for (name, c_in, c_out, k) in convolutions() {
+        shapes.push((format!("{name}_pre_relu_conv.weight"), vec![c_out, c_in, k, k]));
+        shapes.push((format!("{name}_pre_relu_conv.bias"), vec![c_out]));
     }
-
-    /// FNV-1a (32 bit) of `name`, XOR `phase`.
-    pub fn seed(name: &str, phase: u32) -> u32 {
-        let mut h: u32 = 0x811c_9dc5;
-        for b in name.bytes() {
-            h ^= b as u32;
-            h = h.wrapping_mul(0x0100_0193);
-        }
-        h ^ phase
-    }
-
-    /// `n` values in [0, 1): `u(seed, j) = mix32(j·2654435761 + seed) / 2³²`.
-    pub fn uniform(name: &str, phase: u32, n: usize) -> Vec<f32> {
-        let s = seed(name, phase);
-        (0..n)
-            .map(|j| {
-                (mix32((j as u32).wrapping_mul(2_654_435_761).wrapping_add(s)) as f64 / 4_294_967_296.0)
-                    as f32
-            })
-            .collect()
-    }
-
-    /// Every InceptionV1 tensor, named as in `inception5h.pth`: weights
-    /// `√(6/fan_in)·(2u − 1)`, biases `0.01·(2u − 1)`.
-    pub fn weights(phase: u32, device: &Device) -> Result<HashMap<String, Tensor>> {
-        let mut shapes: Vec<(String, Vec<usize>)> = Vec::new();
-        for (name, c_in, c_out, k) in convolutions() {
-            shapes.push((format!("{name}_pre_relu_conv.weight"), vec![c_out, c_in, k, k]));
-            shapes.push((format!("{name}_pre_relu_conv.bias"), vec![c_out]));
-        }
-        shapes.push(("softmax2_pre_activation_matmul.weight".into(), vec![CLASSES, 1024]));
-        shapes.push(("softmax2_pre_activation_matmul.bias".into(), vec![CLASSES]));
-        let mut out = HashMap::new();
-        for (name, shape) in shapes {
-            let n: usize = shape.iter().product();
-            let u = uniform(&name, phase, n);
-            let values: Vec<f32> = if name.ends_with(".weight") {
-                let scale = (6.0 / (n / shape[0]) as f64).sqrt() as f32;
-                u.iter().map(|v| scale * (2.0 * v - 1.0)).collect()
-            } else {
-                u.iter().map(|v| 0.01 * (2.0 * v - 1.0)).collect()
-            };
-            out.insert(name, Tensor::from_vec(values, shape.as_slice(), device)?.to_dtype(DType::F32)?);
-        }
-        Ok(out)
-    }
-
-    /// The input `(1, 3, size, size)` in [0, 1], named `input`.
-    pub fn input(phase: u32, size: usize, device: &Device) -> Result<Tensor> {
-        Ok(Tensor::from_vec(uniform("input", phase, 3 * size * size), (1, 3, size, size), device)?)
-    }
+    shapes.push(("softmax2_pre_activation_matmul.weight".into(), vec![CLASSES, 1024]));
+    shapes.push(("softmax2_pre_activation_matmul.bias".into(), vec![CLASSES]));
+    shapes
 }

@@ -119,15 +119,7 @@ impl ConvBn {
         relu6: bool,
     ) -> Result<Self> {
         let per_filter = if depthwise { 1 } else { c_in };
-        let w = store.get(&format!("{conv}.weight"), &[c_out, per_filter, kernel, kernel])?;
-        let gamma = store.get(&format!("{bn}.weight"), &[c_out])?;
-        let beta = store.get(&format!("{bn}.bias"), &[c_out])?;
-        let mean = store.get(&format!("{bn}.running_mean"), &[c_out])?;
-        let var = store.get(&format!("{bn}.running_var"), &[c_out])?;
-        // BN(conv(x)) = scale * conv(x) + (beta - scale * mean), scale = gamma / sqrt(var + eps)
-        let scale = (gamma / (var + BN_EPS)?.sqrt()?)?;
-        let weight = w.broadcast_mul(&scale.reshape((c_out, 1, 1, 1))?)?;
-        let bias = (beta - (mean * &scale)?)?.reshape((1, c_out, 1, 1))?;
+        let (weight, bias) = store.conv_bn(conv, bn, &[c_out, per_filter, kernel, kernel], BN_EPS)?;
         Ok(Self { weight, bias, kernel, stride, depthwise, relu6 })
     }
 }
@@ -137,13 +129,12 @@ impl Module for ConvBn {
         let y = if self.depthwise {
             let x = ops::pad_same(x, self.kernel, self.stride)?;
             let y = ops::depthwise_conv2d(&x, &self.weight, self.stride)?;
-            ops::add_channel_bias(&y, &self.bias.flatten_all()?)?
+            ops::add_channel_bias(&y, &self.bias)?
         } else {
             let (_, _, h, w) = x.dims4()?;
             let (top, bottom) = ops::same_padding(h, self.kernel, self.stride);
             let (left, right) = ops::same_padding(w, self.kernel, self.stride);
-            let bias = self.bias.flatten_all()?;
-            ops::conv2d_padded(x, &self.weight, Some(&bias), self.stride, [top, bottom, left, right])?
+            ops::conv2d_padded(x, &self.weight, Some(&self.bias), self.stride, [top, bottom, left, right])?
         };
         if self.relu6 {
             ops::relu6(&y)

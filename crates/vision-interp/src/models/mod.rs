@@ -10,9 +10,12 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use candle_core::{Device, Module, Tensor, Var};
 
+pub mod hash_init;
 pub mod inception_v1;
 pub mod lite0;
+pub mod resnet;
 pub mod simple_cnn;
+pub mod vgg;
 
 pub use inception_v1::InceptionV1;
 pub use lite0::EfficientNetLite0;
@@ -255,7 +258,7 @@ pub fn load_randomized(
 }
 
 /// The models `--model` accepts.
-pub const MODEL_NAMES: &[&str] = &["efficientnet-lite0", "inceptionv1"];
+pub const MODEL_NAMES: &[&str] = &["efficientnet-lite0", "inceptionv1", "resnet18", "resnet50", "vgg16"];
 
 /// Loads a model by name, weights resolved as in [`crate::weights::resolve`].
 pub fn load(name: &str, weights: Option<&Path>, device: &Device) -> Result<Box<dyn Model>> {
@@ -264,6 +267,10 @@ pub fn load(name: &str, weights: Option<&Path>, device: &Device) -> Result<Box<d
         "inceptionv1" | "inception5h" | "googlenet-lucid" => {
             Ok(Box::new(InceptionV1::load(weights, device)?))
         }
+        "resnet18" | "resnet50" => {
+            Ok(Box::new(resnet::ResNet::load(resnet::variant(name)?, weights, device)?))
+        }
+        "vgg16" => Ok(Box::new(vgg::Vgg16::load(weights, device)?)),
         other => bail!("unknown model `{other}`; available: {}", MODEL_NAMES.join(", ")),
     }
 }

@@ -99,20 +99,9 @@ impl Module for BnReluPool {
     }
 }
 
-/// Adaptive average pool to 4×4 and flatten: `(N, 128, h, w)` → `(N, 2048)`. Exact for `h`
-/// and `w` multiples of 4; other sizes use PyTorch's overlapping bins.
+/// Adaptive average pool to 4×4 and flatten: `(N, 128, h, w)` → `(N, 2048)`.
 fn adaptive_pool_4x4(x: &Tensor) -> candle_core::Result<Tensor> {
-    let (n, c, h, w) = x.dims4()?;
-    let bins = |size: usize| -> Vec<(usize, usize)> {
-        (0..4).map(|i| (i * size / 4, ((i + 1) * size).div_ceil(4))).collect()
-    };
-    let mut cells = Vec::with_capacity(16);
-    for (y0, y1) in bins(h) {
-        for (x0, x1) in bins(w) {
-            cells.push(x.narrow(2, y0, y1 - y0)?.narrow(3, x0, x1 - x0)?.mean((2, 3))?);
-        }
-    }
-    Tensor::stack(&cells, 2)?.reshape((n, c * 16))
+    ops::adaptive_avg_pool2d(x, 4)?.flatten_from(1)
 }
 
 /// `fc1` with ReLU (dropout is applied by [`SimpleCnn::forward_t`] in training).

@@ -306,6 +306,25 @@ pub fn add_channel_bias(x: &Tensor, b: &Tensor) -> Result<Tensor> {
     }
 }
 
+/// PyTorch's adaptive average pool to `size × size`: output cell `i` averages input rows
+/// `floor(i·h/size) .. ceil((i+1)·h/size)` (overlapping bins when `size` does not divide `h`).
+pub fn adaptive_avg_pool2d(x: &Tensor, size: usize) -> Result<Tensor> {
+    let (n, c, h, w) = x.dims4()?;
+    if h == size && w == size {
+        return Ok(x.clone());
+    }
+    let bins = |len: usize| -> Vec<(usize, usize)> {
+        (0..size).map(|i| (i * len / size, ((i + 1) * len).div_ceil(size))).collect()
+    };
+    let mut cells = Vec::with_capacity(size * size);
+    for (y0, y1) in bins(h) {
+        for (x0, x1) in bins(w) {
+            cells.push(x.narrow(2, y0, y1 - y0)?.narrow(3, x0, x1 - x0)?.mean((2, 3))?);
+        }
+    }
+    Tensor::stack(&cells, 2)?.reshape((n, c, size, size))
+}
+
 /// Global average pool: `(N, C, H, W)` → `(N, C)`.
 pub fn global_avg_pool(x: &Tensor) -> Result<Tensor> {
     x.mean(D::Minus1)?.mean(D::Minus1)

@@ -1,0 +1,175 @@
+//! VGG16 (Simonyan & Zisserman 2015) with torchvision's ImageNet weights, as timm publishes
+//! them on the Hugging Face hub (`timm/vgg16.tv_in1k`: `features.N`, `pre_logits.fc1` as a
+//! 7×7 convolution, `pre_logits.fc2`, `head.fc`); torchvision's own names (`classifier.0`,
+//! `.3`, `.6`) load too.
+//!
+//! Layer names are torchvision's module paths with `_`, as Lucent writes them: `features_N`
+//! for each of the 31 modules of `features` (a convolution's raw output at its index, its ReLU
+//! at the next, the five max pools at 4, 9, 16, 23 and 30), then `classifier_0` … `classifier_6`
+//! (linear, ReLU, dropout, linear, ReLU, dropout, linear; dropouts are identities in
+//! evaluation), with the alias `logits`.
+use std::path::Path;
+
+use anyhow::Result;
+use candle_core::{Device, Tensor};
+
+use super::{Activations, LayerInfo, Model, Recorder, Taps};
+use crate::ops;
+use crate::weights::{WeightSpec, WeightStore};
+
+pub const WEIGHTS: WeightSpec = WeightSpec {
+    model: "vgg16",
+    file_name: "vgg16.tv_in1k.safetensors",
+    hub_repo: "timm/vgg16.tv_in1k",
+    hub_file: "model.safetensors",
+    hub_revision: "main",
+    url: None,
+};
+
+/// Output channels of the 13 convolutions; 0 marks a max pool.
+const CONFIG: [usize; 18] = [64, 64, 0, 128, 128, 0, 256, 256, 256, 0, 512, 512, 512, 0, 512, 512, 512, 0];
+
+enum Feature {
+    /// Convolution (its index in `features`), then ReLU at the next index.
+    Conv {
+        index: usize,
+        weight: Tensor,
+        bias: Tensor,
+    },
+    Pool {
+        index: usize,
+    },
+}
+
+pub struct Vgg16 {
+    features: Vec<Feature>,
+    fc: [(Tensor, Tensor); 3],
+    layers: Vec<LayerInfo>,
+    classes: Vec<String>,
+}
+
+impl Vgg16 {
+    pub fn load(weights: Option<&Path>, device: &Device) -> Result<Self> {
+        let path = crate::weights::resolve(&WEIGHTS, weights)?;
+        Self::from_store(&WeightStore::load(&path, device)?)
+    }
+
+    pub fn from_store(store: &WeightStore) -> Result<Self> {
+        let mut features = Vec::new();
+        let (mut index, mut c_in) = (0, 3);
+        for &c in &CONFIG {
+            if c == 0 {
+                features.push(Feature::Pool { index });
+                index += 1;
+            } else {
+                let weight = store.get(&format!("features.{index}.weight"), &[c, c_in, 3, 3])?;
+                let bias = store.get(&format!("features.{index}.bias"), &[c])?;
+                features.push(Feature::Conv { index, weight, bias });
+                index += 2;
+                c_in = c;
+            }
+        }
+        let timm = store.contains("pre_logits.fc1.weight");
+        let linear = |timm_name: &str, tv_name: &str, out: usize, inp: usize| -> Result<(Tensor, Tensor)> {
+            Ok(if timm {
+                let w =
+                    store.raw(&format!("{timm_name}.weight")).map(|t| t.dims().to_vec()).unwrap_or_default();
+                let w = store.get(&format!("{timm_name}.weight"), &w)?.reshape((out, inp))?;
+                (w, store.get(&format!("{timm_name}.bias"), &[out])?)
+            } else {
+                (
+                    store.get(&format!("{tv_name}.weight"), &[out, inp])?,
+                    store.get(&format!("{tv_name}.bias"), &[out])?,
+                )
+            })
+        };
+        let fc = [
+            linear("pre_logits.fc1", "classifier.0", 4096, 512 * 7 * 7)?,
+            linear("pre_logits.fc2", "classifier.3", 4096, 4096)?,
+            linear("head.fc", "classifier.6", 1000, 4096)?,
+        ];
+        Ok(Self { features, fc, layers: layer_table(), classes: crate::imagenet::classes() })
+    }
+}
+
+fn layer_table() -> Vec<LayerInfo> {
+    let mut out = Vec::new();
+    let mut add = |name: String, channels: usize, size: usize, description: &str| {
+        out.push(LayerInfo { name, channels, height: size, width: size, description: description.into() })
+    };
+    let (mut index, mut size, mut c_prev) = (0, 224, 3);
+    for &c in &CONFIG {
+        if c == 0 {
+            size /= 2;
+            add(format!("features_{index}"), c_prev, size, "2×2 max pool");
+            index += 1;
+        } else {
+            add(format!("features_{index}"), c, size, "3×3 conv (before the ReLU)");
+            add(format!("features_{}", index + 1), c, size, "ReLU");
+            index += 2;
+            c_prev = c;
+        }
+    }
+    add("classifier_0".into(), 4096, 1, "linear 25088 → 4096 (on the 7×7 average pool)");
+    add("classifier_1".into(), 4096, 1, "ReLU");
+    add("classifier_3".into(), 4096, 1, "linear 4096 → 4096");
+    add("classifier_4".into(), 4096, 1, "ReLU");
+    add("classifier_6".into(), 1000, 1, "linear → 1000 ImageNet logits");
+    add("logits".into(), 1000, 1, "alias of classifier_6");
+    out
+}
+
+impl Model for Vgg16 {
+    fn name(&self) -> &str {
+        "vgg16"
+    }
+
+    fn input_size(&self) -> usize {
+        224
+    }
+
+    fn layers(&self) -> &[LayerInfo] {
+        &self.layers
+    }
+
+    fn classes(&self) -> &[String] {
+        &self.classes
+    }
+
+    /// torchvision's ImageNet normalisation.
+    fn preprocess(&self, rgb01: &Tensor) -> Result<Tensor> {
+        super::simple_cnn::imagenet_normalize(rgb01)
+    }
+
+    fn forward_taps(&self, x: &Tensor, taps: &Taps) -> Result<Activations> {
+        let mut r = Recorder::new(self, taps)?;
+        let mut x = x.clone();
+        for f in &self.features {
+            if r.done() {
+                return Ok(r.finish());
+            }
+            x = match f {
+                Feature::Conv { index, weight, bias } => {
+                    let pre = r.see(
+                        &format!("features_{index}"),
+                        ops::conv2d_padded(&x, weight, Some(bias), 1, [1; 4])?,
+                    )?;
+                    r.see(&format!("features_{}", index + 1), pre.relu()?)?
+                }
+                Feature::Pool { index } => {
+                    r.see(&format!("features_{index}"), ops::max_pool2d(&x, 2, 2, 0, false)?)?
+                }
+            };
+        }
+        // torchvision's adaptive average pool to 7 × 7 (the identity at 224 px).
+        let x = ops::adaptive_avg_pool2d(&x, 7)?.flatten_from(1)?;
+        let [(w1, b1), (w2, b2), (w3, b3)] = &self.fc;
+        let h = r.see("classifier_0", x.matmul(&w1.t()?)?.broadcast_add(b1)?)?;
+        let h = r.see("classifier_1", h.relu()?)?;
+        let h = r.see("classifier_3", h.matmul(&w2.t()?)?.broadcast_add(b2)?)?;
+        let h = r.see("classifier_4", h.relu()?)?;
+        let logits = r.see("classifier_6", h.matmul(&w3.t()?)?.broadcast_add(b3)?)?;
+        r.see("logits", logits)?;
+        Ok(r.finish())
+    }
+}
