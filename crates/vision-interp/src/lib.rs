@@ -18,6 +18,7 @@ pub mod legacy_pth;
 pub mod models;
 pub mod ops;
 pub mod optim;
+pub mod optvis;
 pub mod progress;
 pub mod rng;
 pub mod train;

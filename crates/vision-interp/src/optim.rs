@@ -39,6 +39,14 @@ impl Adam {
         Ok(Self { m: m?, v: v?, vars, step: 0, lr, beta1: 0.9, beta2: 0.999, eps: 1e-8 })
     }
 
+    /// Optimises the given named variables (feature visualisation's image parameters).
+    pub fn from_vars(vars: Vec<(String, Var)>, lr: f64) -> Result<Self> {
+        let zeros = |vars: &[(String, Var)]| vars.iter().map(|(_, v)| v.as_tensor().zeros_like()).collect();
+        let m: candle_core::Result<Vec<Tensor>> = zeros(&vars);
+        let v: candle_core::Result<Vec<Tensor>> = zeros(&vars);
+        Ok(Self { m: m?, v: v?, vars, step: 0, lr, beta1: 0.9, beta2: 0.999, eps: 1e-8 })
+    }
+
     /// One update from the gradients of `loss`.
     pub fn backward_step(&mut self, loss: &Tensor) -> Result<()> {
         let grads = loss.backward()?;

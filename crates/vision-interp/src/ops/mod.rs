@@ -345,6 +345,48 @@ pub fn bilinear_matrix(out: usize, inp: usize, device: &candle_core::Device) -> 
     Tensor::from_vec(a, (out, inp), device)
 }
 
+/// Interpolation matrix like [`bilinear_matrix`] with `align_corners = true`: the first and
+/// last samples of input and output coincide (`src = o·(inp − 1)/(out − 1)`).
+pub fn bilinear_matrix_aligned(out: usize, inp: usize, device: &candle_core::Device) -> Result<Tensor> {
+    let mut a = vec![0f32; out * inp];
+    for o in 0..out {
+        let src = if out > 1 { o as f64 * (inp - 1) as f64 / (out - 1) as f64 } else { 0.0 };
+        let i0 = (src.floor() as usize).min(inp - 1);
+        let i1 = (i0 + 1).min(inp - 1);
+        let l1 = src - i0 as f64;
+        a[o * inp + i0] += (1.0 - l1) as f32;
+        a[o * inp + i1] += l1 as f32;
+    }
+    Tensor::from_vec(a, (out, inp), device)
+}
+
+/// [`resize_bilinear`] with `align_corners = true` (Lucent's `nn.Upsample`).
+pub fn resize_bilinear_aligned(x: &Tensor, out_h: usize, out_w: usize) -> Result<Tensor> {
+    let dims = x.dims();
+    let (h, w) = (dims[dims.len() - 2], dims[dims.len() - 1]);
+    if (h, w) == (out_h, out_w) {
+        return Ok(x.clone());
+    }
+    let ah = bilinear_matrix_aligned(out_h, h, x.device())?.to_dtype(x.dtype())?;
+    let aw = bilinear_matrix_aligned(out_w, w, x.device())?.to_dtype(x.dtype())?;
+    resize_separable(x, &ah, &aw)
+}
+
+/// `A_h · x · A_wᵀ` over the last two axes, as two plain 2-D matrix products on contiguous
+/// operands (whose backward passes Candle handles for any batch shape).
+fn resize_separable(x: &Tensor, ah: &Tensor, aw: &Tensor) -> Result<Tensor> {
+    let dims = x.dims().to_vec();
+    let (h, w) = (dims[dims.len() - 2], dims[dims.len() - 1]);
+    let (oh, ow) = (ah.dim(0)?, aw.dim(0)?);
+    let lead: usize = dims[..dims.len() - 2].iter().product();
+    let y = x.contiguous()?.reshape((lead * h, w))?.matmul(&aw.t()?.contiguous()?)?; // (lead·h, ow)
+    let y = y.reshape((lead, h, ow))?.transpose(1, 2)?.contiguous()?.reshape((lead * ow, h))?;
+    let y = y.matmul(&ah.t()?.contiguous()?)?.reshape((lead, ow, oh))?.transpose(1, 2)?.contiguous()?;
+    let mut out_dims = dims[..dims.len() - 2].to_vec();
+    out_dims.extend([oh, ow]);
+    y.reshape(out_dims)
+}
+
 /// Differentiable bilinear resize of the last two axes: `y = A_h · x · A_wᵀ`.
 /// (Candle's `upsample_bilinear2d` has no backward pass.)
 pub fn resize_bilinear(x: &Tensor, out_h: usize, out_w: usize) -> Result<Tensor> {
@@ -355,5 +397,5 @@ pub fn resize_bilinear(x: &Tensor, out_h: usize, out_w: usize) -> Result<Tensor>
     }
     let ah = bilinear_matrix(out_h, h, x.device())?.to_dtype(x.dtype())?;
     let aw = bilinear_matrix(out_w, w, x.device())?.to_dtype(x.dtype())?;
-    ah.broadcast_matmul(&x.broadcast_matmul(&aw.t()?)?)
+    resize_separable(x, &ah, &aw)
 }

@@ -1,0 +1,12 @@
+//! Feature visualisation by optimisation (Olah et al., 2017), with the semantics of Lucid and
+//! Lucent: image parametrisations ([`param`]), random transformations ([`transform`]),
+//! objectives with their algebra ([`objective`]) and the render loop ([`render`]).
+pub mod objective;
+pub mod param;
+pub mod render;
+pub mod transform;
+
+pub use objective::Objective;
+pub use param::{ImageParam, ImageSpec, Space};
+pub use render::{render, RenderConfig, Rendered};
+pub use transform::{compose, Transform};

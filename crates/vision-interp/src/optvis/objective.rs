@@ -1,0 +1,197 @@
+//! Objectives with Lucent's algebra and sign: each is a *loss to minimise* (the negative of
+//! what is maximised), they add, subtract, negate and scale, and each knows the layers it
+//! reads. `"layer:unit"` is a channel objective.
+use std::ops::{Add, Mul, Neg, Sub};
+use std::sync::Arc;
+
+use anyhow::{ensure, Result};
+use candle_core::{Tensor, D};
+
+use crate::models::{parse_unit, Activations, Model};
+
+type LossFn = dyn Fn(&Activations, &Tensor) -> Result<Tensor> + Send + Sync;
+
+/// A loss computed from recorded activations (and the input image, for penalties on it).
+#[derive(Clone)]
+pub struct Objective {
+    /// Layers the objective reads (the forward pass records them).
+    pub layers: Vec<String>,
+    /// A short description for captions and logs (`channel stage5:12`).
+    pub name: String,
+    f: Arc<LossFn>,
+}
+
+impl Objective {
+    fn new(
+        layers: Vec<String>,
+        name: String,
+        f: impl Fn(&Activations, &Tensor) -> Result<Tensor> + Send + Sync + 'static,
+    ) -> Self {
+        Self { layers, name, f: Arc::new(f) }
+    }
+
+    /// The loss, a scalar tensor.
+    pub fn loss(&self, acts: &Activations, image: &Tensor) -> Result<Tensor> {
+        (self.f)(acts, image)
+    }
+
+    /// `"layer:unit"` as a channel objective, checked against the model's layers.
+    pub fn parse(model: &dyn Model, spec: &str) -> Result<Self> {
+        let u = parse_unit(model, spec)?;
+        Ok(channel(&u.layer, u.unit, None))
+    }
+
+    /// The sum of several objectives (zero objectives: an error).
+    pub fn sum(objs: impl IntoIterator<Item = Objective>) -> Result<Self> {
+        let mut it = objs.into_iter();
+        let first = it.next().ok_or_else(|| anyhow::anyhow!("the sum of no objectives"))?;
+        Ok(it.fold(first, |a, b| a + b))
+    }
+}
+
+/// The activations of `layer`, restricted to image `batch` when given.
+fn acts_of(acts: &Activations, layer: &str, batch: Option<usize>) -> Result<Tensor> {
+    let t = acts.get(layer)?;
+    Ok(match batch {
+        Some(b) => t.narrow(0, b, 1)?,
+        None => t.clone(),
+    })
+}
+
+/// Channel `unit` of `layer`, averaged over batch (or image `batch`) and space: `−mean`.
+/// On a layer without space (logits) it is the unit's value.
+pub fn channel(layer: &str, unit: usize, batch: Option<usize>) -> Objective {
+    let l = layer.to_owned();
+    let name = format!("channel {layer}:{unit}");
+    Objective::new(vec![layer.into()], name, move |acts, _| {
+        let a = acts_of(acts, &l, batch)?;
+        Ok(a.narrow(1, unit, 1)?.mean_all()?.neg()?)
+    })
+}
+
+/// Unit `unit` of `layer` at the centre position (`h/2`, `w/2`, the bottom-right of the central
+/// 2 × 2 for even sizes, as in Lucent): `−mean` over the batch.
+pub fn neuron(layer: &str, unit: usize, batch: Option<usize>) -> Objective {
+    let l = layer.to_owned();
+    let name = format!("neuron {layer}:{unit}");
+    Objective::new(vec![layer.into()], name, move |acts, _| {
+        let a = acts_of(acts, &l, batch)?;
+        let (_, _, h, w) = a.dims4()?;
+        Ok(a.narrow(1, unit, 1)?.narrow(2, h / 2, 1)?.narrow(3, w / 2, 1)?.mean_all()?.neg()?)
+    })
+}
+
+/// Cosine similarity between the channel vector and `direction` at every position, averaged
+/// (Lucent's `direction`), negated.
+pub fn direction(layer: &str, direction: &Tensor, batch: Option<usize>) -> Objective {
+    let (l, d) = (layer.to_owned(), direction.clone());
+    Objective::new(vec![layer.into()], format!("direction {layer}"), move |acts, _| {
+        let a = acts_of(acts, &l, batch)?;
+        let c = a.dim(1)?;
+        let d = d.to_dtype(a.dtype())?.to_device(a.device())?.reshape((1, c, 1, 1))?;
+        let dot = a.broadcast_mul(&d)?.sum_keepdim(1)?;
+        let norms =
+            (a.sqr()?.sum_keepdim(1)?.sqrt()? * d.sqr()?.sum_all()?.sqrt()?.to_scalar::<f32>()? as f64)?;
+        Ok(dot.broadcast_div(&norms.clamp(1e-8f32, f32::MAX)?)?.mean_all()?.neg()?)
+    })
+}
+
+/// Lucent's `diversity`: minus the mean pairwise similarity of the images' normalised Gram
+/// matrices at `layer`, `−Σ_{i≠j} ⟨Ĝ_i, Ĝ_j⟩ / B` (use it subtracted: `obj − k·diversity`).
+pub fn diversity(layer: &str) -> Objective {
+    let l = layer.to_owned();
+    Objective::new(vec![layer.into()], format!("diversity {layer}"), move |acts, _| {
+        let a = acts.get(&l)?;
+        let (b, c, h, w) = a.dims4()?;
+        ensure!(b >= 2, "diversity needs a batch of at least two images");
+        let f = a.reshape((b, c, h * w))?;
+        let g = f.matmul(&f.transpose(1, 2)?)?.reshape((b, c * c))?;
+        let g = g.broadcast_div(&g.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12f32, f32::MAX)?)?;
+        let sim = g.matmul(&g.t()?)?; // (B, B)
+        let off_diagonal = (sim.sum_all()? - sim.to_dtype(candle_core::DType::F32)?.diagonal_sum()?)?;
+        Ok((off_diagonal / b as f64)?.neg()?)
+    })
+}
+
+trait DiagonalSum {
+    fn diagonal_sum(&self) -> candle_core::Result<Tensor>;
+}
+
+impl DiagonalSum for Tensor {
+    fn diagonal_sum(&self) -> candle_core::Result<Tensor> {
+        let n = self.dim(0)?;
+        let eye = Tensor::eye(n, self.dtype(), self.device())?;
+        (self * eye)?.sum_all()
+    }
+}
+
+/// Lucid's L1 penalty on the image, `Σ|x − c|`, returned positive so that `obj + k·l1(c)`
+/// penalises (Lucid's recipes subtract its maximised form).
+pub fn l1(constant: f64) -> Objective {
+    Objective::new(vec![], "L1".into(), move |_, x| Ok((x - constant)?.abs()?.sum_all()?))
+}
+
+/// Lucid's L2 penalty, `√(ε + Σ(x − c)²)`, positive (see [`l1`]).
+pub fn l2(constant: f64) -> Objective {
+    Objective::new(vec![], "L2".into(), move |_, x| Ok(((x - constant)?.sqr()?.sum_all()? + 1e-6)?.sqrt()?))
+}
+
+/// Total variation of the image, `Σ |x[i+1, j] − x[i, j]| + |x[i, j+1] − x[i, j]|`, positive.
+pub fn total_variation() -> Objective {
+    Objective::new(vec![], "total variation".into(), move |_, x| {
+        let (_, _, h, w) = x.dims4()?;
+        let dy = (x.narrow(2, 1, h - 1)? - x.narrow(2, 0, h - 1)?)?.abs()?.sum_all()?;
+        let dx = (x.narrow(D::Minus1, 1, w - 1)? - x.narrow(D::Minus1, 0, w - 1)?)?.abs()?.sum_all()?;
+        Ok((dy + dx)?)
+    })
+}
+
+fn merged(a: &[String], b: &[String]) -> Vec<String> {
+    let mut v = a.to_vec();
+    for l in b {
+        if !v.contains(l) {
+            v.push(l.clone());
+        }
+    }
+    v
+}
+
+impl Add for Objective {
+    type Output = Objective;
+    fn add(self, rhs: Objective) -> Objective {
+        let layers = merged(&self.layers, &rhs.layers);
+        let name = format!("{} + {}", self.name, rhs.name);
+        let (f, g) = (self.f, rhs.f);
+        Objective::new(layers, name, move |a, x| Ok((f(a, x)? + g(a, x)?)?))
+    }
+}
+
+impl Mul<f64> for Objective {
+    type Output = Objective;
+    fn mul(self, k: f64) -> Objective {
+        let name = format!("{k}·({})", self.name);
+        let f = self.f;
+        Objective::new(self.layers, name, move |a, x| Ok((f(a, x)? * k)?))
+    }
+}
+
+impl Mul<Objective> for f64 {
+    type Output = Objective;
+    fn mul(self, o: Objective) -> Objective {
+        o * self
+    }
+}
+
+impl Neg for Objective {
+    type Output = Objective;
+    fn neg(self) -> Objective {
+        self * -1.0
+    }
+}
+
+impl Sub for Objective {
+    type Output = Objective;
+    fn sub(self, rhs: Objective) -> Objective {
+        self + (-rhs)
+    }
+}

@@ -1,0 +1,197 @@
+//! Image parametrisations: what the optimiser changes, and how an image is made from it.
+//!
+//! - **pixel**: the image's values themselves (before the colour transform);
+//! - **FFT** (Lucid/Lucent's default): a spectrum scaled by `1/max(f, 1/max(h, w))` (a 1/f
+//!   spectrum, as natural images have), turned into an image by an orthonormal inverse real
+//!   FFT written as four constant matrix products (Candle has no FFT), divided by 4;
+//! - **decorrelated colour**: three channels mixed by Lucid's square root of ImageNet's colour
+//!   covariance; then a sigmoid to valid RGB in (0, 1).
+use std::f64::consts::PI;
+
+use anyhow::Result;
+use candle_core::{Device, Tensor, Var};
+use rand::rngs::StdRng;
+
+/// Lucid's colour correlation matrix (square root of ImageNet's colour covariance),
+/// normalised by its largest column norm: `rgb = N · v` per pixel.
+pub const COLOR_CORRELATION: [[f32; 3]; 3] = [
+    [0.562_828_6, 0.194_825_28, 0.043_294_51],
+    [0.584_475_8, 0.0, -0.108_236_26],
+    [0.584_475_8, -0.194_825_28, 0.064_941_76],
+];
+
+/// How the image is parametrised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Space {
+    Pixel,
+    Fft,
+}
+
+/// The constant matrices of the inverse real FFT, and the spectrum scale.
+struct Fourier {
+    scale: Tensor,
+    ch: Tensor,
+    sh: Tensor,
+    cw: Tensor,
+    sw: Tensor,
+}
+
+/// A batch of images `(B, 3, H, W)` made from trainable variables.
+pub struct ImageParam {
+    pub space: Space,
+    pub decorrelate: bool,
+    pub batch: usize,
+    pub height: usize,
+    pub width: usize,
+    vars: Vec<Var>,
+    fourier: Option<Fourier>,
+    color: Tensor,
+}
+
+/// `fftfreq(n)[k]`: `k/n` for `k < n/2`, `(k − n)/n` above (cycles per pixel).
+fn fftfreq(k: usize, n: usize) -> f64 {
+    let k = k as f64;
+    let n_f = n as f64;
+    if (k as usize) < n.div_ceil(2) {
+        k / n_f
+    } else {
+        (k - n_f) / n_f
+    }
+}
+
+/// What [`ImageParam::new`] builds; the default is Lucent's `param.image(128)`: one 128 × 128
+/// image, FFT, decorrelated colour, initial standard deviation 0.01.
+#[derive(Debug, Clone, Copy)]
+pub struct ImageSpec {
+    pub space: Space,
+    pub decorrelate: bool,
+    pub batch: usize,
+    pub height: usize,
+    pub width: usize,
+    pub sd: f32,
+}
+
+impl Default for ImageSpec {
+    fn default() -> Self {
+        Self { space: Space::Fft, decorrelate: true, batch: 1, height: 128, width: 128, sd: 0.01 }
+    }
+}
+
+impl ImageSpec {
+    /// A square `size` × `size` image, otherwise the defaults.
+    pub fn square(size: usize) -> Self {
+        Self { height: size, width: size, ..Self::default() }
+    }
+}
+
+impl ImageParam {
+    /// Lucent's `param.image(w, h, sd, batch, decorrelate, fft)`, values drawn from `rng`.
+    pub fn new(spec: &ImageSpec, rng: &mut StdRng, device: &Device) -> Result<Self> {
+        let ImageSpec { space, decorrelate, batch, height, width, sd } = *spec;
+        let (vars, fourier) = match space {
+            Space::Pixel => {
+                let v = crate::rng::randn(rng, (batch, 3, height, width), 0.0, sd, device)?;
+                (vec![Var::from_tensor(&v)?], None)
+            }
+            Space::Fft => {
+                let wf = width / 2 + 1;
+                let re = crate::rng::randn(rng, (batch, 3, height, wf), 0.0, sd, device)?;
+                let im = crate::rng::randn(rng, (batch, 3, height, wf), 0.0, sd, device)?;
+                (vec![Var::from_tensor(&re)?, Var::from_tensor(&im)?], Some(fourier(height, width, device)?))
+            }
+        };
+        let color = Tensor::new(&COLOR_CORRELATION, device)?;
+        Ok(Self { space, decorrelate, batch, height, width, vars, fourier, color })
+    }
+
+    /// The variables the optimiser changes, named.
+    pub fn vars(&self) -> Vec<(String, Var)> {
+        self.vars.iter().enumerate().map(|(i, v)| (format!("param{i}"), v.clone())).collect()
+    }
+
+    /// The values before the colour transform: `(B, 3, H, W)`.
+    pub fn raw(&self) -> Result<Tensor> {
+        match &self.fourier {
+            None => Ok(self.vars[0].as_tensor().clone()),
+            Some(f) => {
+                let a = self.vars[0].as_tensor().broadcast_mul(&f.scale)?;
+                let b = self.vars[1].as_tensor().broadcast_mul(&f.scale)?;
+                Ok((f.irfft2(&a, &b)? / 4.0)?)
+            }
+        }
+    }
+
+    /// The images in (0, 1): optional colour decorrelation, then a sigmoid.
+    pub fn image(&self) -> Result<Tensor> {
+        let v = self.raw()?;
+        let v = if self.decorrelate {
+            let (b, c, h, w) = v.dims4()?;
+            self.color.broadcast_matmul(&v.reshape((b, c, h * w))?)?.reshape((b, c, h, w))?
+        } else {
+            v
+        };
+        Ok(sigmoid(&v)?)
+    }
+}
+
+/// `1 / (1 + e^{−x})`, from operations whose gradients Candle computes.
+pub fn sigmoid(x: &Tensor) -> candle_core::Result<Tensor> {
+    (x.neg()?.exp()? + 1.0)?.recip()
+}
+
+impl Fourier {
+    /// Orthonormal inverse real 2-D FFT of the spectrum `re + i·im` `(…, H, W/2 + 1)`:
+    /// the inverse complex DFT along H, then the real inverse along W (the imaginary parts
+    /// of the zero and Nyquist columns are ignored, as in `torch.fft.irfftn`).
+    fn irfft2(&self, re: &Tensor, im: &Tensor) -> Result<Tensor> {
+        let yre = (self.ch.broadcast_matmul(re)? - self.sh.broadcast_matmul(im)?)?;
+        let yim = (self.sh.broadcast_matmul(re)? + self.ch.broadcast_matmul(im)?)?;
+        Ok((yre.broadcast_matmul(&self.cw)? - yim.broadcast_matmul(&self.sw)?)?)
+    }
+}
+
+/// [`Fourier::irfft2`] for an `h × w` image (exposed for tests and for readers).
+pub fn irfft2_ortho(re: &Tensor, im: &Tensor, h: usize, w: usize) -> Result<Tensor> {
+    fourier(h, w, re.device())?.irfft2(re, im)
+}
+
+/// The spectrum scale `1 / max(f, 1/max(h, w))` (`h × (w/2 + 1)`), Lucent's 1/f decay.
+pub fn spectrum_scale(h: usize, w: usize, device: &Device) -> Result<Tensor> {
+    Ok(fourier(h, w, device)?.scale)
+}
+
+fn fourier(h: usize, w: usize, device: &Device) -> Result<Fourier> {
+    let wf = w / 2 + 1;
+    let floor = 1.0 / h.max(w) as f64;
+    let mut scale = vec![0f32; h * wf];
+    for y in 0..h {
+        for x in 0..wf {
+            let f = (fftfreq(y, h).powi(2) + fftfreq(x, w).powi(2)).sqrt();
+            scale[y * wf + x] = (1.0 / f.max(floor)) as f32;
+        }
+    }
+    let (mut ch, mut sh) = (vec![0f32; h * h], vec![0f32; h * h]);
+    for y in 0..h {
+        for k in 0..h {
+            let t = 2.0 * PI * (k * y) as f64 / h as f64;
+            ch[y * h + k] = (t.cos() / (h as f64).sqrt()) as f32;
+            sh[y * h + k] = (t.sin() / (h as f64).sqrt()) as f32;
+        }
+    }
+    let (mut cw, mut sw) = (vec![0f32; wf * w], vec![0f32; wf * w]);
+    for k in 0..wf {
+        let c = if k == 0 || (w % 2 == 0 && k == w / 2) { 1.0 } else { 2.0 };
+        for x in 0..w {
+            let t = 2.0 * PI * (k * x) as f64 / w as f64;
+            cw[k * w + x] = (c * t.cos() / (w as f64).sqrt()) as f32;
+            sw[k * w + x] = (c * t.sin() / (w as f64).sqrt()) as f32;
+        }
+    }
+    Ok(Fourier {
+        scale: Tensor::from_vec(scale, (h, wf), device)?,
+        ch: Tensor::from_vec(ch, (h, h), device)?,
+        sh: Tensor::from_vec(sh, (h, h), device)?,
+        cw: Tensor::from_vec(cw, (wf, w), device)?,
+        sw: Tensor::from_vec(sw, (wf, w), device)?,
+    })
+}

@@ -1,0 +1,130 @@
+//! Random transformations applied to the image before every step ("transformation
+//! robustness"), with Lucent's exact semantics; all differentiable and drawn from a seeded
+//! generator.
+use anyhow::Result;
+use candle_core::{Tensor, D};
+use rand::{rngs::StdRng, seq::IndexedRandom, Rng};
+
+use crate::ops;
+
+/// One transformation of a batch `(B, C, H, W)`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Transform {
+    /// Pad every side by `width` with a constant.
+    Pad { width: usize, value: f64 },
+    /// Move the content right and down by whole pixels in `0..d`, zero fill, same size.
+    Jitter(usize),
+    /// Resize by a factor from the list (bilinear, corners aligned) to `ceil(s·H)`; pad with
+    /// zeros back up when smaller.
+    Scale(Vec<f64>),
+    /// Rotate about the centre by an angle in degrees from the list (counter-clockwise for
+    /// positive angles), bilinear, zero fill, same size.
+    Rotate(Vec<f64>),
+}
+
+/// Lucent's `standard_transforms`: pad 12 (0.5), jitter 8, scale 0.90…1.10, rotate −10…10°
+/// (with five extra 0°), jitter 4.
+pub fn standard() -> Vec<Transform> {
+    vec![
+        Transform::Pad { width: 12, value: 0.5 },
+        Transform::Jitter(8),
+        Transform::Scale((0..11).map(|i| 1.0 + (i as f64 - 5.0) / 50.0).collect()),
+        Transform::Rotate((-10..=10).map(f64::from).chain([0.0; 5]).collect()),
+        Transform::Jitter(4),
+    ]
+}
+
+impl Transform {
+    pub fn apply(&self, x: &Tensor, rng: &mut StdRng) -> Result<Tensor> {
+        let (_, _, h, w) = x.dims4()?;
+        Ok(match self {
+            Transform::Pad { width: p, value: v } => {
+                ((x - *v)?.pad_with_zeros(2, *p, *p)?.pad_with_zeros(3, *p, *p)? + *v)?
+            }
+            Transform::Jitter(d) => {
+                let (dx, dy) = (rng.random_range(0..*d), rng.random_range(0..*d));
+                translate(x, dx, dy)?
+            }
+            Transform::Scale(scales) => {
+                let s = *scales.choose(rng).expect("scales");
+                let (nh, nw) = ((s * h as f64).ceil() as usize, (s * w as f64).ceil() as usize);
+                let y = ops::resize_bilinear_aligned(x, nh, nw)?;
+                // Lucent pads a smaller result back with zeros, `ceil((H − h')/2)` on each side.
+                let py = (h.saturating_sub(nh)).div_ceil(2);
+                let px = (w.saturating_sub(nw)).div_ceil(2);
+                y.pad_with_zeros(2, py, py)?.pad_with_zeros(3, px, px)?
+            }
+            Transform::Rotate(angles) => {
+                let a = *angles.choose(rng).expect("angles");
+                rotate(x, a)?
+            }
+        })
+    }
+}
+
+/// Moves the content right by `dx` and down by `dy` pixels, zero fill, same size.
+pub fn translate(x: &Tensor, dx: usize, dy: usize) -> Result<Tensor> {
+    let (_, _, h, w) = x.dims4()?;
+    Ok(x.pad_with_zeros(3, dx, 0)?.narrow(3, 0, w)?.pad_with_zeros(2, dy, 0)?.narrow(2, 0, h)?)
+}
+
+/// Rotation by `degrees` about the centre `((W−1)/2, (H−1)/2)`, counter-clockwise for positive
+/// angles (OpenCV/kornia convention, y pointing down): `dst(p) = src(M⁻¹ p)`, bilinear, zero
+/// outside. Built from four gathers, so the gradient reaches every source pixel.
+pub fn rotate(x: &Tensor, degrees: f64) -> Result<Tensor> {
+    if degrees == 0.0 {
+        return Ok(x.clone());
+    }
+    let (b, c, h, w) = x.dims4()?;
+    let (sin, cos) = degrees.to_radians().sin_cos();
+    let (cx, cy) = ((w as f64 - 1.0) / 2.0, (h as f64 - 1.0) / 2.0);
+    let n = h * w;
+    let mut idx = vec![vec![0u32; n]; 4];
+    let mut wts = vec![vec![0f32; n]; 4];
+    for y in 0..h {
+        for xx in 0..w {
+            let (dx, dy) = (xx as f64 - cx, y as f64 - cy);
+            let sx = cos * dx - sin * dy + cx;
+            let sy = sin * dx + cos * dy + cy;
+            let (x0, y0) = (sx.floor(), sy.floor());
+            let (fx, fy) = (sx - x0, sy - y0);
+            let p = y * w + xx;
+            for (k, (ox, oy, wt)) in [
+                (0, 0, (1.0 - fx) * (1.0 - fy)),
+                (1, 0, fx * (1.0 - fy)),
+                (0, 1, (1.0 - fx) * fy),
+                (1, 1, fx * fy),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                let (px, py) = (x0 as i64 + ox, y0 as i64 + oy);
+                if px >= 0 && py >= 0 && (px as usize) < w && (py as usize) < h {
+                    idx[k][p] = (py as usize * w + px as usize) as u32;
+                    wts[k][p] = wt as f32;
+                }
+            }
+        }
+    }
+    let flat = x.contiguous()?.reshape((b * c, n))?;
+    let mut out: Option<Tensor> = None;
+    for k in 0..4 {
+        let i = Tensor::from_vec(idx[k].clone(), n, x.device())?;
+        let wt = Tensor::from_vec(wts[k].clone(), (1, n), x.device())?.to_dtype(x.dtype())?;
+        let term = flat.index_select(&i, D::Minus1)?.broadcast_mul(&wt)?;
+        out = Some(match out {
+            None => term,
+            Some(o) => (o + term)?,
+        });
+    }
+    Ok(out.expect("four taps").reshape((b, c, h, w))?)
+}
+
+/// Applies `transforms` left to right.
+pub fn compose(transforms: &[Transform], x: &Tensor, rng: &mut StdRng) -> Result<Tensor> {
+    let mut x = x.clone();
+    for t in transforms {
+        x = t.apply(&x, rng)?;
+    }
+    Ok(x)
+}

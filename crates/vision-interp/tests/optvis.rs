@@ -1,0 +1,165 @@
+//! The feature-visualisation engine, by the meaning of Lucent's own test suite: parameter
+//! shapes and the inverse FFT, exact transformations, objectives that decrease on a
+//! random-weight model, renders of the right size, and the NaN guard.
+use candle_core::{Device, Tensor};
+use vision_interp::models::inception_v1::{tensor_shapes, InceptionV1};
+use vision_interp::models::{hash_init, Model};
+use vision_interp::optvis::{
+    objective, param, render, transform, ImageParam, ImageSpec, Objective, RenderConfig, Space,
+};
+use vision_interp::rng::seeded;
+use vision_interp::weights::WeightStore;
+
+mod common;
+use common::max_abs_diff;
+
+fn model() -> InceptionV1 {
+    let t = hash_init::tensors(&tensor_shapes(), 0, &Device::Cpu).unwrap();
+    InceptionV1::from_store(&WeightStore::from_tensors(std::path::Path::new("hash"), t)).unwrap()
+}
+
+#[test]
+fn fft_parameter_shapes_and_spectrum_scale() {
+    let p = ImageParam::new(
+        &ImageSpec { space: Space::Fft, decorrelate: true, batch: 2, height: 128, width: 128, sd: 0.01 },
+        &mut seeded(0),
+        &Device::Cpu,
+    )
+    .unwrap();
+    let vars = p.vars();
+    assert_eq!(vars.len(), 2);
+    assert_eq!(vars[0].1.dims(), &[2, 3, 128, 65]);
+    assert_eq!(p.image().unwrap().dims(), &[2, 3, 128, 128]);
+    let scale = param::spectrum_scale(128, 128, &Device::Cpu).unwrap().to_vec2::<f32>().unwrap();
+    assert_eq!(scale[0][0], 128.0, "the DC term is clamped to max(h, w)");
+    assert!((scale[0][1] - 128.0).abs() < 1e-3 && (scale[1][1] - 128.0 / 2f32.sqrt()).abs() < 1e-3);
+    let one = ImageParam::new(
+        &ImageSpec { space: Space::Fft, decorrelate: false, batch: 1, height: 1, width: 1, sd: 0.01 },
+        &mut seeded(0),
+        &Device::Cpu,
+    )
+    .unwrap();
+    assert_eq!(one.vars()[0].1.dims(), &[1, 3, 1, 1]);
+    let px = ImageParam::new(
+        &ImageSpec { space: Space::Pixel, decorrelate: false, batch: 1, height: 5, width: 7, sd: 0.01 },
+        &mut seeded(0),
+        &Device::Cpu,
+    )
+    .unwrap();
+    assert_eq!(px.image().unwrap().dims(), &[1, 3, 5, 7]);
+}
+
+#[test]
+fn matmul_inverse_fft_inverts_a_direct_forward_dft() {
+    use std::f64::consts::PI;
+    for (h, w) in [(6, 6), (6, 5), (4, 7)] {
+        let x: Vec<f64> = (0..h * w).map(|i| ((i * 37 % 11) as f64 - 5.0) / 3.0).collect();
+        let wf = w / 2 + 1;
+        let (mut re, mut im) = (vec![0f32; h * wf], vec![0f32; h * wf]);
+        for k in 0..h {
+            for l in 0..wf {
+                let (mut a, mut b) = (0.0, 0.0);
+                for y in 0..h {
+                    for xx in 0..w {
+                        let t = -2.0 * PI * ((k * y) as f64 / h as f64 + (l * xx) as f64 / w as f64);
+                        a += x[y * w + xx] * t.cos();
+                        b += x[y * w + xx] * t.sin();
+                    }
+                }
+                let norm = ((h * w) as f64).sqrt();
+                re[k * wf + l] = (a / norm) as f32;
+                im[k * wf + l] = (b / norm) as f32;
+            }
+        }
+        let re = Tensor::from_vec(re, (h, wf), &Device::Cpu).unwrap();
+        let im = Tensor::from_vec(im, (h, wf), &Device::Cpu).unwrap();
+        let back = param::irfft2_ortho(&re, &im, h, w).unwrap();
+        let want =
+            Tensor::from_vec(x.iter().map(|v| *v as f32).collect::<Vec<_>>(), (h, w), &Device::Cpu).unwrap();
+        assert!(max_abs_diff(&back, &want) < 1e-5, "{h}×{w}");
+    }
+}
+
+#[test]
+fn transformations_are_exact() {
+    let x = Tensor::arange(0f32, 2.0 * 25.0, &Device::Cpu).unwrap().reshape((1, 2, 5, 5)).unwrap();
+    // 90° counter-clockwise: dst(x, y) = src(W−1−y, x) in image coordinates (y down).
+    let r = transform::rotate(&x, 90.0).unwrap();
+    let want = x.transpose(2, 3).unwrap().contiguous().unwrap().flip(&[2]).unwrap();
+    assert!(max_abs_diff(&r, &want) < 1e-4, "{r}");
+    let r180 = transform::rotate(&x, 180.0).unwrap();
+    assert!(max_abs_diff(&r180, &x.flip(&[2, 3]).unwrap()) < 1e-4);
+    // Jitter moves the content right and down with zero fill.
+    let t = transform::translate(&x, 2, 1).unwrap();
+    assert_eq!(
+        t.get(0).unwrap().get(0).unwrap().get(1).unwrap().to_vec1::<f32>().unwrap(),
+        [0., 0., 0., 1., 2.]
+    );
+    assert_eq!(t.get(0).unwrap().get(0).unwrap().get(0).unwrap().to_vec1::<f32>().unwrap(), [0.; 5]);
+    // Pad with a constant; scale to ceil(s·H), padded back when smaller.
+    let mut rng = seeded(0);
+    let p = transform::Transform::Pad { width: 3, value: 0.5 }.apply(&x, &mut rng).unwrap();
+    assert_eq!(p.dims(), &[1, 2, 11, 11]);
+    assert_eq!(p.get(0).unwrap().get(1).unwrap().get(0).unwrap().to_vec1::<f32>().unwrap(), [0.5; 11]);
+    let big = transform::Transform::Scale(vec![1.1]).apply(&p, &mut rng).unwrap();
+    assert_eq!(big.dims(), &[1, 2, 13, 13]);
+    let small = transform::Transform::Scale(vec![0.9]).apply(&p, &mut rng).unwrap();
+    assert_eq!(small.dims(), &[1, 2, 12, 12], "ceil(9.9) = 10, padded by ceil(1/2) = 1 on each side");
+}
+
+#[test]
+fn each_objective_decreases_on_a_random_weight_model() {
+    let m = model();
+    let cfg = RenderConfig { steps: 6, min_input: None, progress: false, ..Default::default() };
+    let objectives = [
+        Objective::parse(&m, "mixed3a:5").unwrap(),
+        objective::neuron("mixed3a", 7, None),
+        objective::channel("mixed3a", 3, None) - 1e2 * objective::diversity("mixed3a"),
+        objective::direction(
+            "mixed3a",
+            &Tensor::ones(256, candle_core::DType::F32, &Device::Cpu).unwrap(),
+            None,
+        ),
+        objective::channel("conv2d2", 1, None)
+            + 1e-3 * objective::l2(0.5)
+            + 1e-4 * objective::total_variation(),
+    ];
+    for obj in objectives {
+        let p = ImageParam::new(
+            &ImageSpec { space: Space::Fft, decorrelate: true, batch: 2, height: 48, width: 48, sd: 0.01 },
+            &mut seeded(1),
+            &Device::Cpu,
+        )
+        .unwrap();
+        let r = render::render(&m, &obj, &p, &cfg, &mut seeded(2)).unwrap();
+        let (first, last) = (r.losses[0], *r.losses.last().unwrap());
+        assert!(last < first, "{}: loss {first} → {last}", obj.name);
+        assert_eq!(r.images.last().unwrap().1.dims(), &[2, 3, 48, 48]);
+    }
+}
+
+#[test]
+fn render_keeps_thresholds_and_stops_on_nan() {
+    let m = model();
+    let p = ImageParam::new(
+        &ImageSpec { space: Space::Pixel, decorrelate: false, batch: 1, height: 40, width: 40, sd: 0.01 },
+        &mut seeded(0),
+        &Device::Cpu,
+    )
+    .unwrap();
+    let cfg = RenderConfig {
+        steps: 4,
+        thresholds: vec![2],
+        min_input: Some(64),
+        progress: false,
+        ..Default::default()
+    };
+    let r =
+        render::render(&m, &Objective::parse(&m, "mixed3a:0").unwrap(), &p, &cfg, &mut seeded(0)).unwrap();
+    assert_eq!(r.images.iter().map(|(s, _)| *s).collect::<Vec<_>>(), [2, 4]);
+    let nan = objective::channel("mixed3a", 0, None) * f64::NAN;
+    let err = render::render(&m, &nan, &p, &cfg, &mut seeded(0)).err().unwrap().to_string();
+    assert!(err.contains("became NaN at step 1"), "{err}");
+    let err = format!("{:#}", Objective::parse(&m, "mixed4a:9999").err().unwrap());
+    assert!(err.contains("units 0..=507"), "{err}");
+}
