@@ -3,7 +3,7 @@
 //! random-weight model, renders of the right size, and the NaN guard.
 use candle_core::{Device, Tensor};
 use vision_interp::models::inception_v1::{tensor_shapes, InceptionV1};
-use vision_interp::models::{hash_init, Model};
+use vision_interp::models::hash_init;
 use vision_interp::optvis::{
     objective, param, render, transform, ImageParam, ImageSpec, Objective, RenderConfig, Space,
 };
