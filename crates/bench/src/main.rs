@@ -3,6 +3,7 @@
 //! ```text
 //! ci/bench training          # sets up the PyTorch peer in .venv-bench, then runs this
 //! ci/bench models
+//! ci/bench render [--steps 512 --batch 8]
 //! cargo run --release -p vision-interp-bench -- training [--python PATH]
 //! ```
 //! Without `--python`, only the Rust side is measured.
@@ -17,6 +18,7 @@ use vision_interp::device::{describe, select_device, DeviceChoice};
 vision_interp::fast_allocator!();
 
 mod models;
+mod render;
 mod training;
 
 #[derive(Parser)]
@@ -41,6 +43,8 @@ enum What {
     Training(training::Args),
     /// InceptionV1 and Lite0 at 224 px: forward, and forward + input gradient, per image
     Models(models::Args),
+    /// Feature visualisation at Lucent's defaults on InceptionV1: one render, and a batch
+    Render(render::Args),
 }
 
 /// One measured implementation: a name and seconds per operation.
@@ -93,6 +97,7 @@ fn main() -> Result<()> {
     match &args.what {
         What::Training(a) => training::run(a, &device, args.python.as_deref(), threads),
         What::Models(a) => models::run(a, &device, args.python.as_deref(), threads),
+        What::Render(a) => render::run(a, &device, args.python.as_deref(), threads),
     }
 }
 

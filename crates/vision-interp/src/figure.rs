@@ -145,6 +145,7 @@ pub fn overlay(img: &RgbImage, map: &Map, cmap: Colormap, alpha: f32) -> RgbImag
 }
 
 /// One cell of a grid: an image and a caption under it (may be empty).
+#[derive(Clone)]
 pub struct Panel {
     pub image: RgbImage,
     pub label: String,

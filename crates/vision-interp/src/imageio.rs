@@ -90,6 +90,12 @@ pub fn save_png(img: &RgbImage, path: &Path) -> Result<()> {
         .with_context(|| format!("cannot write in {}", dir.display()))?;
     img.write_to(&mut std::io::BufWriter::new(tmp.as_file()), image::ImageFormat::Png)
         .with_context(|| format!("cannot encode {}", path.display()))?;
+    // Temporary files are private (0600); a figure is an ordinary file.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o644))?;
+    }
     tmp.persist(path).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
 }

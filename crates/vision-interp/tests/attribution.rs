@@ -1,7 +1,7 @@
 //! Attribution methods on models whose answer is known in closed form.
 use candle_core::{DType, Device, Module, Tensor};
 use vision_interp::attribution;
-use vision_interp::models::{Activations, LayerInfo, Model, Sequential, Taps};
+use vision_interp::models::{Activations, LayerInfo, Model, ModelCard, Sequential, Taps};
 
 mod common;
 use common::max_abs_diff;
@@ -9,22 +9,18 @@ use common::max_abs_diff;
 /// A test model built from named stages; preprocessing is the identity.
 struct Toy {
     net: Sequential,
-    layers: Vec<LayerInfo>,
-    classes: Vec<String>,
+    card: ModelCard,
+}
+
+impl Toy {
+    fn new(net: Sequential, layers: Vec<LayerInfo>, classes: Vec<String>) -> Self {
+        Self { net, card: ModelCard { name: "toy".into(), input_size: 6, layers, classes } }
+    }
 }
 
 impl Model for Toy {
-    fn name(&self) -> &str {
-        "toy"
-    }
-    fn input_size(&self) -> usize {
-        6
-    }
-    fn layers(&self) -> &[LayerInfo] {
-        &self.layers
-    }
-    fn classes(&self) -> &[String] {
-        &self.classes
+    fn card(&self) -> &ModelCard {
+        &self.card
     }
     fn preprocess(&self, rgb01: &Tensor) -> anyhow::Result<Tensor> {
         Ok(rgb01.clone())
@@ -57,8 +53,7 @@ fn linear_model() -> (Toy, Tensor) {
     let b = Tensor::zeros(4, DType::F32, &Device::Cpu).unwrap();
     let mut net = Sequential::new();
     net.push("logits", Linear(w.clone(), b));
-    let toy =
-        Toy { net, layers: vec![info("logits", 4, 1)], classes: (0..4).map(|c| c.to_string()).collect() };
+    let toy = Toy::new(net, vec![info("logits", 4, 1)], (0..4).map(|c| c.to_string()).collect());
     (toy, w)
 }
 
@@ -112,11 +107,8 @@ fn grad_cam_picks_the_channel_that_decides() {
     let mut net = Sequential::new();
     net.push("features", Planes);
     net.push("logits", MeanPerChannel);
-    let toy = Toy {
-        net,
-        layers: vec![info("features", 2, 6), info("logits", 2, 1)],
-        classes: vec!["red".into(), "green".into()],
-    };
+    let toy =
+        Toy::new(net, vec![info("features", 2, 6), info("logits", 2, 1)], vec!["red".into(), "green".into()]);
     let img = image(4);
     for class in 0..2 {
         let cam = attribution::grad_cam(&toy, &img, class, "features").unwrap();

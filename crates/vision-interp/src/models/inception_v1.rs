@@ -21,7 +21,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use candle_core::{Device, Tensor, D};
 
-use super::{Activations, LayerInfo, Model, Recorder, Taps};
+use super::{Activations, LayerInfo, Model, ModelCard, Recorder, Taps};
 use crate::ops;
 use crate::weights::{WeightSpec, WeightStore};
 
@@ -80,8 +80,7 @@ pub struct InceptionV1 {
     convs: HashMap<String, Conv>,
     fc_weight: Tensor,
     fc_bias: Tensor,
-    layers: Vec<LayerInfo>,
-    classes: Vec<String>,
+    card: ModelCard,
     redirected: bool,
 }
 
@@ -111,8 +110,12 @@ impl InceptionV1 {
             convs,
             fc_weight: store.get("softmax2_pre_activation_matmul.weight", &[CLASSES, 1024])?,
             fc_bias: store.get("softmax2_pre_activation_matmul.bias", &[CLASSES])?,
-            layers: layer_table(),
-            classes: class_names()?,
+            card: ModelCard {
+                name: "inceptionv1".into(),
+                input_size: 224,
+                layers: layer_table(),
+                classes: class_names()?,
+            },
             redirected: true,
         })
     }
@@ -159,20 +162,8 @@ fn lrn(x: &Tensor) -> Result<Tensor> {
 }
 
 impl Model for InceptionV1 {
-    fn name(&self) -> &str {
-        "inceptionv1"
-    }
-
-    fn input_size(&self) -> usize {
-        224
-    }
-
-    fn layers(&self) -> &[LayerInfo] {
-        &self.layers
-    }
-
-    fn classes(&self) -> &[String] {
-        &self.classes
+    fn card(&self) -> &ModelCard {
+        &self.card
     }
 
     /// Lucid's convention: `x·255 − 117`, values in [−117, 138].
@@ -210,6 +201,25 @@ impl Model for InceptionV1 {
         let logits = r.see("logits", logits)?;
         r.see("softmax2", candle_nn::ops::softmax(&logits, D::Minus1)?)?;
         Ok(r.finish())
+    }
+
+    /// The 1×1 convolutions that read a block's input: from the previous block (or
+    /// `maxpool1`, `maxpool4`, `maxpool10`) to `mixedXY_1x1`, `_3x3_bottleneck` or
+    /// `_5x5_bottleneck` (the pre-ReLU weights).
+    fn connection(&self, from: &str, to: &str) -> Result<Tensor> {
+        let block = BLOCKS.iter().position(|(name, _, _)| to.starts_with(name));
+        let input_of = |b: usize| match b {
+            0 => "maxpool1",
+            2 => "maxpool4",
+            7 => "maxpool10",
+            _ => BLOCKS[b - 1].0,
+        };
+        match (block, self.convs.get(to)) {
+            (Some(b), Some(c)) if input_of(b) == from && c.weight.dim(2)? == 1 => {
+                Ok(c.weight.reshape((c.weight.dim(0)?, c.weight.dim(1)?))?)
+            }
+            _ => anyhow::bail!("inceptionv1: no direct 1×1 connection from `{from}` to `{to}`"),
+        }
     }
 }
 

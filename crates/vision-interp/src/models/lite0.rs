@@ -11,7 +11,7 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use candle_core::{Device, Module, Tensor};
 
-use super::{Activations, LayerInfo, Model, Sequential, Taps};
+use super::{Activations, LayerInfo, Model, ModelCard, Sequential, Taps};
 use crate::ops;
 use crate::weights::{WeightSpec, WeightStore};
 
@@ -259,8 +259,9 @@ impl Module for Classifier {
 /// EfficientNet-Lite0 with named layers `stem`, `stage0` … `stage6`, `head`, `logits`.
 pub struct EfficientNetLite0 {
     net: Sequential,
-    layers: Vec<LayerInfo>,
-    classes: Vec<String>,
+    card: ModelCard,
+    /// The head's 1×1 convolution (BatchNorm folded in), `(1280, 320)`: how `stage6` feeds `head`.
+    head_weight: Tensor,
 }
 
 impl EfficientNetLite0 {
@@ -321,7 +322,9 @@ impl EfficientNetLite0 {
                 ),
             );
         }
-        net.push("head", ConvBn::load(store, "conv_head", "bn2", 320, 1280, 1, 1, false, true)?);
+        let head = ConvBn::load(store, "conv_head", "bn2", 320, 1280, 1, 1, false, true)?;
+        let head_weight = head.weight.reshape((1280, 320))?;
+        net.push("head", head);
         info("head", 1280, 7, "1×1 conv to 1280 channels, ReLU6 (last convolutional layer)");
         net.push(
             "logits",
@@ -331,7 +334,13 @@ impl EfficientNetLite0 {
             },
         );
         info("logits", 1000, 1, "global average pool, linear classifier (pre-softmax)");
-        Ok(Self { net, layers, classes: crate::imagenet::classes() })
+        let card = ModelCard {
+            name: "efficientnet-lite0".into(),
+            input_size: 224,
+            layers,
+            classes: crate::imagenet::classes(),
+        };
+        Ok(Self { net, card, head_weight })
     }
 
     /// The weight-name prefixes of a layer's convolutions and classifier: what the
@@ -347,20 +356,8 @@ impl EfficientNetLite0 {
 }
 
 impl Model for EfficientNetLite0 {
-    fn name(&self) -> &str {
-        "efficientnet-lite0"
-    }
-
-    fn input_size(&self) -> usize {
-        224
-    }
-
-    fn layers(&self) -> &[LayerInfo] {
-        &self.layers
-    }
-
-    fn classes(&self) -> &[String] {
-        &self.classes
+    fn card(&self) -> &ModelCard {
+        &self.card
     }
 
     /// TensorFlow-Lite convention: `(255 x − 127) / 128`, values in about [−1, 1].
@@ -370,5 +367,14 @@ impl Model for EfficientNetLite0 {
 
     fn forward_taps(&self, x: &Tensor, taps: &Taps) -> Result<Activations> {
         self.net.run(x, taps)
+    }
+
+    fn connection(&self, from: &str, to: &str) -> Result<Tensor> {
+        match (from, to) {
+            ("stage6", "head") => Ok(self.head_weight.clone()),
+            _ => bail!(
+                "efficientnet-lite0: no direct 1×1 connection from `{from}` to `{to}` (known: stage6 → head)"
+            ),
+        }
     }
 }

@@ -73,20 +73,50 @@ impl Activations {
     }
 }
 
+/// What a model says about itself: its name, input size, named layers and class names.
+#[derive(Debug, Clone)]
+pub struct ModelCard {
+    /// Short name used in captions and file names (`efficientnet-lite0`).
+    pub name: String,
+    /// The square input size the model was trained at.
+    pub input_size: usize,
+    /// Every named layer, in forward order; the last one is `logits`.
+    pub layers: Vec<LayerInfo>,
+    /// Class names, one per logit.
+    pub classes: Vec<String>,
+}
+
 /// A model of the book: named layers, preprocessing, class names.
 pub trait Model {
+    /// Name, input size, layers and classes.
+    fn card(&self) -> &ModelCard;
     /// Short name used in captions and file names (`efficientnet-lite0`).
-    fn name(&self) -> &str;
+    fn name(&self) -> &str {
+        &self.card().name
+    }
     /// The square input size the model was trained at.
-    fn input_size(&self) -> usize;
+    fn input_size(&self) -> usize {
+        self.card().input_size
+    }
     /// Every named layer, in forward order; the last one is `logits`.
-    fn layers(&self) -> &[LayerInfo];
+    fn layers(&self) -> &[LayerInfo] {
+        &self.card().layers
+    }
     /// Class names, one per logit.
-    fn classes(&self) -> &[String];
+    fn classes(&self) -> &[String] {
+        &self.card().classes
+    }
     /// `(N, 3, H, W)` RGB in [0, 1] → what the network's first layer expects.
     fn preprocess(&self, rgb01: &Tensor) -> Result<Tensor>;
     /// Runs the preprocessed input `x` as far as the deepest requested layer.
     fn forward_taps(&self, x: &Tensor, taps: &Taps) -> Result<Activations>;
+
+    /// The weights `(units of to, units of from)` of a direct 1×1 connection between two
+    /// layers (the circuits of Olah et al.: how much each unit of `from` excites each unit of
+    /// `to`), where the model has one.
+    fn connection(&self, from: &str, to: &str) -> Result<Tensor> {
+        bail!("{}: no direct connection from `{from}` to `{to}` is known", self.name())
+    }
 
     /// Logits of a batch of `(N, 3, H, W)` RGB images in [0, 1].
     fn logits(&self, rgb01: &Tensor) -> Result<Tensor> {

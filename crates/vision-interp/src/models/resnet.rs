@@ -14,7 +14,7 @@ use std::path::Path;
 use anyhow::{bail, Result};
 use candle_core::{Device, Tensor, D};
 
-use super::{Activations, LayerInfo, Model, Recorder, Taps};
+use super::{Activations, LayerInfo, Model, ModelCard, Recorder, Taps};
 use crate::ops;
 use crate::weights::{WeightSpec, WeightStore};
 
@@ -84,13 +84,11 @@ struct Block {
 
 /// A ResNet with named layers.
 pub struct ResNet {
-    variant: Variant,
     stem: Conv,
     blocks: Vec<Block>,
     fc_weight: Tensor,
     fc_bias: Tensor,
-    layers: Vec<LayerInfo>,
-    classes: Vec<String>,
+    card: ModelCard,
 }
 
 /// Channels of the four stages' 3×3 convolutions.
@@ -142,13 +140,16 @@ impl ResNet {
             }
         }
         Ok(Self {
-            variant,
             stem,
             blocks,
             fc_weight: store.get("fc.weight", &[1000, c_in])?,
             fc_bias: store.get("fc.bias", &[1000])?,
-            layers: layer_table(variant),
-            classes: crate::imagenet::classes(),
+            card: ModelCard {
+                name: variant.name.into(),
+                input_size: 224,
+                layers: layer_table(variant),
+                classes: crate::imagenet::classes(),
+            },
         })
     }
 }
@@ -186,20 +187,8 @@ fn layer_table(v: Variant) -> Vec<LayerInfo> {
 }
 
 impl Model for ResNet {
-    fn name(&self) -> &str {
-        self.variant.name
-    }
-
-    fn input_size(&self) -> usize {
-        224
-    }
-
-    fn layers(&self) -> &[LayerInfo] {
-        &self.layers
-    }
-
-    fn classes(&self) -> &[String] {
-        &self.classes
+    fn card(&self) -> &ModelCard {
+        &self.card
     }
 
     /// torchvision's ImageNet normalisation.

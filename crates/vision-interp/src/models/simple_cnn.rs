@@ -13,7 +13,7 @@ use candle_core::{DType, Device, Module, ModuleT, Tensor, Var};
 use candle_nn::{BatchNorm, Conv2d, Conv2dConfig, Linear, VarBuilder, VarMap};
 use rand::rngs::StdRng;
 
-use super::{Activations, LayerInfo, Model, Sequential, Taps};
+use super::{Activations, LayerInfo, Model, ModelCard, Sequential, Taps};
 use crate::ops;
 
 /// ImageNet channel means and standard deviations (the course's normalisation).
@@ -121,9 +121,7 @@ pub struct SimpleCnn {
     fc1: Fc1,
     fc2: Linear,
     net: Sequential,
-    layers: Vec<LayerInfo>,
-    classes: Vec<String>,
-    input_size: usize,
+    card: ModelCard,
     /// Seeded generator for dropout masks.
     rng: Arc<Mutex<StdRng>>,
 }
@@ -197,7 +195,8 @@ impl SimpleCnn {
         layers.push(info("fc1", 512, 1, "adaptive average pool to 4×4, linear 2048 → 512, ReLU"));
         net.push("logits", fc2.clone());
         layers.push(info("logits", classes.len(), 1, "linear 512 → classes (pre-softmax)"));
-        Ok(Self { convs, blocks, fc1, fc2, net, layers, classes, input_size, rng: Arc::new(Mutex::new(rng)) })
+        let card = ModelCard { name: "simple-cnn".into(), input_size, layers, classes };
+        Ok(Self { convs, blocks, fc1, fc2, net, card, rng: Arc::new(Mutex::new(rng)) })
     }
 
     /// The weight `(C_out, C_in, 3, 3)` of convolution `i` (0, 1 or 2).
@@ -358,20 +357,8 @@ fn info(name: &str, channels: usize, size: usize, description: &str) -> LayerInf
 }
 
 impl Model for SimpleCnn {
-    fn name(&self) -> &str {
-        "simple-cnn"
-    }
-
-    fn input_size(&self) -> usize {
-        self.input_size
-    }
-
-    fn layers(&self) -> &[LayerInfo] {
-        &self.layers
-    }
-
-    fn classes(&self) -> &[String] {
-        &self.classes
+    fn card(&self) -> &ModelCard {
+        &self.card
     }
 
     /// ImageNet mean/std normalisation, as in the course.

@@ -13,7 +13,7 @@ use std::path::Path;
 use anyhow::Result;
 use candle_core::{Device, Tensor};
 
-use super::{Activations, LayerInfo, Model, Recorder, Taps};
+use super::{Activations, LayerInfo, Model, ModelCard, Recorder, Taps};
 use crate::ops;
 use crate::weights::{WeightSpec, WeightStore};
 
@@ -44,8 +44,7 @@ enum Feature {
 pub struct Vgg16 {
     features: Vec<Feature>,
     fc: [(Tensor, Tensor); 3],
-    layers: Vec<LayerInfo>,
-    classes: Vec<String>,
+    card: ModelCard,
 }
 
 impl Vgg16 {
@@ -88,7 +87,13 @@ impl Vgg16 {
             linear("pre_logits.fc2", "classifier.3", 4096, 4096)?,
             linear("head.fc", "classifier.6", 1000, 4096)?,
         ];
-        Ok(Self { features, fc, layers: layer_table(), classes: crate::imagenet::classes() })
+        let card = ModelCard {
+            name: "vgg16".into(),
+            input_size: 224,
+            layers: layer_table(),
+            classes: crate::imagenet::classes(),
+        };
+        Ok(Self { features, fc, card })
     }
 }
 
@@ -120,20 +125,8 @@ fn layer_table() -> Vec<LayerInfo> {
 }
 
 impl Model for Vgg16 {
-    fn name(&self) -> &str {
-        "vgg16"
-    }
-
-    fn input_size(&self) -> usize {
-        224
-    }
-
-    fn layers(&self) -> &[LayerInfo] {
-        &self.layers
-    }
-
-    fn classes(&self) -> &[String] {
-        &self.classes
+    fn card(&self) -> &ModelCard {
+        &self.card
     }
 
     /// torchvision's ImageNet normalisation.

@@ -113,6 +113,63 @@ pub fn diversity(layer: &str) -> Objective {
     })
 }
 
+/// Lucent's `channel_interpolate`: image `n` of a batch of `B` weighs channel `unit1` of
+/// `layer1` by `1 − n/(B−1)` and channel `unit2` of `layer2` by `n/(B−1)`, so the batch moves
+/// from one feature to the other.
+pub fn channel_interpolate(layer1: &str, unit1: usize, layer2: &str, unit2: usize) -> Objective {
+    let (l1, l2) = (layer1.to_owned(), layer2.to_owned());
+    let name = format!("interpolate {layer1}:{unit1} → {layer2}:{unit2}");
+    Objective::new(merged(&[l1.clone()], &[l2.clone()]), name, move |acts, _| {
+        let (a1, a2) = (acts.get(&l1)?, acts.get(&l2)?);
+        let b = a1.dim(0)?;
+        ensure!(b >= 2, "channel_interpolate needs a batch of at least two images");
+        let mut total: Option<Tensor> = None;
+        for n in 0..b {
+            let w = n as f64 / (b - 1) as f64;
+            let term = ((a1.narrow(0, n, 1)?.narrow(1, unit1, 1)?.mean_all()? * (1.0 - w))?
+                + (a2.narrow(0, n, 1)?.narrow(1, unit2, 1)?.mean_all()? * w)?)?;
+            total = Some(match total {
+                None => term,
+                Some(t) => (t + term)?,
+            });
+        }
+        Ok(total.expect("b >= 2").neg()?)
+    })
+}
+
+/// Lucent's `alignment`: a penalty (positive) on the squared difference of `layer` between
+/// images `i` and `i + d` of the batch, `Σ_{d=1..4} Σ_i mean((a_i − a_{i+d})²) / ratio^d`, so
+/// that neighbouring images of an interpolation stay alike.
+pub fn alignment(layer: &str, decay_ratio: f64) -> Objective {
+    let l = layer.to_owned();
+    Objective::new(vec![layer.into()], format!("alignment {layer}"), move |acts, _| {
+        let a = acts.get(&l)?;
+        let b = a.dim(0)?;
+        let mut total = a.zeros_like()?.sum_all()?;
+        for d in 1..=4usize {
+            for i in 0..b.saturating_sub(d) {
+                let diff = (a.narrow(0, i, 1)? - a.narrow(0, i + d, 1)?)?.sqr()?.mean_all()?;
+                total = (total + (diff / decay_ratio.powi(d as i32))?)?;
+            }
+        }
+        Ok(total)
+    })
+}
+
+/// Lucent's `blur_input_each_step`: `−½ Σ (x − blur(x))²`, the blurred image held fixed (no
+/// gradient). Subtracted, `obj − k·blur_input_each_step()`, each step moves the image a
+/// fraction `k` of the way towards its own 3 × 3 blur: a smoothness prior.
+pub fn blur_input_each_step() -> Objective {
+    Objective::new(vec![], "blur input".into(), move |_, x| {
+        let (_, c, _, _) = x.dims4()?;
+        let k = Tensor::new(&[[0.5f32, 1.0, 0.5], [1.0, 1.0, 1.0], [0.5, 1.0, 0.5]], x.device())?;
+        let k = k.reshape((1, 1, 3, 3))?.repeat((c, 1, 1, 1))?;
+        let d = x.detach();
+        let blur = (d.conv2d(&k, 1, 1, 1, c)? / d.ones_like()?.conv2d(&k, 1, 1, 1, c)?)?;
+        Ok(((x - blur)?.sqr()?.sum_all()? * -0.5)?)
+    })
+}
+
 trait DiagonalSum {
     fn diagonal_sum(&self) -> candle_core::Result<Tensor>;
 }

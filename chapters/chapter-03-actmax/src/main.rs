@@ -1,0 +1,146 @@
+//! Chapter 3: activation maximisation. Naive gradient ascent on pixels, why it makes noise, and
+//! the recipe that makes features visible (a decorrelated Fourier parametrisation and random
+//! transformations); units from early to late layers; channel and neuron objectives; and a
+//! circuit: a unit with the units of the previous layer that feed it most.
+use anyhow::Result;
+use clap::Parser;
+use vision_interp::cli::{CommonArgs, Session};
+use vision_interp::figure::{GridSpec, Panel};
+use vision_interp::models::{self, parse_unit, Model};
+use vision_interp::optvis::{objective, render, ImageParam, ImageSpec, Objective, RenderConfig, Space};
+
+vision_interp::fast_allocator!();
+
+#[derive(Parser)]
+#[command(about = "Activation maximisation: what makes a unit fire")]
+struct Args {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// The unit of the parametrisation comparison, `layer:unit` [default: stage5:12 for
+    /// Lite0, mixed4a:476 for InceptionV1, else the first unit of the middle layer]
+    #[arg(long)]
+    unit: Option<String>,
+    /// Optimisation steps per render [default: 128; 24 with --quick; Lucent uses 512]
+    #[arg(long)]
+    steps: Option<usize>,
+}
+
+/// Renders `objective` (one image per batch entry) and returns the final images as panels.
+fn visualise(
+    s: &mut Session,
+    m: &dyn Model,
+    obj: &Objective,
+    spec: ImageSpec,
+    cfg: &RenderConfig,
+    labels: &[String],
+) -> Result<Vec<Panel>> {
+    let param = ImageParam::new(&spec, &mut s.rng, &s.device)?;
+    let out = render(m, obj, &param, cfg, &mut s.rng)?;
+    let (_, images) = out.images.last().expect("the last step is kept");
+    println!("{:<60} loss {:>9.3} → {:>9.3}", obj.name, out.losses[0], out.losses.last().unwrap());
+    labels.iter().enumerate().map(|(i, l)| Panel::image(&images.get(i)?, l.clone())).collect()
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let mut s = Session::start(&args.common, "chapter-03-actmax")?;
+    let model = models::load(&args.common.model, args.common.weights.as_deref(), &s.device)?;
+    let m = model.as_ref();
+    let steps = args.steps.unwrap_or(if s.quick { 24 } else { 128 });
+    let (size, input) = if s.quick { (64, 128) } else { (128, 224) };
+    let recipe = RenderConfig { steps, min_input: Some(input), ..Default::default() };
+    let spec_unit = args.unit.clone().unwrap_or_else(|| match m.name() {
+        "efficientnet-lite0" => "stage5:12".into(),
+        "inceptionv1" => "mixed4a:476".into(),
+        _ => format!("{}:0", m.layers()[m.layers().len() / 2].name),
+    });
+    let unit = parse_unit(m, &spec_unit)?;
+    let caption = |what: &str| format!("{what}, {}, {steps} steps", m.name());
+
+    // ANCHOR: ablation
+    let target = objective::channel(&unit.layer, unit.unit, None);
+    let pixel = ImageSpec { space: Space::Pixel, decorrelate: false, ..ImageSpec::square(size) };
+    let bare = RenderConfig { transforms: vec![], ..recipe.clone() };
+    let penalised = target.clone() + 0.05 * objective::l2(0.5) + 0.002 * objective::total_variation();
+    let runs = [
+        ("pixels", &target, pixel, &bare),
+        ("pixels + L2 + TV", &penalised, pixel, &bare),
+        ("Fourier + colour", &target, ImageSpec::square(size), &bare),
+        ("+ transforms", &target, ImageSpec::square(size), &recipe),
+    ];
+    let mut row = Vec::new();
+    for (label, obj, spec, cfg) in runs {
+        row.extend(visualise(&mut s, m, obj, spec, cfg, &[label.to_string()])?);
+    }
+    // ANCHOR_END: ablation
+    let spec = GridSpec::new(200).title(&caption(&format!("Maximising channel {spec_unit}")));
+    s.save_grid(&[row], &spec, (m.name(), &spec_unit.replace(':', "-"), "parametrisations"))?;
+
+    // ANCHOR: layers
+    let layers: Vec<&str> = m.layers().iter().map(|l| l.name.as_str()).filter(|l| *l != "logits").collect();
+    let units: Vec<(String, usize)> =
+        layers.iter().map(|l| (l.to_string(), 7 % m.layer(l).map_or(1, |i| i.channels))).collect();
+    let batch: Vec<Objective> =
+        units.iter().enumerate().map(|(b, (l, u))| objective::channel(l, *u, Some(b))).collect();
+    let labels: Vec<String> = units.iter().map(|(l, u)| format!("{l}:{u}")).collect();
+    let spec = ImageSpec { batch: units.len(), ..ImageSpec::square(size) };
+    let row = visualise(&mut s, m, &Objective::sum(batch)?, spec, &recipe, &labels)?;
+    // ANCHOR_END: layers
+    s.save_grid(
+        &[row],
+        &GridSpec::new(150).title(&caption("Channel 7 of every layer, early to late")),
+        (m.name(), "layers", "channels"),
+    )?;
+
+    // ANCHOR: neuron
+    let both = objective::channel(&unit.layer, unit.unit, Some(0))
+        + objective::neuron(&unit.layer, unit.unit, Some(1));
+    let spec = ImageSpec { batch: 2, ..ImageSpec::square(size) };
+    let row = visualise(
+        &mut s,
+        m,
+        &both,
+        spec,
+        &recipe,
+        &["channel (everywhere)".into(), "neuron (centre only)".into()],
+    )?;
+    // ANCHOR_END: neuron
+    s.save_grid(
+        &[row],
+        &GridSpec::new(200).title(&caption(&format!("{spec_unit}: channel and neuron"))),
+        (m.name(), &spec_unit.replace(':', "-"), "channel-neuron"),
+    )?;
+
+    circuit(&mut s, m, &recipe, size, steps)?;
+    s.finish();
+    Ok(())
+}
+
+/// A unit of `head` and the `stage6` units that excite (and inhibit) it most, through the
+/// actual weights of the 1×1 convolution between them.
+fn circuit(s: &mut Session, m: &dyn Model, recipe: &RenderConfig, size: usize, steps: usize) -> Result<()> {
+    let (from, to, unit) = match m.name() {
+        "inceptionv1" => ("mixed4a", "mixed4b_1x1", 0),
+        _ => ("stage6", "head", 7),
+    };
+    let Ok(w) = m.connection(from, to) else {
+        eprintln!("skipped the circuit figure: {} has no known direct connection {from} → {to}", m.name());
+        return Ok(());
+    };
+    // ANCHOR: circuit
+    let weights: Vec<f32> = w.get(unit)?.to_vec1()?; // how each `from` unit feeds `to:unit`
+    let mut order: Vec<usize> = (0..weights.len()).collect();
+    order.sort_by(|&a, &b| weights[b].total_cmp(&weights[a]));
+    let picks: Vec<usize> = order[..4].iter().chain(order[order.len() - 2..].iter()).copied().collect();
+    let mut objs = vec![objective::channel(to, unit, Some(0))];
+    let mut labels = vec![format!("{to}:{unit}")];
+    for (b, &j) in picks.iter().enumerate() {
+        objs.push(objective::channel(from, j, Some(b + 1)));
+        labels.push(format!("{from}:{j} (w = {:+.2})", weights[j]));
+    }
+    let spec = ImageSpec { batch: objs.len(), ..ImageSpec::square(size) };
+    let row = visualise(s, m, &Objective::sum(objs)?, spec, recipe, &labels)?;
+    // ANCHOR_END: circuit
+    let title = format!("A circuit: {to}:{unit} and its strongest inputs, {}, {steps} steps", m.name());
+    s.save_grid(&[row], &GridSpec::new(170).title(&title), (m.name(), &format!("{to}-{unit}"), "circuit"))
+}

@@ -1,0 +1,41 @@
+"""PyTorch peer of `bench render`: Lucent's render_vis at its defaults (128-px FFT image with
+decorrelated colour, standard transforms, upsampled to 224, Adam 0.05) on InceptionV1 with the
+weights the Rust side wrote; one unit, then a batch of units (one image per unit). Prints one
+JSON object."""
+import argparse
+import json
+import time
+
+import torch
+from safetensors.torch import load_file
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--weights", required=True)
+    p.add_argument("--unit", default="mixed4a:476")
+    p.add_argument("--steps", type=int, default=512)
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--threads", type=int, default=2)
+    a = p.parse_args()
+    torch.set_num_threads(a.threads)
+    from lucent.modelzoo import inceptionv1
+    from lucent.optvis import objectives, param, render
+
+    net = inceptionv1(pretrained=False)
+    net.load_state_dict(load_file(a.weights))
+    net.eval()
+    kw = dict(thresholds=(a.steps,), show_image=False, progress=False)
+    t = time.perf_counter()
+    render.render_vis(net, a.unit, **kw)
+    single = time.perf_counter() - t
+    layer, unit = a.unit.split(":")
+    obj = objectives.Objective.sum([objectives.channel(layer, int(unit) + b, batch=b) for b in range(a.batch)])
+    t = time.perf_counter()
+    render.render_vis(net, obj, param_f=lambda: param.image(128, batch=a.batch), **kw)
+    batch = time.perf_counter() - t
+    print(json.dumps({"name": f"Lucent 0.1.8 (PyTorch {torch.__version__})", "single_s": single, "batch_s": batch}))
+
+
+if __name__ == "__main__":
+    main()
