@@ -387,3 +387,30 @@ fn channel_bias_matches_broadcast_add() {
     let e = same_f32(ops::add_channel_bias, |x, b| x.broadcast_add(&b.reshape((1, 3, 1, 1))?), &x, &b);
     assert!(e < 1e-6, "relative difference {e}");
 }
+
+#[test]
+fn one_by_one_convolution_of_one_image_matches_candle() {
+    let x = rand64(47, &[1, 5, 4, 3]).to_dtype(DType::F32).unwrap();
+    let w = rand64(48, &[6, 5, 1, 1]).to_dtype(DType::F32).unwrap();
+    let b = rand64(49, &[6]).to_dtype(DType::F32).unwrap();
+    let e = same_f32(
+        |x, w| ops::conv2d_padded(x, w, Some(&b), 1, [0; 4]),
+        |x, w| x.conv2d(w, 0, 1, 1, 1)?.broadcast_add(&b.reshape((1, 6, 1, 1))?),
+        &x,
+        &w,
+    );
+    assert!(e < 1e-5, "relative difference {e}");
+}
+
+#[test]
+fn fused_bias_and_relu6_match_their_parts() {
+    let x = rand64(82, &[2, 3, 4, 5]).to_dtype(DType::F32).unwrap().affine(4.0, 2.0).unwrap();
+    let b = rand64(83, &[3]).to_dtype(DType::F32).unwrap();
+    let e = same_f32(
+        ops::add_channel_bias_relu6,
+        |x, b| x.broadcast_add(&b.reshape((1, 3, 1, 1))?)?.clamp(0f32, 6f32),
+        &x,
+        &b,
+    );
+    assert!(e < 1e-6, "relative difference {e}");
+}

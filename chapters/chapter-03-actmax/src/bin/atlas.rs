@@ -51,7 +51,8 @@ fn parse_range(s: &str) -> Result<std::ops::Range<usize>> {
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    let mut s = Session::start(&args.common, "chapter-03-actmax")?;
+    // The atlas figure goes to book/figures/appendix-atlas/ (the book's appendix page).
+    let mut s = Session::start(&args.common, "appendix-atlas")?;
     let model = models::load(&args.common.model, args.common.weights.as_deref(), &s.device)?;
     let m = model.as_ref();
     let steps = args.steps.unwrap_or(if s.quick { 16 } else { 128 });

@@ -128,18 +128,18 @@ impl Module for ConvBn {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let y = if self.depthwise {
             let x = ops::pad_same(x, self.kernel, self.stride)?;
-            let y = ops::depthwise_conv2d(&x, &self.weight, self.stride)?;
-            ops::add_channel_bias(&y, &self.bias)?
+            ops::depthwise_conv2d(&x, &self.weight, self.stride)?
         } else {
             let (_, _, h, w) = x.dims4()?;
             let (top, bottom) = ops::same_padding(h, self.kernel, self.stride);
             let (left, right) = ops::same_padding(w, self.kernel, self.stride);
-            ops::conv2d_padded(x, &self.weight, Some(&self.bias), self.stride, [top, bottom, left, right])?
+            ops::conv2d_padded(x, &self.weight, None, self.stride, [top, bottom, left, right])?
         };
+        // The folded BatchNorm's bias and the ReLU6 in one pass.
         if self.relu6 {
-            ops::relu6(&y)
+            ops::add_channel_bias_relu6(&y, &self.bias)
         } else {
-            Ok(y)
+            ops::add_channel_bias(&y, &self.bias)
         }
     }
 }

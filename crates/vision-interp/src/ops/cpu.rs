@@ -534,9 +534,12 @@ impl CustomOp2 for RedirectedReluGrad {
     }
 }
 
-/// `y = x + b[c]` for `x` `(N, C, H, W)` and `b` `(C)`. Candle's `broadcast_add` would compute
-/// the bias gradient by a strided reduction over three axes; here it is one sum per plane.
-pub struct ChannelBias;
+/// `y = x + b[c]` for `x` `(N, C, H, W)` and `b` `(C)`, followed by ReLU6 when `relu6` is set
+/// (one pass instead of two). Candle's `broadcast_add` would compute the bias gradient by a
+/// strided reduction over three axes; here it is one sum per plane.
+pub struct ChannelBias {
+    pub relu6: bool,
+}
 
 impl CustomOp2 for ChannelBias {
     fn name(&self) -> &'static str {
@@ -558,8 +561,14 @@ impl CustomOp2 for ChannelBias {
         let mut y = vec![0f32; x.len()];
         y.par_chunks_mut(h * w).zip(x.par_chunks(h * w)).enumerate().for_each(|(plane, (out, inp))| {
             let bv = b[plane % c];
-            for (o, &v) in out.iter_mut().zip(inp) {
-                *o = v + bv;
+            if self.relu6 {
+                for (o, &v) in out.iter_mut().zip(inp) {
+                    *o = (v + bv).clamp(0.0, 6.0);
+                }
+            } else {
+                for (o, &v) in out.iter_mut().zip(inp) {
+                    *o = v + bv;
+                }
             }
         });
         Ok((CpuStorage::F32(y), l1.shape().clone()))
@@ -569,10 +578,12 @@ impl CustomOp2 for ChannelBias {
         &self,
         _x: &Tensor,
         b: &Tensor,
-        _res: &Tensor,
+        res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let grad = grad.contiguous()?;
+        // ReLU6's gradient is 1 strictly inside (0, 6): read it off the output.
+        let grad = if self.relu6 { res.apply_op2_no_bwd(&grad, &Relu6Grad)? } else { grad };
         let db = match b.track_op() {
             true => Some(grad.apply_op1_no_bwd(&ChannelSum)?.reshape(b.shape())?),
             false => None,

@@ -224,6 +224,15 @@ pub fn conv2d_padded(
             None => Ok(y),
         };
     }
+    if k == 1 && stride == 1 && top + bottom + left + right == 0 && n == 1 {
+        // A 1×1 convolution of one image is the matrix product itself: no column copy.
+        let y = lean_matmul(&weight.reshape((o, c))?, &x.contiguous()?.reshape((c, h * w))?)?;
+        let y = y.reshape((1, o, h, w))?;
+        return match bias {
+            Some(b) => add_channel_bias(&y, b),
+            None => Ok(y),
+        };
+    }
     let oh = (h + top + bottom - k) / stride + 1;
     let ow = (w + left + right - k) / stride + 1;
     let op = cpu::Im2Col { k, stride, pad_top: top, pad_left: left, oh, ow, ones_row: bias.is_some() };
@@ -300,9 +309,18 @@ pub fn local_response_norm(x: &Tensor, size: usize, alpha: f64, beta: f64, k: f6
 /// with a fast bias gradient on the CPU, `broadcast_add` elsewhere).
 pub fn add_channel_bias(x: &Tensor, b: &Tensor) -> Result<Tensor> {
     if matches!(x.device(), Device::Cpu) && x.dtype() == DType::F32 && b.dtype() == DType::F32 {
-        x.contiguous()?.apply_op2(&b.contiguous()?, cpu::ChannelBias)
+        x.contiguous()?.apply_op2(&b.contiguous()?, cpu::ChannelBias { relu6: false })
     } else {
         x.broadcast_add(&b.reshape((1, (), 1, 1))?)
+    }
+}
+
+/// `relu6(x + b)` with one bias value per channel: one fused pass on the CPU.
+pub fn add_channel_bias_relu6(x: &Tensor, b: &Tensor) -> Result<Tensor> {
+    if matches!(x.device(), Device::Cpu) && x.dtype() == DType::F32 && b.dtype() == DType::F32 {
+        x.contiguous()?.apply_op2(&b.contiguous()?, cpu::ChannelBias { relu6: true })
+    } else {
+        relu6(&x.broadcast_add(&b.reshape((1, (), 1, 1))?)?)
     }
 }
 
