@@ -119,7 +119,7 @@ pub fn diversity(layer: &str) -> Objective {
 pub fn channel_interpolate(layer1: &str, unit1: usize, layer2: &str, unit2: usize) -> Objective {
     let (l1, l2) = (layer1.to_owned(), layer2.to_owned());
     let name = format!("interpolate {layer1}:{unit1} → {layer2}:{unit2}");
-    Objective::new(merged(&[l1.clone()], &[l2.clone()]), name, move |acts, _| {
+    Objective::new(merged(std::slice::from_ref(&l1), std::slice::from_ref(&l2)), name, move |acts, _| {
         let (a1, a2) = (acts.get(&l1)?, acts.get(&l2)?);
         let b = a1.dim(0)?;
         ensure!(b >= 2, "channel_interpolate needs a batch of at least two images");
