@@ -37,7 +37,8 @@ fn visualise(
     let param = ImageParam::new(&spec, &mut s.rng, &s.device)?;
     let out = render(m, obj, &param, cfg, &mut s.rng)?;
     let (_, images) = out.images.last().expect("the last step is kept");
-    println!("{:<60} loss {:>9.3} → {:>9.3}", obj.name, out.losses[0], out.losses.last().unwrap());
+    let what = if labels.len() == 1 { format!("{}: {}", labels[0], obj.name) } else { obj.name.clone() };
+    println!("{what:<60} loss {:>9.3} → {:>9.3}", out.losses[0], out.losses.last().unwrap());
     labels.iter().enumerate().map(|(i, l)| Panel::image(&images.get(i)?, l.clone())).collect()
 }
 

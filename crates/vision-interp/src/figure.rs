@@ -239,6 +239,23 @@ fn wrap(text: &str, max_chars: usize) -> Vec<String> {
     lines
 }
 
+/// Splits `text` at spaces into lines no wider than `max_px` in `font` (a single word wider
+/// than that stays on its own line).
+fn wrap_to_width(text: &str, font: &FontDesc, max_px: u32) -> Vec<String> {
+    let fits = |s: &str| font.box_size(s).map(|(w, _)| w <= max_px).unwrap_or(true);
+    let mut lines: Vec<String> = Vec::new();
+    for word in text.split_whitespace() {
+        match lines.last_mut() {
+            Some(line) if fits(&format!("{line} {word}")) => {
+                line.push(' ');
+                line.push_str(word);
+            }
+            _ => lines.push(word.to_string()),
+        }
+    }
+    lines
+}
+
 /// Draws rows of panels with an optional title, column titles and row titles.
 pub fn grid(rows: &[Vec<Panel>], spec: &GridSpec) -> Result<RgbImage> {
     register_fonts();
@@ -259,16 +276,23 @@ pub fn grid(rows: &[Vec<Panel>], spec: &GridSpec) -> Result<RgbImage> {
         .max()
         .unwrap_or(0) as u32;
     let label_h = label_lines * (FONT_PX + 3);
-    let title_h = if spec.title.is_empty() { 0 } else { FONT_PX + 12 };
+    let left = if spec.row_titles.is_empty() { 0 } else { 130 };
+    let width = left + ncols * (cell + PAD) + PAD;
+    // A title wider than the grid is wrapped onto more lines.
+    let title_font = ("sans-serif", (FONT_PX + 2) as f64).into_font();
+    let title_lines = wrap_to_width(&spec.title, &title_font, width.saturating_sub(2 * PAD));
+    let title_h = match title_lines.len() {
+        0 => 0,
+        1 => FONT_PX + 12,
+        n => n as u32 * (FONT_PX + 6) + 6,
+    };
     let header_h = if spec.col_titles.is_empty() {
         0
     } else {
         spec.col_titles.iter().map(|t| wrap(t, max_chars).len() as u32).max().unwrap_or(0) * (FONT_PX + 3)
             + 2 * PAD
     };
-    let left = if spec.row_titles.is_empty() { 0 } else { 130 };
     let row_h = cell_h + label_h + PAD;
-    let width = left + ncols * (cell + PAD) + PAD;
     let height = title_h + header_h + rows.len() as u32 * row_h + PAD;
     let mut buf = vec![255u8; (width * height * 3) as usize];
     {
@@ -277,13 +301,10 @@ pub fn grid(rows: &[Vec<Panel>], spec: &GridSpec) -> Result<RgbImage> {
             |anchor| TextStyle::from(("sans-serif", FONT_PX as f64).into_font()).color(&BLACK).pos(anchor);
         let centre = Pos::new(HPos::Center, VPos::Top);
         let draw_err = |e| anyhow!("drawing failed: {e:?}");
-        if !spec.title.is_empty() {
-            root.draw(&Text::new(
-                spec.title.clone(),
-                ((width / 2) as i32, 6),
-                TextStyle::from(("sans-serif", (FONT_PX + 2) as f64).into_font()).pos(centre),
-            ))
-            .map_err(draw_err)?;
+        for (k, line) in title_lines.into_iter().enumerate() {
+            let y = 6 + k as i32 * (FONT_PX + 6) as i32;
+            root.draw(&Text::new(line, ((width / 2) as i32, y), TextStyle::from(title_font.clone()).pos(centre)))
+                .map_err(draw_err)?;
         }
         for (c, t) in spec.col_titles.iter().enumerate() {
             let x = left + PAD + c as u32 * (cell + PAD) + cell / 2;

@@ -127,13 +127,28 @@ pub trait Model {
     /// The layer called `name`, or an error listing the layers that exist.
     fn layer(&self, name: &str) -> Result<&LayerInfo> {
         self.layers().iter().find(|l| l.name == name).with_context(|| {
-            format!(
-                "{} has no layer `{name}`; its layers are: {}",
-                self.name(),
-                self.layers().iter().map(|l| l.name.as_str()).collect::<Vec<_>>().join(", ")
-            )
+            let names: Vec<&str> = self.layers().iter().map(|l| l.name.as_str()).collect();
+            let close = closest(&names, name);
+            let hint = if close.is_empty() { String::new() } else { format!(" (closest: {})", close.join(", ")) };
+            format!("{} has no layer `{name}`{hint}; its layers are: {}", self.name(), names.join(", "))
         })
     }
+}
+
+/// The layer names that share the longest prefix with `name` (at most eight, branch layers
+/// left out when `name` has no `_`): the likely intended ones.
+fn closest<'a>(names: &[&'a str], name: &str) -> Vec<&'a str> {
+    let common = |a: &str| a.chars().zip(name.chars()).take_while(|(x, y)| x == y).count();
+    let best = names.iter().map(|n| common(n)).max().unwrap_or(0);
+    if best < 2 {
+        return Vec::new();
+    }
+    names
+        .iter()
+        .filter(|n| common(n) == best && (name.contains('_') || !n.contains('_')))
+        .take(8)
+        .copied()
+        .collect()
 }
 
 /// A unit written `layer:unit` (`stage4:17`).
