@@ -303,8 +303,12 @@ pub fn grid(rows: &[Vec<Panel>], spec: &GridSpec) -> Result<RgbImage> {
         let draw_err = |e| anyhow!("drawing failed: {e:?}");
         for (k, line) in title_lines.into_iter().enumerate() {
             let y = 6 + k as i32 * (FONT_PX + 6) as i32;
-            root.draw(&Text::new(line, ((width / 2) as i32, y), TextStyle::from(title_font.clone()).pos(centre)))
-                .map_err(draw_err)?;
+            root.draw(&Text::new(
+                line,
+                ((width / 2) as i32, y),
+                TextStyle::from(title_font.clone()).pos(centre),
+            ))
+            .map_err(draw_err)?;
         }
         for (c, t) in spec.col_titles.iter().enumerate() {
             let x = left + PAD + c as u32 * (cell + PAD) + cell / 2;

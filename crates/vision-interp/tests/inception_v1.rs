@@ -77,7 +77,10 @@ fn inceptionv1_lists_lucents_layers_and_rejects_unknown_units() {
     }
     assert_eq!(m.classes()[229], "strawberry");
     let err = format!("{:#}", parse_unit(&m, "mixed4z:3").unwrap_err());
-    assert!(err.contains("no layer `mixed4z` (closest: mixed4a, mixed4b, mixed4c, mixed4d, mixed4e)"), "{err}");
+    assert!(
+        err.contains("no layer `mixed4z` (closest: mixed4a, mixed4b, mixed4c, mixed4d, mixed4e)"),
+        "{err}"
+    );
     assert!(err.contains("mixed4a_3x3_bottleneck"), "the full list follows: {err}");
     let err = format!("{:#}", parse_unit(&m, "mixed4a:9999").unwrap_err());
     assert!(err.contains("units 0..=507"), "{err}");

@@ -129,7 +129,8 @@ pub trait Model {
         self.layers().iter().find(|l| l.name == name).with_context(|| {
             let names: Vec<&str> = self.layers().iter().map(|l| l.name.as_str()).collect();
             let close = closest(&names, name);
-            let hint = if close.is_empty() { String::new() } else { format!(" (closest: {})", close.join(", ")) };
+            let hint =
+                if close.is_empty() { String::new() } else { format!(" (closest: {})", close.join(", ")) };
             format!("{} has no layer `{name}`{hint}; its layers are: {}", self.name(), names.join(", "))
         })
     }
