@@ -47,6 +47,12 @@ pub struct Vgg16 {
     card: ModelCard,
 }
 
+/// The classifier: timm's `head.fc` is a plain linear layer, unlike `pre_logits`.
+fn linear_head(store: &WeightStore, timm: bool) -> Result<(Tensor, Tensor)> {
+    let name = if timm { "head.fc" } else { "classifier.6" };
+    Ok((store.get(&format!("{name}.weight"), &[1000, 4096])?, store.get(&format!("{name}.bias"), &[1000])?))
+}
+
 impl Vgg16 {
     pub fn load(weights: Option<&Path>, device: &Device) -> Result<Self> {
         let path = crate::weights::resolve(&WEIGHTS, weights)?;
@@ -69,11 +75,13 @@ impl Vgg16 {
             }
         }
         let timm = store.contains("pre_logits.fc1.weight");
+        // timm stores the three linear layers as convolutions: (out, in) becomes (out, c, k, k).
         let linear = |timm_name: &str, tv_name: &str, out: usize, inp: usize| -> Result<(Tensor, Tensor)> {
             Ok(if timm {
-                let w =
-                    store.raw(&format!("{timm_name}.weight")).map(|t| t.dims().to_vec()).unwrap_or_default();
-                let w = store.get(&format!("{timm_name}.weight"), &w)?.reshape((out, inp))?;
+                let k = if inp == 512 * 7 * 7 { 7 } else { 1 };
+                let w = store
+                    .get(&format!("{timm_name}.weight"), &[out, inp / (k * k), k, k])?
+                    .reshape((out, inp))?;
                 (w, store.get(&format!("{timm_name}.bias"), &[out])?)
             } else {
                 (
@@ -85,7 +93,7 @@ impl Vgg16 {
         let fc = [
             linear("pre_logits.fc1", "classifier.0", 4096, 512 * 7 * 7)?,
             linear("pre_logits.fc2", "classifier.3", 4096, 4096)?,
-            linear("head.fc", "classifier.6", 1000, 4096)?,
+            linear_head(store, timm)?,
         ];
         let card = ModelCard {
             name: "vgg16".into(),

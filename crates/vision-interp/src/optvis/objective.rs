@@ -108,7 +108,8 @@ pub fn diversity(layer: &str) -> Objective {
         let g = f.matmul(&f.transpose(1, 2)?)?.reshape((b, c * c))?;
         let g = g.broadcast_div(&g.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12f32, f32::MAX)?)?;
         let sim = g.matmul(&g.t()?)?; // (B, B)
-        let off_diagonal = (sim.sum_all()? - sim.to_dtype(candle_core::DType::F32)?.diagonal_sum()?)?;
+        let eye = Tensor::eye(b, sim.dtype(), sim.device())?;
+        let off_diagonal = (sim.sum_all()? - (&sim * eye)?.sum_all()?)?;
         Ok((off_diagonal / b as f64)?.neg()?)
     })
 }
@@ -168,18 +169,6 @@ pub fn blur_input_each_step() -> Objective {
         let blur = (d.conv2d(&k, 1, 1, 1, c)? / d.ones_like()?.conv2d(&k, 1, 1, 1, c)?)?;
         Ok(((x - blur)?.sqr()?.sum_all()? * -0.5)?)
     })
-}
-
-trait DiagonalSum {
-    fn diagonal_sum(&self) -> candle_core::Result<Tensor>;
-}
-
-impl DiagonalSum for Tensor {
-    fn diagonal_sum(&self) -> candle_core::Result<Tensor> {
-        let n = self.dim(0)?;
-        let eye = Tensor::eye(n, self.dtype(), self.device())?;
-        (self * eye)?.sum_all()
-    }
 }
 
 /// Lucid's L1 penalty on the image, `Σ|x − c|`, returned positive so that `obj + k·l1(c)`
