@@ -17,6 +17,7 @@ use vision_interp::device::{describe, select_device, DeviceChoice};
 
 vision_interp::fast_allocator!();
 
+mod devices;
 mod models;
 mod render;
 mod training;
@@ -45,6 +46,8 @@ enum What {
     Models(models::Args),
     /// Feature visualisation at Lucent's defaults on InceptionV1: one render, and a batch
     Render(render::Args),
+    /// The CPU against --device: forward passes, gradients, a render, training steps
+    Devices(devices::Args),
 }
 
 /// One measured implementation: a name and seconds per operation.
@@ -98,6 +101,7 @@ fn main() -> Result<()> {
         What::Training(a) => training::run(a, &device, args.python.as_deref(), threads),
         What::Models(a) => models::run(a, &device, args.python.as_deref(), threads),
         What::Render(a) => render::run(a, &device, args.python.as_deref(), threads),
+        What::Devices(a) => devices::run(a, &device),
     }
 }
 

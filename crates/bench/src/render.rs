@@ -28,16 +28,19 @@ pub fn run(a: &Args, device: &Device, python: Option<&Path>, threads: usize) -> 
     candle_core::safetensors::save(&hash_init::tensors(&tensor_shapes(), 0, &Device::Cpu)?, &weights)?;
     let m = InceptionV1::load(Some(&weights), device)?;
     let cfg = RenderConfig { steps: a.steps, progress: false, ..Default::default() };
-    let time_render = |obj: &Objective, batch: usize| -> Result<f64> {
+    let warmup = RenderConfig { steps: 4, ..cfg.clone() };
+    let time_render = |obj: &Objective, batch: usize, cfg: &RenderConfig| -> Result<f64> {
         let mut rng = vision_interp::rng::seeded(0);
         let p = ImageParam::new(&ImageSpec { batch, ..ImageSpec::square(128) }, &mut rng, device)?;
         let t = std::time::Instant::now();
-        render(&m, obj, &p, &cfg, &mut rng)?;
+        render(&m, obj, &p, cfg, &mut rng)?;
         Ok(t.elapsed().as_secs_f64())
     };
-    let single = time_render(&objective::channel("mixed4a", 476, None), 1)?;
+    // Warm-up (on a GPU, the first use of each kernel loads it).
+    time_render(&objective::channel("mixed4a", 476, None), 1, &warmup)?;
+    let single = time_render(&objective::channel("mixed4a", 476, None), 1, &cfg)?;
     let batch_obj = Objective::sum((0..a.batch).map(|b| objective::channel("mixed4a", 476 + b, Some(b))))?;
-    let batch = time_render(&batch_obj, a.batch)?;
+    let batch = time_render(&batch_obj, a.batch, &cfg)?;
     let mut one = vec![Timing { name: "Candle (this book)".into(), seconds: single }];
     let mut many = vec![Timing { name: "Candle (this book)".into(), seconds: batch }];
     if let Some(python) = python {

@@ -5,7 +5,7 @@ use candle_core::{Device, Tensor};
 use vision_interp::models::hash_init;
 use vision_interp::models::inception_v1::{tensor_shapes, InceptionV1};
 use vision_interp::optvis::{
-    objective, param, render, transform, ImageParam, ImageSpec, Objective, RenderConfig, Space,
+    cppn, objective, param, render, transform, ImageParam, ImageSpec, LowRes, Objective, RenderConfig, Space,
 };
 use vision_interp::rng::seeded;
 use vision_interp::weights::WeightStore;
@@ -123,6 +123,17 @@ fn each_objective_decreases_on_a_random_weight_model() {
         objective::channel("conv2d2", 1, None)
             + 1e-3 * objective::l2(0.5)
             + 1e-4 * objective::total_variation(),
+        objective::direction_neuron(
+            "mixed3b",
+            &Tensor::arange(0f32, 480.0, &Device::Cpu).unwrap().affine(1.0 / 480.0, -0.5).unwrap(),
+            None,
+            None,
+        ),
+        objective::channel_interpolate("mixed3a", 3, "mixed3b", 5)
+            + 0.1 * objective::alignment("mixed3a", 5.0),
+        objective::channel("mixed3a", 9, Some(1)) - 1e-3 * objective::l1(0.5),
+        objective::channel("conv2d1", 4, None) + objective::blur_input_each_step(),
+        objective::class_logit(&m, "tabby", None).unwrap(),
     ];
     for obj in objectives {
         let p = ImageParam::new(
@@ -198,4 +209,124 @@ fn atlas_resumes_after_an_interruption_to_the_same_images() {
     let again = atlas::run(&m, &job(parts.path(), None), &Device::Cpu).unwrap();
     assert_eq!((again.done, again.skipped), (0, 5));
     assert!("2/2".parse::<Shard>().is_err() && "x".parse::<Shard>().is_err());
+}
+
+#[test]
+fn class_logit_finds_classes_by_name_or_index_and_rejects_ambiguity() {
+    let m = model();
+    let tabby = objective::class_logit(&m, "tabby", None).unwrap();
+    assert!(tabby.name.contains("tabby"), "{}", tabby.name);
+    assert_eq!(tabby.layers, ["logits"]);
+    assert!(objective::class_logit(&m, "7", None).unwrap().name.starts_with("class_logit 7 "));
+    let err = objective::class_logit(&m, "no such animal", None).err().unwrap().to_string();
+    assert!(err.contains("no class"), "{err}");
+    let err = objective::class_logit(&m, "5000", None).err().unwrap().to_string();
+    assert!(err.contains("out of range"), "{err}");
+}
+
+#[test]
+fn lowres_tensors_have_lucents_shapes_and_shift_with_reflection() {
+    // Lucent's test_lowres: a (1, 3, 64, 64) tensor for a (6, 3, 128, 128) batch, with no
+    // offset, offset 5, and offset [1, False, 1, True] (down 1, right 1).
+    let spec =
+        ImageSpec { space: Space::Pixel, decorrelate: false, batch: 6, height: 128, width: 128, sd: 0.0 };
+    let mut shifted = Vec::new();
+    for offset in [(0, 0), (5, 5), (1, 1)] {
+        let p = ImageParam::new(&spec, &mut seeded(0), &Device::Cpu)
+            .unwrap()
+            .with_lowres(&[LowRes { offset, ..LowRes::shared(64) }], 0.01, &mut seeded(1))
+            .unwrap();
+        let vars = p.vars();
+        assert_eq!(vars[1].0, "lowres0");
+        assert_eq!(vars[1].1.dims(), &[1, 3, 64, 64]);
+        let raw = p.raw().unwrap();
+        assert_eq!(raw.dims(), &[6, 3, 128, 128]);
+        assert_eq!(p.image().unwrap().dims(), &[6, 3, 128, 128]);
+        // Shared: every image of the batch is the same.
+        assert_eq!(max_abs_diff(&raw.get(0).unwrap(), &raw.get(5).unwrap()), 0.0);
+        shifted.push(raw.get(0).unwrap().to_vec3::<f32>().unwrap());
+    }
+    // The corners of a 2× aligned upsampling are the tensor's corners, and a shift by (5, 5)
+    // reads row |y − 5| and column |x − 5| of the unshifted image.
+    let (plain, by5) = (&shifted[0], &shifted[1]);
+    for c in 0..3 {
+        for (y, x) in [(0, 0), (3, 9), (5, 5), (64, 100), (127, 127)] {
+            let (sy, sx) = ((y as i64 - 5).unsigned_abs() as usize, (x as i64 - 5).unsigned_abs() as usize);
+            assert_eq!(by5[c][y][x], plain[c][sy][sx], "channel {c} at ({y}, {x})");
+        }
+    }
+    // Lucent's `offset=True`: half the upsampling factor.
+    assert_eq!(LowRes::shared(64).half_offset(128, 128).offset, (1, 1));
+    assert_eq!(LowRes::shared(16).half_offset(128, 128).offset, (4, 4));
+}
+
+#[test]
+fn lowres_tensor_of_two_blends_across_the_batch() {
+    let spec = ImageSpec { space: Space::Pixel, decorrelate: false, batch: 5, height: 8, width: 8, sd: 0.0 };
+    let two = LowRes { batch: 2, ..LowRes::shared(8) };
+    let p = ImageParam::new(&spec, &mut seeded(0), &Device::Cpu)
+        .unwrap()
+        .with_lowres(&[two], 1.0, &mut seeded(1))
+        .unwrap();
+    let leaf = p.vars()[1].1.as_tensor().clone();
+    let raw = p.raw().unwrap();
+    // Aligned corners over the batch: image i is (1 − i/4)·first + (i/4)·last.
+    for i in 0..5 {
+        let t = i as f64 / 4.0;
+        let expect =
+            ((leaf.get(0).unwrap() * (1.0 - t)).unwrap() + (leaf.get(1).unwrap() * t).unwrap()).unwrap();
+        assert!(max_abs_diff(&raw.get(i).unwrap(), &expect) < 1e-6, "image {i}");
+    }
+    let err = ImageParam::new(&spec, &mut seeded(0), &Device::Cpu)
+        .unwrap()
+        .with_lowres(&[LowRes { batch: 6, ..LowRes::shared(8) }], 1.0, &mut seeded(1))
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("does not fit"), "{err}");
+}
+
+#[test]
+fn atan_matches_the_standard_library_and_its_derivative() {
+    let xs: Vec<f32> = (-400..=400).map(|i| i as f32 * 0.05).chain([-1e4, 1e4, 1e-7]).collect();
+    let x = candle_core::Var::new(xs.as_slice(), &Device::Cpu).unwrap();
+    let y = cppn::atan(x.as_tensor()).unwrap();
+    let g = y.sum_all().unwrap().backward().unwrap();
+    let dy = g.get(x.as_tensor()).unwrap().to_vec1::<f32>().unwrap();
+    for ((xi, yi), di) in xs.iter().zip(y.to_vec1::<f32>().unwrap()).zip(dy) {
+        assert!((yi - xi.atan()).abs() < 2e-6, "atan({xi}) = {yi}, expected {}", xi.atan());
+        let d = 1.0 / (1.0 + xi * xi);
+        assert!((di - d).abs() < 2e-5 * d.max(1e-3), "atan'({xi}) = {di}, expected {d}");
+    }
+}
+
+#[test]
+fn cppn_starts_grey_and_fits_xor() {
+    // Lucent's test_cppn_fits_xor: cppn(16), Adam 0.01, 200 steps; the loss pushes the corners
+    // (0, 0) and (−1, −1) to white and the other two to black.
+    let spec = ImageSpec { space: Space::Cppn { hidden: 24, layers: 8 }, ..ImageSpec::square(16) };
+    let p = ImageParam::new(&spec, &mut seeded(0), &Device::Cpu).unwrap();
+    let grey = p.image().unwrap();
+    assert_eq!(grey.dims(), &[1, 3, 16, 16]);
+    assert!(max_abs_diff(&grey, &grey.ones_like().unwrap().affine(0.5, 0.0).unwrap()) < 1e-6);
+    let corners = |img: &Tensor, y: usize, x: usize| img.narrow(2, y, 1).unwrap().narrow(3, x, 1).unwrap();
+    let xor = objective::custom("xor corners", move |_, img| {
+        let a = corners(img, 0, 0).sqr()?.sum_all()?;
+        let b = corners(img, 15, 0).affine(-1.0, 1.0)?.sqr()?.sum_all()?;
+        let c = corners(img, 15, 15).sqr()?.sum_all()?;
+        let d = corners(img, 0, 15).affine(-1.0, 1.0)?.sqr()?.sum_all()?;
+        Ok((a + b + c + d)?.neg()?)
+    });
+    let cfg = RenderConfig {
+        steps: 200,
+        lr: 0.01,
+        transforms: vec![],
+        min_input: None,
+        progress: false,
+        ..Default::default()
+    };
+    let r = render::render(&model(), &xor, &p, &cfg, &mut seeded(1)).unwrap();
+    let img = &r.images.last().unwrap().1;
+    let mean = |y, x| corners(img, y, x).mean_all().unwrap().to_scalar::<f32>().unwrap();
+    assert!(mean(0, 0) > 0.99 && mean(15, 15) > 0.99, "{} {}", mean(0, 0), mean(15, 15));
+    assert!(mean(15, 0) < 0.01 && mean(0, 15) < 0.01, "{} {}", mean(15, 0), mean(0, 15));
 }

@@ -2,12 +2,13 @@
 //! Lucent: image parametrisations ([`param`]), random transformations ([`transform`]),
 //! objectives with their algebra ([`objective`]) and the render loop ([`render`]).
 pub mod atlas;
+pub mod cppn;
 pub mod objective;
 pub mod param;
 pub mod render;
 pub mod transform;
 
 pub use objective::Objective;
-pub use param::{ImageParam, ImageSpec, Space};
+pub use param::{ImageParam, ImageSpec, LowRes, Space};
 pub use render::{render, RenderConfig, Rendered};
 pub use transform::{compose, Transform};

@@ -49,6 +49,14 @@ impl Objective {
     }
 }
 
+/// An objective on the image alone (Lucent accepts any callable): `f(image)` is the loss.
+pub fn custom(
+    name: &str,
+    f: impl Fn(&Activations, &Tensor) -> candle_core::Result<Tensor> + Send + Sync + 'static,
+) -> Objective {
+    Objective::new(vec![], name.to_owned(), move |a, x| Ok(f(a, x)?))
+}
+
 /// The activations of `layer`, restricted to image `batch` when given.
 fn acts_of(acts: &Activations, layer: &str, batch: Option<usize>) -> Result<Tensor> {
     let t = acts.get(layer)?;
@@ -94,6 +102,69 @@ pub fn direction(layer: &str, direction: &Tensor, batch: Option<usize>) -> Objec
             (a.sqr()?.sum_keepdim(1)?.sqrt()? * d.sqr()?.sum_all()?.sqrt()?.to_scalar::<f32>()? as f64)?;
         Ok(dot.broadcast_div(&norms.clamp(1e-8f32, f32::MAX)?)?.mean_all()?.neg()?)
     })
+}
+
+/// Lucent's `direction_neuron`: the cosine similarity of the channel vector at one position
+/// (`(y, x)`, by default the centre as in [`neuron`]) with `direction`, negated.
+pub fn direction_neuron(
+    layer: &str,
+    direction: &Tensor,
+    at: Option<(usize, usize)>,
+    batch: Option<usize>,
+) -> Objective {
+    let (l, d) = (layer.to_owned(), direction.clone());
+    Objective::new(vec![layer.into()], format!("direction_neuron {layer}"), move |acts, _| {
+        let a = acts_of(acts, &l, batch)?;
+        let (_, c, h, w) = a.dims4()?;
+        let (y, x) = at.unwrap_or((h / 2, w / 2));
+        ensure!(y < h && x < w, "direction_neuron: position ({y}, {x}) is outside {l}'s {h}×{w}");
+        let v = a.narrow(2, y, 1)?.narrow(3, x, 1)?.reshape(((), c))?;
+        let d = d.to_dtype(a.dtype())?.to_device(a.device())?.reshape((1, c))?;
+        let dot = v.broadcast_mul(&d)?.sum_keepdim(1)?;
+        let norms =
+            (v.sqr()?.sum_keepdim(1)?.sqrt()? * d.sqr()?.sum_all()?.sqrt()?.to_scalar::<f32>()? as f64)?;
+        Ok(dot.broadcast_div(&norms.clamp(1e-8f32, f32::MAX)?)?.mean_all()?.neg()?)
+    })
+}
+
+/// Lucid's `class_logit`: the logit of a class, summed over the batch (or of image `batch`),
+/// negated. `label` is a class name of the model (`"tabby"`, case ignored; a unique
+/// prefix or word also matches) or its index.
+pub fn class_logit(model: &dyn Model, label: &str, batch: Option<usize>) -> Result<Objective> {
+    let classes = model.classes();
+    let lower = label.trim().to_lowercase();
+    let class = match lower.parse::<usize>() {
+        Ok(i) if i < classes.len() => i,
+        Ok(i) => anyhow::bail!("{}: class {i} is out of range (0..{})", model.card().name, classes.len()),
+        Err(_) => {
+            let exact: Vec<usize> =
+                (0..classes.len()).filter(|&i| classes[i].to_lowercase() == lower).collect();
+            let loose: Vec<usize> = (0..classes.len())
+                .filter(|&i| {
+                    let c = classes[i].to_lowercase();
+                    c.starts_with(&lower) || c.split([',', ' ']).any(|w| w == lower)
+                })
+                .collect();
+            match (exact.as_slice(), loose.as_slice()) {
+                ([i], _) | ([], [i]) => *i,
+                ([], []) => anyhow::bail!("{} has no class `{label}`", model.card().name),
+                (_, many) => anyhow::bail!(
+                    "`{label}` matches several classes of {}: {}",
+                    model.card().name,
+                    many.iter()
+                        .take(8)
+                        .map(|&i| format!("{i} {}", classes[i]))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                ),
+            }
+        }
+    };
+    let name = format!("class_logit {class} ({})", classes[class]);
+    Ok(Objective::new(vec!["logits".into()], name, move |acts, _| {
+        let a = acts_of(acts, "logits", batch)?;
+        Ok(a.flatten_from(1)?.narrow(1, class, 1)?.sum_all()?.neg()?)
+    }))
 }
 
 /// Lucent's `diversity`: minus the mean pairwise similarity of the images' normalised Gram

@@ -4,6 +4,10 @@
 //! - **FFT** (Lucid/Lucent's default): a spectrum scaled by `1/max(f, 1/max(h, w))` (a 1/f
 //!   spectrum, as natural images have), turned into an image by an orthonormal inverse real
 //!   FFT written as four constant matrix products (Candle has no FFT), divided by 4;
+//! - **CPPN**: a small network from pixel coordinates to colour, whose weights are optimised
+//!   (see [`super::cppn`]);
+//! - **low-resolution shared tensors** ([`ImageParam::with_lowres`]): coarse images
+//!   interpolated up (over the batch too) and added, so that a batch shares structure;
 //! - **decorrelated colour**: three channels mixed by Lucid's square root of ImageNet's colour
 //!   covariance; then a sigmoid to valid RGB in (0, 1).
 use std::f64::consts::PI;
@@ -25,6 +29,47 @@ pub const COLOR_CORRELATION: [[f32; 3]; 3] = [
 pub enum Space {
     Pixel,
     Fft,
+    /// A CPPN with `layers` 1×1 convolutions of `hidden` channels (Lucent: 8 and 24); one image,
+    /// no colour decorrelation (the network's own sigmoid makes valid RGB). Optimise it with a
+    /// learning rate about ten times lower than an image's (Lucent's notebooks: 0.005).
+    Cppn {
+        hidden: usize,
+        layers: usize,
+    },
+}
+
+/// A low-resolution tensor `(batch, 3, height, width)` that is interpolated (bilinear, aligned
+/// corners, over the batch axis too) to the full image size and added before the colour
+/// transform: Lucent's `lowres_tensor`. With `batch = 1` every image of the batch shares it;
+/// with 2 it blends from the first image to the last. `offset` `(down, right)` shifts the
+/// result with reflected borders, as Lucent's `offset` does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LowRes {
+    pub batch: usize,
+    pub height: usize,
+    pub width: usize,
+    pub offset: (usize, usize),
+}
+
+impl LowRes {
+    /// A `size × size` tensor shared by the whole batch, not shifted.
+    pub fn shared(size: usize) -> Self {
+        Self { batch: 1, height: size, width: size, offset: (0, 0) }
+    }
+
+    /// Lucent's `offset=True` on both axes: half the upsampling factor.
+    pub fn half_offset(self, height: usize, width: usize) -> Self {
+        Self { offset: (height / self.height / 2, width / self.width / 2), ..self }
+    }
+}
+
+/// The constant maps of a [`LowRes`] tensor to the full batch.
+struct LowResMap {
+    var: Var,
+    batch: Tensor,
+    rows: Tensor,
+    cols: Tensor,
+    shift: Option<(Tensor, Tensor)>,
 }
 
 /// The constant matrices of the inverse real FFT, and the spectrum scale.
@@ -45,6 +90,8 @@ pub struct ImageParam {
     pub width: usize,
     vars: Vec<Var>,
     fourier: Option<Fourier>,
+    cppn: Option<super::cppn::Cppn>,
+    lowres: Vec<LowResMap>,
     color: Tensor,
 }
 
@@ -88,37 +135,92 @@ impl ImageParam {
     /// Lucent's `param.image(w, h, sd, batch, decorrelate, fft)`, values drawn from `rng`.
     pub fn new(spec: &ImageSpec, rng: &mut StdRng, device: &Device) -> Result<Self> {
         let ImageSpec { space, decorrelate, batch, height, width, sd } = *spec;
-        let (vars, fourier) = match space {
+        let (mut vars, mut fourier, mut cppn) = (Vec::new(), None, None);
+        match space {
             Space::Pixel => {
                 let v = crate::rng::randn(rng, (batch, 3, height, width), 0.0, sd, device)?;
-                (vec![Var::from_tensor(&v)?], None)
+                vars.push(Var::from_tensor(&v)?);
             }
             Space::Fft => {
                 let wf = width / 2 + 1;
                 let re = crate::rng::randn(rng, (batch, 3, height, wf), 0.0, sd, device)?;
                 let im = crate::rng::randn(rng, (batch, 3, height, wf), 0.0, sd, device)?;
-                (vec![Var::from_tensor(&re)?, Var::from_tensor(&im)?], Some(fourier(height, width, device)?))
+                vars = vec![Var::from_tensor(&re)?, Var::from_tensor(&im)?];
+                fourier = Some(fourier_of(height, width, device)?);
             }
-        };
+            Space::Cppn { hidden, layers } => {
+                if batch != 1 {
+                    anyhow::bail!("a CPPN parametrises one image (batch 1), not {batch}");
+                }
+                let net = super::cppn::Cppn::new(height, width, hidden, layers, rng, device)?;
+                vars = net.vars().to_vec();
+                cppn = Some(net);
+            }
+        }
         let color = Tensor::new(&COLOR_CORRELATION, device)?;
-        Ok(Self { space, decorrelate, batch, height, width, vars, fourier, color })
+        let decorrelate = decorrelate && cppn.is_none();
+        Ok(Self { space, decorrelate, batch, height, width, vars, fourier, cppn, lowres: Vec::new(), color })
+    }
+
+    /// Adds low-resolution tensors (values drawn with standard deviation `sd`): Lucent's
+    /// `lowres_tensor`, for batches whose images share structure.
+    pub fn with_lowres(mut self, parts: &[LowRes], sd: f32, rng: &mut StdRng) -> Result<Self> {
+        let device = self.color.device().clone();
+        for p in parts {
+            if p.batch == 0 || p.height == 0 || p.width == 0 || p.batch > self.batch {
+                anyhow::bail!("low-resolution tensor {p:?} does not fit a batch of {} images", self.batch);
+            }
+            if p.offset.0 >= self.height || p.offset.1 >= self.width {
+                anyhow::bail!(
+                    "offset {:?} is larger than the {}×{} image",
+                    p.offset,
+                    self.height,
+                    self.width
+                );
+            }
+            let v = crate::rng::randn(rng, (p.batch, 3, p.height, p.width), 0.0, sd, &device)?;
+            // Reflected shift: output row y reads row |y − down| (and likewise for columns).
+            let reflect = |n: usize, by: usize| -> Result<Tensor> {
+                let idx: Vec<u32> = (0..n).map(|y| y.abs_diff(by) as u32).collect();
+                Ok(Tensor::from_vec(idx, n, &device)?)
+            };
+            let shift = match p.offset {
+                (0, 0) => None,
+                (down, right) => Some((reflect(self.height, down)?, reflect(self.width, right)?)),
+            };
+            self.lowres.push(LowResMap {
+                var: Var::from_tensor(&v)?,
+                batch: crate::ops::bilinear_matrix_aligned(self.batch, p.batch, &device)?,
+                rows: crate::ops::bilinear_matrix_aligned(self.height, p.height, &device)?,
+                cols: crate::ops::bilinear_matrix_aligned(self.width, p.width, &device)?.t()?,
+                shift,
+            });
+        }
+        Ok(self)
     }
 
     /// The variables the optimiser changes, named.
     pub fn vars(&self) -> Vec<(String, Var)> {
-        self.vars.iter().enumerate().map(|(i, v)| (format!("param{i}"), v.clone())).collect()
+        let own = self.vars.iter().enumerate().map(|(i, v)| (format!("param{i}"), v.clone()));
+        let low = self.lowres.iter().enumerate().map(|(i, l)| (format!("lowres{i}"), l.var.clone()));
+        own.chain(low).collect()
     }
 
-    /// The values before the colour transform: `(B, 3, H, W)`.
+    /// The values before the colour transform (and before the sigmoid): `(B, 3, H, W)`.
     pub fn raw(&self) -> Result<Tensor> {
-        match &self.fourier {
-            None => Ok(self.vars[0].as_tensor().clone()),
-            Some(f) => {
+        let mut v = match (&self.fourier, &self.cppn) {
+            (Some(f), _) => {
                 let a = self.vars[0].as_tensor().broadcast_mul(&f.scale)?;
                 let b = self.vars[1].as_tensor().broadcast_mul(&f.scale)?;
-                Ok((f.irfft2(&a, &b)? / 4.0)?)
+                (f.irfft2(&a, &b)? / 4.0)?
             }
+            (None, Some(net)) => net.forward()?,
+            (None, None) => self.vars[0].as_tensor().clone(),
+        };
+        for l in &self.lowres {
+            v = (v + l.upsampled(self.batch)?)?;
         }
+        Ok(v)
     }
 
     /// The images in (0, 1): optional colour decorrelation, then a sigmoid.
@@ -131,6 +233,20 @@ impl ImageParam {
             v
         };
         Ok(sigmoid(&v)?)
+    }
+}
+
+impl LowResMap {
+    /// The tensor interpolated to `(batch, 3, H, W)` and shifted.
+    fn upsampled(&self, batch: usize) -> Result<Tensor> {
+        let t = self.var.as_tensor();
+        let (b, c, h, w) = t.dims4()?;
+        let t = self.batch.matmul(&t.reshape((b, c * h * w))?)?.reshape((batch, c, h, w))?;
+        let t = self.rows.broadcast_matmul(&t)?.broadcast_matmul(&self.cols)?;
+        Ok(match &self.shift {
+            None => t,
+            Some((rows, cols)) => t.index_select(rows, 2)?.index_select(cols, 3)?,
+        })
     }
 }
 
@@ -152,15 +268,15 @@ impl Fourier {
 
 /// [`Fourier::irfft2`] for an `h × w` image (exposed for tests and for readers).
 pub fn irfft2_ortho(re: &Tensor, im: &Tensor, h: usize, w: usize) -> Result<Tensor> {
-    fourier(h, w, re.device())?.irfft2(re, im)
+    fourier_of(h, w, re.device())?.irfft2(re, im)
 }
 
 /// The spectrum scale `1 / max(f, 1/max(h, w))` (`h × (w/2 + 1)`), Lucent's 1/f decay.
 pub fn spectrum_scale(h: usize, w: usize, device: &Device) -> Result<Tensor> {
-    Ok(fourier(h, w, device)?.scale)
+    Ok(fourier_of(h, w, device)?.scale)
 }
 
-fn fourier(h: usize, w: usize, device: &Device) -> Result<Fourier> {
+fn fourier_of(h: usize, w: usize, device: &Device) -> Result<Fourier> {
     let wf = w / 2 + 1;
     let floor = 1.0 / h.max(w) as f64;
     let mut scale = vec![0f32; h * wf];

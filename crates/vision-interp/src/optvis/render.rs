@@ -66,7 +66,8 @@ pub fn render(
                 x = crate::ops::resize_bilinear_aligned(&x, min, min)?;
             }
         }
-        let acts = model.forward_taps(&x, &taps)?;
+        // An objective on the image alone needs no forward pass.
+        let acts = if taps.layers.is_empty() { Default::default() } else { model.forward_taps(&x, &taps)? };
         let loss = objective.loss(&acts, &img)?;
         let l = loss.to_scalar::<f32>()?;
         if !l.is_finite() {
