@@ -63,11 +63,15 @@ fn main() -> Result<()> {
     let pixel = ImageSpec { space: Space::Pixel, decorrelate: false, ..ImageSpec::square(size) };
     let bare = RenderConfig { transforms: vec![], ..recipe.clone() };
     let penalised = target.clone() + 0.05 * objective::l2(0.5) + 0.002 * objective::total_variation();
+    // A CPPN learns ten times more slowly than an image (Lucent's notebooks use 0.005).
+    let cppn = ImageSpec { space: Space::Cppn { hidden: 24, layers: 8 }, ..ImageSpec::square(size) };
+    let slow = RenderConfig { lr: 0.005, ..recipe.clone() };
     let runs = [
         ("pixels", &target, pixel, &bare),
         ("pixels + L2 + TV", &penalised, pixel, &bare),
         ("Fourier + colour", &target, ImageSpec::square(size), &bare),
         ("+ transforms", &target, ImageSpec::square(size), &recipe),
+        ("CPPN + transforms", &target, cppn, &slow),
     ];
     let mut row = Vec::new();
     for (label, obj, spec, cfg) in runs {
@@ -110,6 +114,26 @@ fn main() -> Result<()> {
         &[row],
         &GridSpec::new(200).title(&caption(&format!("{spec_unit}: channel and neuron"))),
         (m.name(), &spec_unit.replace(':', "-"), "channel-neuron"),
+    )?;
+
+    // ANCHOR: classes
+    let wanted = ["flamingo", "strawberry", "volcano"];
+    let known = wanted.iter().all(|c| objective::class_logit(m, c, None).is_ok());
+    let names: Vec<String> =
+        if known { wanted.map(String::from).to_vec() } else { (0..3).map(|i| i.to_string()).collect() };
+    let classes: Vec<Objective> = names
+        .iter()
+        .enumerate()
+        .map(|(b, c)| objective::class_logit(m, c, Some(b)))
+        .collect::<Result<_>>()?;
+    let labels: Vec<String> = classes.iter().map(|o| o.name.replace("class_logit ", "logit ")).collect();
+    let spec = ImageSpec { batch: classes.len(), ..ImageSpec::square(size) };
+    let row = visualise(&mut s, m, &Objective::sum(classes)?, spec, &recipe, &labels)?;
+    // ANCHOR_END: classes
+    s.save_grid(
+        &[row],
+        &GridSpec::new(200).title(&caption("Maximising class logits")),
+        (m.name(), "classes", "logits"),
     )?;
 
     circuit(&mut s, m, &recipe, size, steps)?;

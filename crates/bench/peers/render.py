@@ -30,7 +30,7 @@ def main():
     render.render_vis(net, a.unit, **kw)
     single = time.perf_counter() - t
     layer, unit = a.unit.split(":")
-    obj = objectives.Objective.sum([objectives.channel(layer, int(unit) + b, batch=b) for b in range(a.batch)])
+    obj = objectives.Objective.sum([objectives.channel(layer, (int(unit) + b) % 508, batch=b) for b in range(a.batch)])
     t = time.perf_counter()
     render.render_vis(net, obj, param_f=lambda: param.image(128, batch=a.batch), **kw)
     batch = time.perf_counter() - t

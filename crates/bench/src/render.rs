@@ -39,7 +39,9 @@ pub fn run(a: &Args, device: &Device, python: Option<&Path>, threads: usize) -> 
     // Warm-up (on a GPU, the first use of each kernel loads it).
     time_render(&objective::channel("mixed4a", 476, None), 1, &warmup)?;
     let single = time_render(&objective::channel("mixed4a", 476, None), 1, &cfg)?;
-    let batch_obj = Objective::sum((0..a.batch).map(|b| objective::channel("mixed4a", 476 + b, Some(b))))?;
+    // Units 476, 477, … of mixed4a (508 channels), wrapping around past the last.
+    let batch_obj =
+        Objective::sum((0..a.batch).map(|b| objective::channel("mixed4a", (476 + b) % 508, Some(b))))?;
     let batch = time_render(&batch_obj, a.batch, &cfg)?;
     let mut one = vec![Timing { name: "Candle (this book)".into(), seconds: single }];
     let mut many = vec![Timing { name: "Candle (this book)".into(), seconds: batch }];

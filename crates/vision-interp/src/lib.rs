@@ -9,6 +9,7 @@
 pub mod attribution;
 pub mod cli;
 pub mod data;
+pub mod devcheck;
 pub mod device;
 pub mod download;
 pub mod figure;
@@ -41,11 +42,23 @@ macro_rules! fast_allocator {
     };
 }
 
-/// Root of the workspace (the folder holding `book.toml`), known at compile time.
+/// Root of the workspace (the folder holding `book.toml`): `VISION_INTERP_ROOT` if set, else
+/// the one this crate was built in.
 pub fn workspace_root() -> std::path::PathBuf {
+    if let Some(root) = std::env::var_os("VISION_INTERP_ROOT") {
+        return root.into();
+    }
     let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let root = manifest.parent().and_then(|p| p.parent()).unwrap_or(manifest);
-    root.to_path_buf()
+    let built = manifest.parent().and_then(|p| p.parent()).unwrap_or(manifest);
+    if built.join("assets").is_dir() {
+        return built.to_path_buf();
+    }
+    // A binary copied to another machine: the nearest folder at or above the current one
+    // that holds the book (`book.toml` and `assets/`).
+    let here = std::env::current_dir().unwrap_or_default();
+    here.ancestors()
+        .find(|d| d.join("book.toml").is_file() && d.join("assets").is_dir())
+        .map_or_else(|| built.to_path_buf(), std::path::Path::to_path_buf)
 }
 
 /// Working folder for checkpoints and trained weights: `target/vision-interp/` in the

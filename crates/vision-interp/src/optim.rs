@@ -57,7 +57,7 @@ impl Adam {
         for i in 0..self.vars.len() {
             let var = self.vars[i].1.clone();
             let Some(g) = grads.get(var.as_tensor()) else { continue };
-            if matches!(var.device(), candle_core::Device::Cpu) && var.dtype() == candle_core::DType::F32 {
+            if crate::ops::cpu_kernels(var.as_tensor()) {
                 self.update_cpu(i, &var, g, c1, c2)?;
                 continue;
             }

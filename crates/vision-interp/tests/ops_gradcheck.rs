@@ -414,3 +414,84 @@ fn fused_bias_and_relu6_match_their_parts() {
     );
     assert!(e < 1e-6, "relative difference {e}");
 }
+
+#[test]
+fn unfolded_convolution_for_other_devices_matches_im2col_and_finite_differences() {
+    // The path GPUs take (`conv2d_unfold`: stacked views and one matrix product) against the
+    // CPU's im2col operation, with and without bias, batch 1 and 2, including sizes where the
+    // stride does not divide the padded extent; then against finite differences.
+    let cases = [
+        (7, 2, [2, 3, 2, 3], (13, 10)),
+        (3, 2, [0, 1, 0, 1], (12, 11)),
+        (3, 1, [1, 1, 1, 1], (9, 7)),
+        (5, 3, [0, 0, 2, 1], (11, 12)),
+        (1, 1, [0, 0, 0, 0], (5, 6)),
+        (1, 2, [0, 0, 0, 0], (7, 7)),
+    ];
+    for n in [1, 2] {
+        for (k, stride, pads, (h, w)) in cases {
+            let x = rand64(47, &[n, 3, h, w]).to_dtype(DType::F32).unwrap();
+            let wt = rand64(48, &[4, 3, k, k]).to_dtype(DType::F32).unwrap();
+            let b = rand64(49, &[4]).to_dtype(DType::F32).unwrap();
+            for bias in [None, Some(&b)] {
+                let e = same_f32(
+                    |x, w| ops::conv2d_unfold(x, w, bias, stride, pads),
+                    |x, w| ops::conv2d_padded(x, w, bias, stride, pads),
+                    &x,
+                    &wt,
+                );
+                assert!(e < 1e-5, "n{n} k{k} s{stride} pads {pads:?} bias {}: {e}", bias.is_some());
+            }
+        }
+    }
+    let w = rand64(50, &[2, 3, 3, 3]);
+    let e = gradcheck(|x| ops::conv2d_unfold(x, &w, None, 2, [1, 0, 0, 1]), &rand64(51, &[2, 3, 6, 5]));
+    assert!(e < 1e-6, "finite differences: {e}");
+}
+
+#[test]
+fn max_pool_views_send_the_gradient_of_ties_to_the_first_maximum() {
+    // After a ReLU whole windows are zero: every element ties. Like PyTorch and the CPU kernel,
+    // the view-based pooling (the GPU path) gives the gradient to the first one, row by row.
+    let x =
+        rand64(52, &[1, 2, 9, 9]).to_dtype(DType::F32).unwrap().affine(1.0, -1.0).unwrap().relu().unwrap();
+    for (k, s, pad, ceil) in [(3, 2, 0, true), (3, 1, 1, false), (2, 2, 0, false)] {
+        let grad = |f: &dyn Fn(&Tensor) -> candle_core::Result<Tensor>| {
+            let v = Var::from_tensor(&x).unwrap();
+            let y = f(v.as_tensor()).unwrap();
+            let r = rand64(53, y.dims()).to_dtype(DType::F32).unwrap();
+            let g = (&y * &r).unwrap().sum_all().unwrap().backward().unwrap();
+            (y, g.get(v.as_tensor()).unwrap().clone())
+        };
+        let (y0, g0) = grad(&|t| ops::max_pool2d(t, k, s, pad, ceil));
+        let (y1, g1) = grad(&|t| ops::max_pool2d_views(t, k, s, pad, ceil));
+        assert_eq!(max_abs_diff(&y0, &y1), 0.0);
+        // Overlapping windows add their gradients in another order: rounding only.
+        assert!(max_abs_diff(&g0, &g1) < 1e-6, "k{k} s{s} pad{pad}: {}", max_abs_diff(&g0, &g1));
+    }
+}
+
+#[test]
+fn select_with_inverse_matches_index_select_and_finite_differences() {
+    // Repeated, missing (zero) and unused sources, along the last and a middle dimension.
+    let ids = [Some(3), None, Some(0), Some(3), Some(5), Some(3), None, Some(1)];
+    let plain: Vec<u32> = ids.iter().map(|i| i.unwrap_or(0)).collect();
+    let mask: Vec<f64> = ids.iter().map(|i| if i.is_some() { 1.0 } else { 0.0 }).collect();
+    for dim in [1, 2] {
+        let x = rand64(54, &[2, 6, 6]);
+        let mut shape = [1usize, 1, 1];
+        shape[dim] = ids.len();
+        let m = Tensor::from_vec(mask.clone(), &shape, &Device::Cpu).unwrap();
+        let i = Tensor::from_vec(plain.clone(), ids.len(), &Device::Cpu).unwrap();
+        let e = same_f32(
+            |x, w| ops::select::select(x, &ids, dim)?.broadcast_mul(w),
+            |x, w| x.index_select(&i, dim)?.broadcast_mul(&m.to_dtype(DType::F32)?)?.broadcast_mul(w),
+            &x.to_dtype(DType::F32).unwrap(),
+            &Tensor::ones(&shape, DType::F32, &Device::Cpu).unwrap(),
+        );
+        assert!(e < 1e-6, "dim {dim}: {e}");
+        let g = gradcheck(|t| ops::select::select(t, &ids, dim), &x);
+        assert!(g < 1e-6, "dim {dim}: finite differences {g}");
+    }
+    assert!(ops::select::select(&rand64(1, &[2, 3]), &[Some(3)], 1).is_err());
+}

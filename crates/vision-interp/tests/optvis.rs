@@ -314,7 +314,7 @@ fn cppn_starts_grey_and_fits_xor() {
         let b = corners(img, 15, 0).affine(-1.0, 1.0)?.sqr()?.sum_all()?;
         let c = corners(img, 15, 15).sqr()?.sum_all()?;
         let d = corners(img, 0, 15).affine(-1.0, 1.0)?.sqr()?.sum_all()?;
-        Ok((a + b + c + d)?.neg()?)
+        (a + b + c + d)?.neg()
     });
     let cfg = RenderConfig {
         steps: 200,

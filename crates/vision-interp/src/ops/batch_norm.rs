@@ -14,7 +14,7 @@
 //! device); the tests compare the two, and the reference with finite differences.
 use std::sync::{Arc, Mutex};
 
-use candle_core::{CpuStorage, CustomOp3, DType, Device, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 /// Per-channel batch statistics of a training-mode forward pass.
@@ -37,7 +37,7 @@ pub fn batch_norm_relu_train(
     beta: &Tensor,
     eps: f64,
 ) -> Result<(Tensor, BatchStats)> {
-    if matches!(x.device(), Device::Cpu) && x.dtype() == DType::F32 {
+    if super::cpu_kernels(x) {
         let shared = Arc::new(Mutex::new(None));
         let op = BnReluTrain { eps, stats: shared.clone() };
         let y = x.contiguous()?.apply_op3(&gamma.contiguous()?, &beta.contiguous()?, op)?;

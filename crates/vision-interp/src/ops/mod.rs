@@ -7,6 +7,7 @@ use candle_core::{DType, Device, Result, Tensor, D};
 
 pub mod batch_norm;
 pub mod cpu;
+pub mod select;
 
 pub use batch_norm::{batch_norm_relu_reference, batch_norm_relu_train, BatchStats};
 
@@ -68,12 +69,28 @@ pub fn strided_pick(x: &Tensor, dim: usize, start: usize, stride: usize, count: 
     t.reshape(dims)?.narrow(dim + 1, 0, 1)?.squeeze(dim + 1)
 }
 
+thread_local! {
+    static CPU_KERNELS: std::cell::Cell<bool> = const { std::cell::Cell::new(true) };
+}
+
+/// Switches the book's CPU kernels off (or back on) for the calling thread: the operations
+/// then take the paths every other device takes, from Candle operations only. For tests
+/// that check the GPU path on a machine without a GPU.
+pub fn set_cpu_kernels(on: bool) {
+    CPU_KERNELS.with(|c| c.set(on));
+}
+
+/// Whether `x` goes through the book's CPU kernels: an f32 tensor on the CPU, kernels on.
+pub fn cpu_kernels(x: &Tensor) -> bool {
+    matches!(x.device(), Device::Cpu) && x.dtype() == DType::F32 && CPU_KERNELS.with(|c| c.get())
+}
+
 /// Depthwise convolution (one `k × k` filter per channel, no padding): `weight` is `(C, 1, k, k)`.
 ///
 /// On the CPU (f32) it runs the custom operation in [`cpu`], with hand-written forward
 /// and backward loops; elsewhere it falls back to [`depthwise_conv2d_taps`].
 pub fn depthwise_conv2d(x: &Tensor, weight: &Tensor, stride: usize) -> Result<Tensor> {
-    if matches!(x.device(), Device::Cpu) && x.dtype() == DType::F32 && weight.dtype() == DType::F32 {
+    if cpu_kernels(x) && weight.dtype() == DType::F32 {
         x.contiguous()?.apply_op2(&weight.contiguous()?, cpu::DepthwiseConv2d { stride })
     } else {
         depthwise_conv2d_taps(x, weight, stride)
@@ -144,7 +161,7 @@ pub fn pool_output_size(size: usize, kernel: usize, stride: usize, pad: usize, c
 /// by 1/k²) and refused otherwise. On the CPU (f32) this runs [`cpu::MaxPool`], whose backward
 /// pass sends each gradient to its window's maximum; elsewhere [`max_pool2d_views`].
 pub fn max_pool2d(x: &Tensor, kernel: usize, stride: usize, pad: usize, ceil: bool) -> Result<Tensor> {
-    if matches!(x.device(), Device::Cpu) && x.dtype() == DType::F32 {
+    if cpu_kernels(x) {
         let (_, _, h, w) = x.dims4()?;
         let oh = pool_output_size(h, kernel, stride, pad, ceil);
         let ow = pool_output_size(w, kernel, stride, pad, ceil);
@@ -154,9 +171,8 @@ pub fn max_pool2d(x: &Tensor, kernel: usize, stride: usize, pad: usize, ceil: bo
     }
 }
 
-/// Max pooling from Candle operations only, for every device: elementwise maxima of strided
-/// views, rows first and then columns (2k maxima instead of k²); the gradient of each maximum
-/// goes to the larger input.
+/// Max pooling from Candle operations only, for every device: the maximum of the `k²` strided
+/// views of the (−∞-padded) input.
 pub fn max_pool2d_views(x: &Tensor, kernel: usize, stride: usize, pad: usize, ceil: bool) -> Result<Tensor> {
     let (_, _, h, w) = x.dims4()?;
     let oh = pool_output_size(h, kernel, stride, pad, ceil);
@@ -165,13 +181,26 @@ pub fn max_pool2d_views(x: &Tensor, kernel: usize, stride: usize, pad: usize, ce
     let (ph, pw) = (kernel - 1 + stride * oh, kernel - 1 + stride * ow);
     let xp = pad_const(x, 2, pad, ph.saturating_sub(h + pad), f64::NEG_INFINITY)?;
     let xp = pad_const(&xp, 3, pad, pw.saturating_sub(w + pad), f64::NEG_INFINITY)?;
-    let mut rows = strided_pick(&xp, 2, 0, stride, oh)?;
-    for i in 1..kernel {
-        rows = rows.maximum(&strided_pick(&xp, 2, i, stride, oh)?)?;
+    let mut taps = Vec::with_capacity(kernel * kernel);
+    for i in 0..kernel {
+        let rows = strided_pick(&xp, 2, i, stride, oh)?;
+        for j in 0..kernel {
+            taps.push(strided_pick(&rows, 3, j, stride, ow)?);
+        }
     }
-    let mut out = strided_pick(&rows, 3, 0, stride, ow)?;
-    for j in 1..kernel {
-        out = out.maximum(&strided_pick(&rows, 3, j, stride, ow)?)?;
+    let mut best = taps[0].detach();
+    for t in &taps[1..] {
+        best = best.maximum(&t.detach())?;
+    }
+    // The value is the maximum; the gradient goes to the first tap (in row-major order) that
+    // reaches it, as in PyTorch and the CPU kernel. (Candle's `maximum` would split it between
+    // equal values, which ReLU zeros make common.)
+    let zeros = best.zeros_like()?;
+    let (mut taken, mut out) = (zeros.clone(), zeros.clone());
+    for t in &taps {
+        let first = (t.detach().eq(&best)?.to_dtype(best.dtype())? * (1.0 - &taken)?)?;
+        taken = (taken + &first)?;
+        out = (out + first.ne(0.0)?.where_cond(t, &zeros)?)?;
     }
     Ok(out)
 }
@@ -203,7 +232,7 @@ pub fn conv2d_same_stride1_bias(
 /// matrix product, so forward and backward both run through the matrix-multiplication kernel;
 /// the bias is one more column of the weight matrix (against a row of ones that im2col
 /// appends), so adding it and summing its gradient cost no separate pass. Elsewhere it is
-/// Candle's `conv2d` on the padded input.
+/// Candle's `conv2d` (stride 1) or [`conv2d_unfold`] (see `candle_conv_on_gpu`).
 pub fn conv2d_padded(
     x: &Tensor,
     weight: &Tensor,
@@ -216,13 +245,16 @@ pub fn conv2d_padded(
     if h + top + bottom < k || w + left + right < k {
         candle_core::bail!("convolution: {h}×{w} input (padded by {top}/{bottom}/{left}/{right}) smaller than the {k}×{k} filter");
     }
-    if !(matches!(x.device(), Device::Cpu) && x.dtype() == DType::F32) {
-        let xp = x.pad_with_zeros(2, top, bottom)?.pad_with_zeros(3, left, right)?;
-        let y = xp.conv2d(weight, 0, stride, 1, 1)?;
-        return match bias {
-            Some(b) => y.broadcast_add(&b.reshape((1, o, 1, 1))?),
-            None => Ok(y),
-        };
+    if !cpu_kernels(x) {
+        if stride == 1 && candle_conv_on_gpu() {
+            let xp = x.pad_with_zeros(2, top, bottom)?.pad_with_zeros(3, left, right)?;
+            let y = xp.conv2d(weight, 0, 1, 1, 1)?;
+            return match bias {
+                Some(b) => y.broadcast_add(&b.reshape((1, o, 1, 1))?),
+                None => Ok(y),
+            };
+        }
+        return conv2d_unfold(x, weight, bias, stride, [top, bottom, left, right]);
     }
     if k == 1 && stride == 1 && top + bottom + left + right == 0 && n == 1 {
         // A 1×1 convolution of one image is the matrix product itself: no column copy.
@@ -252,6 +284,63 @@ pub fn conv2d_padded(
 
 /// `a · b` (2-D, f32, CPU) whose backward pass computes only the gradients that are needed
 /// (see [`cpu::LeanMatMul`]).
+/// Whether stride-1 convolutions off the CPU use Candle's `conv2d` (im2col and one matrix
+/// product forward; a transposed convolution and a weight gradient backward): the default, as
+/// it measured faster than [`conv2d_unfold`] for single renders on an H200 (41 against 50 ms
+/// per InceptionV1 step) and the same for batches. `VISION_INTERP_GPU_CONV=unfold` picks
+/// [`conv2d_unfold`] instead. (Strided convolutions always take [`conv2d_unfold`]: Candle's
+/// `conv2d` backward returns a gradient of the wrong shape when the stride does not divide
+/// the padded size.)
+fn candle_conv_on_gpu() -> bool {
+    static CHOICE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *CHOICE.get_or_init(|| std::env::var("VISION_INTERP_GPU_CONV").map_or(true, |v| v != "unfold"))
+}
+
+/// [`conv2d_padded`] from Candle operations only, for every device: the `k²` shifted (and
+/// strided) views of the padded input are stacked into columns `(C·k², N·oh·ow)` and
+/// multiplied by the weight matrix, so forward and backward run through matrix products
+/// (cuBLAS on a GPU). Candle's own `conv2d` backward computes the input gradient with a
+/// transposed convolution, which on CUDA is a direct kernel many times slower.
+pub fn conv2d_unfold(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    stride: usize,
+    [top, bottom, left, right]: [usize; 4],
+) -> Result<Tensor> {
+    let (o, c, k, _) = weight.dims4()?;
+    let (n, _, h, w) = x.dims4()?;
+    let y = if k == 1 && stride == 1 && top + bottom + left + right == 0 {
+        weight.reshape((o, c))?.broadcast_matmul(&x.reshape((n, c, h * w))?)?.reshape((n, o, h, w))?
+    } else {
+        let (oh, ow) = ((h + top + bottom - k) / stride + 1, (w + left + right - k) / stride + 1);
+        // Extra zeros at the end so that every strided view stays inside the tensor.
+        let (ph, pw) =
+            ((k - 1 + stride * oh).max(h + top + bottom), (k - 1 + stride * ow).max(w + left + right));
+        let xp = x.pad_with_zeros(2, top, ph - h - top)?.pad_with_zeros(3, left, pw - w - left)?;
+        // Channels first, so that the columns come out as (C, k², N, oh, ow) without a copy.
+        let xt = if n == 1 { xp.squeeze(0)?.unsqueeze(1)? } else { xp.transpose(0, 1)?.contiguous()? };
+        let mut taps = Vec::with_capacity(k * k);
+        for i in 0..k {
+            let rows = strided_pick(&xt, 2, i, stride, oh)?;
+            for j in 0..k {
+                taps.push(strided_pick(&rows, 3, j, stride, ow)?);
+            }
+        }
+        let cols = Tensor::stack(&taps, 1)?.reshape((c * k * k, n * oh * ow))?;
+        let y = weight.reshape((o, c * k * k))?.matmul(&cols)?.reshape((o, n, oh, ow))?;
+        if n == 1 {
+            y.reshape((1, o, oh, ow))?
+        } else {
+            y.transpose(0, 1)?
+        }
+    };
+    match bias {
+        Some(b) => y.broadcast_add(&b.reshape((1, o, 1, 1))?),
+        None => Ok(y),
+    }
+}
+
 fn lean_matmul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     let y = a.detach().matmul(&b.detach())?;
     if a.track_op() || b.track_op() {
@@ -273,22 +362,26 @@ pub fn pointwise_conv2d(x: &Tensor, weight: &Tensor) -> Result<Tensor> {
 
 /// ReLU6: `min(max(x, 0), 6)` (a custom operation on the CPU, `clamp` elsewhere).
 pub fn relu6(x: &Tensor) -> Result<Tensor> {
-    if matches!(x.device(), Device::Cpu) && x.dtype() == DType::F32 {
+    if cpu_kernels(x) {
         x.contiguous()?.apply_op1(cpu::Relu6)
     } else {
-        x.clamp(0f32, 6f32)
+        // The gradient is 1 strictly inside (0, 6), as in PyTorch and the CPU kernel (`clamp`
+        // would give half of it at exactly 0 or 6).
+        let inside = x.gt(0f64)?.mul(&x.lt(6f64)?)?;
+        inside.where_cond(x, &x.clamp(0f32, 6f32)?.detach())
     }
 }
 
 /// Lucent's redirected ReLU (see [`cpu::RedirectedRelu`]): the values of `max(x, 0)`, with a
 /// gradient of 1 where `x >= 0` and 0.1 where `x < 0`. On other devices the same values and
-/// gradients come from `relu(x) + 0.1·(m − stop_gradient(m))`, `m = min(x, 0)`.
+/// gradients come from `where(x >= 0, x, 0.1·(x − stop_gradient(x)))`.
 pub fn redirected_relu(x: &Tensor) -> Result<Tensor> {
-    if matches!(x.device(), Device::Cpu) && x.dtype() == DType::F32 {
+    if cpu_kernels(x) {
         x.contiguous()?.apply_op1(cpu::RedirectedRelu)
     } else {
-        let m = x.minimum(0f64)?;
-        x.relu()? + ((&m - m.detach())? * 0.1)?
+        // Where x < 0: the value 0.1·(x − x) = 0, with the gradient 0.1.
+        let tenth = ((x - x.detach())? * 0.1)?;
+        x.ge(0f64)?.where_cond(x, &tenth)
     }
 }
 
@@ -308,7 +401,7 @@ pub fn local_response_norm(x: &Tensor, size: usize, alpha: f64, beta: f64, k: f6
 /// `x + b` with one bias value per channel, `x` `(N, C, H, W)`, `b` `(C)` (a custom operation
 /// with a fast bias gradient on the CPU, `broadcast_add` elsewhere).
 pub fn add_channel_bias(x: &Tensor, b: &Tensor) -> Result<Tensor> {
-    if matches!(x.device(), Device::Cpu) && x.dtype() == DType::F32 && b.dtype() == DType::F32 {
+    if cpu_kernels(x) && b.dtype() == DType::F32 {
         x.contiguous()?.apply_op2(&b.contiguous()?, cpu::ChannelBias { relu6: false })
     } else {
         x.broadcast_add(&b.reshape((1, (), 1, 1))?)
@@ -317,7 +410,7 @@ pub fn add_channel_bias(x: &Tensor, b: &Tensor) -> Result<Tensor> {
 
 /// `relu6(x + b)` with one bias value per channel: one fused pass on the CPU.
 pub fn add_channel_bias_relu6(x: &Tensor, b: &Tensor) -> Result<Tensor> {
-    if matches!(x.device(), Device::Cpu) && x.dtype() == DType::F32 && b.dtype() == DType::F32 {
+    if cpu_kernels(x) && b.dtype() == DType::F32 {
         x.contiguous()?.apply_op2(&b.contiguous()?, cpu::ChannelBias { relu6: true })
     } else {
         relu6(&x.broadcast_add(&b.reshape((1, (), 1, 1))?)?)

@@ -69,8 +69,12 @@ struct LowResMap {
     batch: Tensor,
     rows: Tensor,
     cols: Tensor,
-    shift: Option<(Tensor, Tensor)>,
+    /// Source row of every output row, and source column of every output column.
+    shift: Option<(Rows, Rows)>,
 }
+
+/// For each output index, the source index (`None`: zero).
+type Rows = Vec<Option<u32>>;
 
 /// The constant matrices of the inverse real FFT, and the spectrum scale.
 struct Fourier {
@@ -180,13 +184,10 @@ impl ImageParam {
             }
             let v = crate::rng::randn(rng, (p.batch, 3, p.height, p.width), 0.0, sd, &device)?;
             // Reflected shift: output row y reads row |y − down| (and likewise for columns).
-            let reflect = |n: usize, by: usize| -> Result<Tensor> {
-                let idx: Vec<u32> = (0..n).map(|y| y.abs_diff(by) as u32).collect();
-                Ok(Tensor::from_vec(idx, n, &device)?)
-            };
+            let reflect = |n: usize, by: usize| (0..n).map(|y| Some(y.abs_diff(by) as u32)).collect();
             let shift = match p.offset {
                 (0, 0) => None,
-                (down, right) => Some((reflect(self.height, down)?, reflect(self.width, right)?)),
+                (down, right) => Some((reflect(self.height, down), reflect(self.width, right))),
             };
             self.lowres.push(LowResMap {
                 var: Var::from_tensor(&v)?,
@@ -245,7 +246,9 @@ impl LowResMap {
         let t = self.rows.broadcast_matmul(&t)?.broadcast_matmul(&self.cols)?;
         Ok(match &self.shift {
             None => t,
-            Some((rows, cols)) => t.index_select(rows, 2)?.index_select(cols, 3)?,
+            Some((rows, cols)) => {
+                crate::ops::select::select(&crate::ops::select::select(&t, rows, 2)?, cols, 3)?
+            }
         })
     }
 }

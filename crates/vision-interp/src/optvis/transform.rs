@@ -2,7 +2,7 @@
 //! robustness"), with Lucent's exact semantics; all differentiable and drawn from a seeded
 //! generator.
 use anyhow::Result;
-use candle_core::{Tensor, D};
+use candle_core::Tensor;
 use rand::{rngs::StdRng, seq::IndexedRandom, Rng};
 
 use crate::ops;
@@ -70,7 +70,8 @@ pub fn translate(x: &Tensor, dx: usize, dy: usize) -> Result<Tensor> {
 
 /// Rotation by `degrees` about the centre `((W−1)/2, (H−1)/2)`, counter-clockwise for positive
 /// angles (OpenCV/kornia convention, y pointing down): `dst(p) = src(M⁻¹ p)`, bilinear, zero
-/// outside. Built from four gathers, so the gradient reaches every source pixel.
+/// outside. Built from four gathers ([`ops::select::select`]), so the gradient reaches every
+/// source pixel.
 pub fn rotate(x: &Tensor, degrees: f64) -> Result<Tensor> {
     if degrees == 0.0 {
         return Ok(x.clone());
@@ -79,7 +80,7 @@ pub fn rotate(x: &Tensor, degrees: f64) -> Result<Tensor> {
     let (sin, cos) = degrees.to_radians().sin_cos();
     let (cx, cy) = ((w as f64 - 1.0) / 2.0, (h as f64 - 1.0) / 2.0);
     let n = h * w;
-    let mut idx = vec![vec![0u32; n]; 4];
+    let mut idx = vec![vec![None; n]; 4];
     let mut wts = vec![vec![0f32; n]; 4];
     for y in 0..h {
         for xx in 0..w {
@@ -100,7 +101,7 @@ pub fn rotate(x: &Tensor, degrees: f64) -> Result<Tensor> {
             {
                 let (px, py) = (x0 as i64 + ox, y0 as i64 + oy);
                 if px >= 0 && py >= 0 && (px as usize) < w && (py as usize) < h {
-                    idx[k][p] = (py as usize * w + px as usize) as u32;
+                    idx[k][p] = Some((py as usize * w + px as usize) as u32);
                     wts[k][p] = wt as f32;
                 }
             }
@@ -109,9 +110,8 @@ pub fn rotate(x: &Tensor, degrees: f64) -> Result<Tensor> {
     let flat = x.contiguous()?.reshape((b * c, n))?;
     let mut out: Option<Tensor> = None;
     for k in 0..4 {
-        let i = Tensor::from_vec(idx[k].clone(), n, x.device())?;
         let wt = Tensor::from_vec(wts[k].clone(), (1, n), x.device())?.to_dtype(x.dtype())?;
-        let term = flat.index_select(&i, D::Minus1)?.broadcast_mul(&wt)?;
+        let term = ops::select::select(&flat, &idx[k], 1)?.broadcast_mul(&wt)?;
         out = Some(match out {
             None => term,
             Some(o) => (o + term)?,
