@@ -3,7 +3,7 @@
 //! against a GPU (`bench devices`). [`computations`] runs a fixed set on one device and
 //! returns its results by name; [`compare`] lines two such sets up.
 use anyhow::{Context, Result};
-use candle_core::{DType, Device, Tensor, Var};
+use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 
 use crate::models::inception_v1::{tensor_shapes, InceptionV1};
@@ -12,15 +12,6 @@ use crate::optim::Adam;
 use crate::optvis::{objective, render, ImageParam, ImageSpec, RenderConfig};
 use crate::rng::seeded;
 use crate::weights::WeightStore;
-
-/// Logits and the input gradient of logit 1.
-fn logits_and_gradient(model: &dyn Model, x: &Tensor) -> Result<(Tensor, Tensor)> {
-    let xv = Var::from_tensor(x)?;
-    let logits = model.logits(xv.as_tensor())?;
-    let grads = logits.get(0)?.get(1)?.backward()?;
-    let g = grads.get(xv.as_tensor()).context("input gradient")?.clone();
-    Ok((logits, g))
-}
 
 /// On `device`: logits and input gradients of InceptionV1 (hash-built weights) and Lite0 (the
 /// book's weights) at `size` px, the image after a `steps`-step render of `mixed4a:476`, and
@@ -33,7 +24,7 @@ pub fn computations(device: &Device, size: usize, steps: usize) -> Result<Vec<(S
     let lite0 = models::load("efficientnet-lite0", None, device)?;
     let x = hash_init::input(0, size, device)?;
     for (name, m) in [("inceptionv1", &inception as &dyn Model), ("efficientnet-lite0", lite0.as_ref())] {
-        let (l, g) = logits_and_gradient(m, &x)?;
+        let (g, l) = crate::attribution::input_gradients(m, &x, 1)?;
         out.push((format!("{name}: logits"), l.to_device(&cpu)?));
         out.push((format!("{name}: input gradient of logit 1"), g.to_device(&cpu)?));
     }
@@ -41,6 +32,7 @@ pub fn computations(device: &Device, size: usize, steps: usize) -> Result<Vec<(S
     // The random transformations are drawn on the host, so both paths see the same ones.
     let cfg = RenderConfig { steps, progress: false, min_input: Some(size), ..Default::default() };
     let mut rng = seeded(0);
+    // Lucent's proportions: a 128-px image for a 224-px input.
     let p = ImageParam::new(&ImageSpec::square(size * 4 / 7), &mut rng, device)?;
     let r = render(&inception, &objective::channel("mixed4a", 476, None), &p, &cfg, &mut rng)?;
     let img = &r.images.last().context("no image")?.1;

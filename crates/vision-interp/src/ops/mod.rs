@@ -248,22 +248,14 @@ pub fn conv2d_padded(
     if !cpu_kernels(x) {
         if stride == 1 && candle_conv_on_gpu() {
             let xp = x.pad_with_zeros(2, top, bottom)?.pad_with_zeros(3, left, right)?;
-            let y = xp.conv2d(weight, 0, 1, 1, 1)?;
-            return match bias {
-                Some(b) => y.broadcast_add(&b.reshape((1, o, 1, 1))?),
-                None => Ok(y),
-            };
+            return plus_bias(xp.conv2d(weight, 0, 1, 1, 1)?, bias);
         }
         return conv2d_unfold(x, weight, bias, stride, [top, bottom, left, right]);
     }
     if k == 1 && stride == 1 && top + bottom + left + right == 0 && n == 1 {
         // A 1×1 convolution of one image is the matrix product itself: no column copy.
         let y = lean_matmul(&weight.reshape((o, c))?, &x.contiguous()?.reshape((c, h * w))?)?;
-        let y = y.reshape((1, o, h, w))?;
-        return match bias {
-            Some(b) => add_channel_bias(&y, b),
-            None => Ok(y),
-        };
+        return plus_bias(y.reshape((1, o, h, w))?, bias);
     }
     let oh = (h + top + bottom - k) / stride + 1;
     let ow = (w + left + right - k) / stride + 1;
@@ -282,8 +274,6 @@ pub fn conv2d_padded(
     }
 }
 
-/// `a · b` (2-D, f32, CPU) whose backward pass computes only the gradients that are needed
-/// (see [`cpu::LeanMatMul`]).
 /// Whether stride-1 convolutions off the CPU use Candle's `conv2d` (im2col and one matrix
 /// product forward; a transposed convolution and a weight gradient backward): the default, as
 /// it measured faster than [`conv2d_unfold`] for single renders on an H200 (41 against 50 ms
@@ -336,12 +326,19 @@ pub fn conv2d_unfold(
             y.transpose(0, 1)?
         }
     };
+    plus_bias(y, bias)
+}
+
+/// `y` plus an optional bias per output channel ([`add_channel_bias`]).
+fn plus_bias(y: Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
     match bias {
-        Some(b) => y.broadcast_add(&b.reshape((1, o, 1, 1))?),
+        Some(b) => add_channel_bias(&y, b),
         None => Ok(y),
     }
 }
 
+/// `a · b` (2-D, f32, CPU) whose backward pass computes only the gradients that are needed
+/// (see [`cpu::LeanMatMul`]).
 fn lean_matmul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     let y = a.detach().matmul(&b.detach())?;
     if a.track_op() || b.track_op() {

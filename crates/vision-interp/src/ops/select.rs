@@ -20,7 +20,8 @@ pub fn select(x: &Tensor, ids: &[Option<u32>], dim: usize) -> Result<Tensor> {
     let xp = x.pad_with_zeros(dim, 0, 1)?;
     let flat: Vec<u32> = ids.iter().map(|i| i.unwrap_or(n_src as u32)).collect();
     let id_t = Tensor::from_vec(flat, ids.len(), x.device())?;
-    if x.device().is_metal() {
+    // Without a gradient to compute (or on Metal) Candle's own `index_select` serves.
+    if !xp.track_op() || x.device().is_metal() {
         return xp.index_select(&id_t, dim);
     }
     // inverse[m][q]: the m-th output position that reads source q (`ids.len()` when none).

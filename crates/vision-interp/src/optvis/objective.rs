@@ -94,14 +94,18 @@ pub fn neuron(layer: &str, unit: usize, batch: Option<usize>) -> Objective {
 pub fn direction(layer: &str, direction: &Tensor, batch: Option<usize>) -> Objective {
     let (l, d) = (layer.to_owned(), direction.clone());
     Objective::new(vec![layer.into()], format!("direction {layer}"), move |acts, _| {
-        let a = acts_of(acts, &l, batch)?;
-        let c = a.dim(1)?;
-        let d = d.to_dtype(a.dtype())?.to_device(a.device())?.reshape((1, c, 1, 1))?;
-        let dot = a.broadcast_mul(&d)?.sum_keepdim(1)?;
-        let norms =
-            (a.sqr()?.sum_keepdim(1)?.sqrt()? * d.sqr()?.sum_all()?.sqrt()?.to_scalar::<f32>()? as f64)?;
-        Ok(dot.broadcast_div(&norms.clamp(1e-8f32, f32::MAX)?)?.mean_all()?.neg()?)
+        neg_mean_cosine(&acts_of(acts, &l, batch)?, &d)
     })
+}
+
+/// Minus the mean, over batch and positions, of the cosine similarity between the channel
+/// vector of `a` `(N, C, H, W)` and `direction` `(C)` (PyTorch's eps 1e-8 on the norms'
+/// product).
+fn neg_mean_cosine(a: &Tensor, direction: &Tensor) -> Result<Tensor> {
+    let d = direction.to_dtype(a.dtype())?.to_device(a.device())?.reshape((1, a.dim(1)?, 1, 1))?;
+    let dot = a.broadcast_mul(&d)?.sum_keepdim(1)?;
+    let norms = a.sqr()?.sum_keepdim(1)?.sqrt()?.broadcast_mul(&d.sqr()?.sum_keepdim(1)?.sqrt()?)?;
+    Ok(dot.broadcast_div(&norms.clamp(1e-8f32, f32::MAX)?)?.mean_all()?.neg()?)
 }
 
 /// Lucent's `direction_neuron`: the cosine similarity of the channel vector at one position
@@ -115,15 +119,10 @@ pub fn direction_neuron(
     let (l, d) = (layer.to_owned(), direction.clone());
     Objective::new(vec![layer.into()], format!("direction_neuron {layer}"), move |acts, _| {
         let a = acts_of(acts, &l, batch)?;
-        let (_, c, h, w) = a.dims4()?;
+        let (_, _, h, w) = a.dims4()?;
         let (y, x) = at.unwrap_or((h / 2, w / 2));
         ensure!(y < h && x < w, "direction_neuron: position ({y}, {x}) is outside {l}'s {h}×{w}");
-        let v = a.narrow(2, y, 1)?.narrow(3, x, 1)?.reshape(((), c))?;
-        let d = d.to_dtype(a.dtype())?.to_device(a.device())?.reshape((1, c))?;
-        let dot = v.broadcast_mul(&d)?.sum_keepdim(1)?;
-        let norms =
-            (v.sqr()?.sum_keepdim(1)?.sqrt()? * d.sqr()?.sum_all()?.sqrt()?.to_scalar::<f32>()? as f64)?;
-        Ok(dot.broadcast_div(&norms.clamp(1e-8f32, f32::MAX)?)?.mean_all()?.neg()?)
+        neg_mean_cosine(&a.narrow(2, y, 1)?.narrow(3, x, 1)?, &d)
     })
 }
 

@@ -66,9 +66,8 @@ impl LowRes {
 /// The constant maps of a [`LowRes`] tensor to the full batch.
 struct LowResMap {
     var: Var,
+    /// Interpolation over the batch axis `(B, batch)`.
     batch: Tensor,
-    rows: Tensor,
-    cols: Tensor,
     /// Source row of every output row, and source column of every output column.
     shift: Option<(Rows, Rows)>,
 }
@@ -192,8 +191,6 @@ impl ImageParam {
             self.lowres.push(LowResMap {
                 var: Var::from_tensor(&v)?,
                 batch: crate::ops::bilinear_matrix_aligned(self.batch, p.batch, &device)?,
-                rows: crate::ops::bilinear_matrix_aligned(self.height, p.height, &device)?,
-                cols: crate::ops::bilinear_matrix_aligned(self.width, p.width, &device)?.t()?,
                 shift,
             });
         }
@@ -219,7 +216,7 @@ impl ImageParam {
             (None, None) => self.vars[0].as_tensor().clone(),
         };
         for l in &self.lowres {
-            v = (v + l.upsampled(self.batch)?)?;
+            v = (v + l.upsampled(self.batch, self.height, self.width)?)?;
         }
         Ok(v)
     }
@@ -239,11 +236,11 @@ impl ImageParam {
 
 impl LowResMap {
     /// The tensor interpolated to `(batch, 3, H, W)` and shifted.
-    fn upsampled(&self, batch: usize) -> Result<Tensor> {
+    fn upsampled(&self, batch: usize, height: usize, width: usize) -> Result<Tensor> {
         let t = self.var.as_tensor();
         let (b, c, h, w) = t.dims4()?;
         let t = self.batch.matmul(&t.reshape((b, c * h * w))?)?.reshape((batch, c, h, w))?;
-        let t = self.rows.broadcast_matmul(&t)?.broadcast_matmul(&self.cols)?;
+        let t = crate::ops::resize_bilinear_aligned(&t, height, width)?;
         Ok(match &self.shift {
             None => t,
             Some((rows, cols)) => {
