@@ -88,12 +88,8 @@ fn main() -> Result<()> {
         })
         .collect::<Result<_>>()?;
     let rows: Vec<Vec<Panel>> = panels.chunks(10).map(<[Panel]>::to_vec).collect();
-    let title = format!(
-        "Unit atlas of {} `{}`, {steps} steps, 64 px, seed {}",
-        m.name(),
-        args.layer,
-        args.common.seed
-    );
+    let title =
+        format!("Unit atlas of {} {}, {steps} steps, 64 px, seed {}", m.name(), args.layer, args.common.seed);
     s.save_grid(&rows, &GridSpec::new(96).title(&title), (m.name(), &args.layer, "atlas"))?;
     s.finish();
     Ok(())
