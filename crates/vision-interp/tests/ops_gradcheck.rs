@@ -234,12 +234,12 @@ fn output_size_formula_matches_candle() {
 
 #[test]
 fn im2col_convolution_matches_candle_with_gradients() {
-    for (k, pad) in [(3, 1), (3, 0), (5, 2), (1, 0)] {
-        let x = rand64(40, &[2, 3, 7, 6]).to_dtype(DType::F32).unwrap();
+    for (n, k, pad) in [(2, 3, 1), (2, 3, 0), (2, 5, 2), (2, 1, 0), (1, 3, 1), (5, 3, 1)] {
+        let x = rand64(40, &[n, 3, 7, 6]).to_dtype(DType::F32).unwrap();
         let w = rand64(41, &[4, 3, k, k]).to_dtype(DType::F32).unwrap();
         let e =
             same_f32(|x, w| ops::conv2d_same_stride1(x, w, pad), |x, w| x.conv2d(w, pad, 1, 1, 1), &x, &w);
-        assert!(e < 1e-5, "k{k} pad{pad}: relative difference {e}");
+        assert!(e < 1e-5, "n{n} k{k} pad{pad}: relative difference {e}");
     }
 }
 
@@ -381,6 +381,26 @@ fn local_response_norm_matches_the_formula_and_its_gradient() {
 }
 
 #[test]
+fn cpu_local_response_norm_kernel_matches_the_checked_views() {
+    // Odd and even window sizes, more and fewer channels than the window, several runs of
+    // pixels per plane (17×19 > 256), Lucid's β = 1/2 and another β; large values so that the
+    // normalisation matters.
+    for (size, beta, (n, c, h, w)) in
+        [(9, 0.5, (2, 11, 17, 19)), (4, 0.75, (1, 3, 5, 4)), (5, 0.5, (3, 7, 2, 3))]
+    {
+        let x = rand64(72, &[n, c, h, w]).to_dtype(DType::F32).unwrap().affine(20.0, 0.0).unwrap();
+        let s = rand64(73, &[1]).to_dtype(DType::F32).unwrap();
+        let e = same_f32(
+            |x, s| ops::local_response_norm(&x.broadcast_mul(s)?, size, 1e-3, beta, 1.0),
+            |x, s| ops::local_response_norm_views(&x.broadcast_mul(s)?, size, 1e-3, beta, 1.0),
+            &x,
+            &s,
+        );
+        assert!(e < 1e-5, "size {size} beta {beta}: relative difference {e}");
+    }
+}
+
+#[test]
 fn channel_bias_matches_broadcast_add() {
     let x = rand64(80, &[2, 3, 4, 5]).to_dtype(DType::F32).unwrap();
     let b = rand64(81, &[3]).to_dtype(DType::F32).unwrap();
@@ -389,17 +409,21 @@ fn channel_bias_matches_broadcast_add() {
 }
 
 #[test]
-fn one_by_one_convolution_of_one_image_matches_candle() {
-    let x = rand64(47, &[1, 5, 4, 3]).to_dtype(DType::F32).unwrap();
-    let w = rand64(48, &[6, 5, 1, 1]).to_dtype(DType::F32).unwrap();
-    let b = rand64(49, &[6]).to_dtype(DType::F32).unwrap();
-    let e = same_f32(
-        |x, w| ops::conv2d_padded(x, w, Some(&b), 1, [0; 4]),
-        |x, w| x.conv2d(w, 0, 1, 1, 1)?.broadcast_add(&b.reshape((1, 6, 1, 1))?),
-        &x,
-        &w,
-    );
-    assert!(e < 1e-5, "relative difference {e}");
+fn one_by_one_convolution_matches_candle() {
+    // One image (the matrix product alone), and five (images spread over the workers in
+    // uneven chunks, the weight gradient summed over them).
+    for n in [1, 5] {
+        let x = rand64(47, &[n, 5, 4, 3]).to_dtype(DType::F32).unwrap();
+        let w = rand64(48, &[6, 5, 1, 1]).to_dtype(DType::F32).unwrap();
+        let b = rand64(49, &[6]).to_dtype(DType::F32).unwrap();
+        let e = same_f32(
+            |x, w| ops::conv2d_padded(x, w, Some(&b), 1, [0; 4]),
+            |x, w| x.conv2d(w, 0, 1, 1, 1)?.broadcast_add(&b.reshape((1, 6, 1, 1))?),
+            &x,
+            &w,
+        );
+        assert!(e < 1e-5, "n{n}: relative difference {e}");
+    }
 }
 
 #[test]

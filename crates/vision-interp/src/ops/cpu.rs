@@ -5,17 +5,17 @@
 //! shifted-view formulation in [`super::depthwise_conv2d_taps`] allocates a full-size gradient
 //! per filter tap in the backward pass. Depthwise filters are tiny, so direct loops over each
 //! channel plane (in parallel with rayon) are the fast way on a CPU.
-use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
+pub(super) fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
     let data = match s {
         CpuStorage::F32(v) => v.as_slice(),
-        _ => candle_core::bail!("depthwise conv: {what} must be f32"),
+        _ => candle_core::bail!("CPU kernel: {what} must be f32"),
     };
     match l.contiguous_offsets() {
         Some((a, b)) => Ok(&data[a..b]),
-        None => candle_core::bail!("depthwise conv: {what} must be contiguous"),
+        None => candle_core::bail!("CPU kernel: {what} must be contiguous"),
     }
 }
 
@@ -257,135 +257,6 @@ impl CustomOp2 for Relu6Grad {
     }
 }
 
-/// im2col for a convolution with stride `stride` and zeros `pad_top`/`pad_left` before the
-/// image (and as many after it as the output size `oh × ow` needs): `(N, C, H, W)` →
-/// `(C·k·k, N·oh·ow)`, so that the convolution of the whole batch is one matrix product with
-/// the weights `(O, C·k·k)`. Its backward pass is col2im (the sum of the columns back into the
-/// image). With `ones_row`, one more row of ones follows, so that a bias column appended to the
-/// weights is added (and its gradient summed) inside the same matrix product.
-#[derive(Debug, Clone, Copy)]
-pub struct Im2Col {
-    pub k: usize,
-    pub stride: usize,
-    pub pad_top: usize,
-    pub pad_left: usize,
-    pub oh: usize,
-    pub ow: usize,
-    pub ones_row: bool,
-}
-
-impl Im2Col {
-    /// The shared loop of im2col and col2im, over one image plane `h × w`: for each tap of the
-    /// filter and each output row, the run of output pixels whose input pixel lies inside the
-    /// image. `visit(tap, o, i, len)` gets the first output index `o` (within `oh·ow`, the run
-    /// is contiguous), the first input index `i` (within `h·w`, the run steps by `stride`) and
-    /// the run length.
-    fn plane_taps(&self, h: usize, w: usize, mut visit: impl FnMut(usize, usize, usize, usize)) {
-        let (k, s) = (self.k, self.stride as isize);
-        let (pt, pl) = (self.pad_top as isize, self.pad_left as isize);
-        for tap in 0..k * k {
-            let (di, dj) = ((tap / k) as isize - pt, (tap % k) as isize - pl);
-            // Output columns ox with 0 <= ox·s + dj < w.
-            let x0 = if dj >= 0 { 0 } else { (-dj + s - 1) / s };
-            let x1 =
-                if (w as isize) > dj { ((w as isize - dj + s - 1) / s).min(self.ow as isize) } else { 0 };
-            if x0 >= x1 {
-                continue;
-            }
-            for oy in 0..self.oh {
-                let y = oy as isize * s + di;
-                if y < 0 || y >= h as isize {
-                    continue;
-                }
-                let i = y as usize * w + (x0 * s + dj) as usize;
-                visit(tap, oy * self.ow + x0 as usize, i, (x1 - x0) as usize);
-            }
-        }
-    }
-}
-
-impl candle_core::CustomOp1 for Im2Col {
-    fn name(&self) -> &'static str {
-        "im2col"
-    }
-
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let x = f32_slice(s, l, "input")?;
-        let (n, c, h, w) = l.shape().dims4()?;
-        let (k, st) = (self.k, self.stride);
-        let hw = self.oh * self.ow;
-        let rows_out = c * k * k + usize::from(self.ones_row);
-        let mut cols = vec![0f32; rows_out * n * hw];
-        if self.ones_row {
-            cols[c * k * k * n * hw..].fill(1.0);
-        }
-        // Rows (c, tap) of all images; each worker fills the k·k rows of one channel.
-        cols[..c * k * k * n * hw].par_chunks_mut(k * k * n * hw).enumerate().for_each(|(ch, rows)| {
-            for b in 0..n {
-                let xp = &x[(b * c + ch) * h * w..][..h * w];
-                self.plane_taps(h, w, |tap, o, i, len| {
-                    let dst = &mut rows[tap * n * hw + b * hw + o..][..len];
-                    if st == 1 {
-                        dst.copy_from_slice(&xp[i..i + len]);
-                    } else {
-                        for (t, d) in dst.iter_mut().enumerate() {
-                            *d = xp[i + t * st];
-                        }
-                    }
-                });
-            }
-        });
-        Ok((CpuStorage::F32(cols), Shape::from((rows_out, n * hw))))
-    }
-
-    fn bwd(&self, x: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        let (n, c, h, w) = x.dims4()?;
-        let op = Col2Im { cols: *self, n, c, h, w };
-        Ok(Some(grad.contiguous()?.apply_op1_no_bwd(&op)?))
-    }
-}
-
-/// col2im: `(C·k·k [+ 1], N·oh·ow)` → `(N, C, H, W)`, adding every column entry back to the
-/// pixel it was copied from.
-struct Col2Im {
-    cols: Im2Col,
-    n: usize,
-    c: usize,
-    h: usize,
-    w: usize,
-}
-
-impl candle_core::CustomOp1 for Col2Im {
-    fn name(&self) -> &'static str {
-        "col2im"
-    }
-
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let g = f32_slice(s, l, "gradient")?;
-        let Col2Im { cols, n, c, h, w } = *self;
-        let (k, st) = (cols.k, cols.stride);
-        let hw = cols.oh * cols.ow;
-        let mut x = vec![0f32; n * c * h * w];
-        x.par_chunks_mut(h * w).enumerate().for_each(|(plane, out)| {
-            let (b, ch) = (plane / c, plane % c);
-            let rows = &g[ch * k * k * n * hw..][..k * k * n * hw];
-            cols.plane_taps(h, w, |tap, o, i, len| {
-                let src = &rows[tap * n * hw + b * hw + o..][..len];
-                if st == 1 {
-                    for (d, s) in out[i..i + len].iter_mut().zip(src) {
-                        *d += s;
-                    }
-                } else {
-                    for (t, s) in src.iter().enumerate() {
-                        out[i + t * st] += s;
-                    }
-                }
-            });
-        });
-        Ok((CpuStorage::F32(x), Shape::from((n, c, h, w))))
-    }
-}
-
 /// Max pooling on the CPU: window `k`, stride `s`, `pad` (−∞) on the top and left; the output
 /// size `oh × ow` is given (see [`super::pool_output_size`]). The forward pass records where
 /// each output's maximum came from (the first one in its window, as in PyTorch), and the
@@ -427,9 +298,21 @@ impl candle_core::CustomOp1 for MaxPool {
         y.par_chunks_mut(per_plane).zip(idx.par_chunks_mut(per_plane)).enumerate().for_each(
             |(plane, (out, arg))| {
                 let xp = &x[plane * h * w..(plane + 1) * h * w];
+                // Output columns whose window lies inside the image: a whole run of them is
+                // updated tap by tap (contiguous reads for stride 1, which vectorise); the
+                // columns at the borders take the general loop.
+                let inner_lo = self.pad.div_ceil(self.s).min(self.ow);
+                let inner_hi = if w + self.pad >= self.k {
+                    ((w + self.pad - self.k) / self.s + 1).min(self.ow)
+                } else {
+                    0
+                };
+                let inner = inner_lo..inner_hi.max(inner_lo);
                 for oy in 0..self.oh {
                     let (y0, y1) = self.span(oy, h);
-                    for ox in 0..self.ow {
+                    let (orow, arow) =
+                        (&mut out[oy * self.ow..][..self.ow], &mut arg[oy * self.ow..][..self.ow]);
+                    for ox in (0..self.ow).filter(|ox| !inner.contains(ox)) {
                         let (x0, x1) = self.span(ox, w);
                         let (mut best, mut at) = (f32::NEG_INFINITY, u32::MAX);
                         for yy in y0..y1 {
@@ -440,8 +323,34 @@ impl candle_core::CustomOp1 for MaxPool {
                                 }
                             }
                         }
-                        out[oy * self.ow + ox] = best;
-                        arg[oy * self.ow + ox] = at;
+                        orow[ox] = best;
+                        arow[ox] = at;
+                    }
+                    if inner.is_empty() || y0 >= y1 {
+                        continue;
+                    }
+                    // The same taps in the same order (rows, then columns; strictly greater
+                    // replaces), so the first maximum wins exactly as above.
+                    let (bo, ba) = (&mut orow[inner.clone()], &mut arow[inner.clone()]);
+                    let first_col = inner.start * self.s - self.pad;
+                    for (t, (b, a)) in bo.iter_mut().zip(ba.iter_mut()).enumerate() {
+                        let i = y0 * w + first_col + t * self.s;
+                        (*b, *a) = (xp[i], i as u32);
+                    }
+                    for yy in y0..y1 {
+                        for dx in 0..self.k {
+                            if yy == y0 && dx == 0 {
+                                continue;
+                            }
+                            let start = yy * w + first_col + dx;
+                            let src = &xp[start..][..(bo.len() - 1) * self.s + 1];
+                            for (t, (b, a)) in bo.iter_mut().zip(ba.iter_mut()).enumerate() {
+                                let v = src[t * self.s];
+                                let take = v > *b;
+                                *b = if take { v } else { *b };
+                                *a = if take { (start + t * self.s) as u32 } else { *a };
+                            }
+                        }
                     }
                 }
             },
@@ -593,7 +502,7 @@ impl CustomOp2 for ChannelBias {
 }
 
 /// `(N, C, H, W)` → `(C)`: the sum of each channel over batch and space.
-struct ChannelSum;
+pub(super) struct ChannelSum;
 
 impl candle_core::CustomOp1 for ChannelSum {
     fn name(&self) -> &'static str {
@@ -611,40 +520,159 @@ impl candle_core::CustomOp1 for ChannelSum {
     }
 }
 
-/// The matrix product `a · b` whose value `y` was computed beforehand (the forward pass only
-/// copies it), with a backward pass that computes the gradient of an argument only when that
-/// argument needs one. Candle's own matmul backward always computes both: for a convolution
-/// of fixed weights, as in attribution and feature visualisation, half of that work is wasted.
-/// Arguments: `(a, b, y)`.
-pub struct LeanMatMul;
+/// Local response normalisation across channels (see [`super::local_response_norm`]) in one
+/// pass: `b_c = a_c · d_c^(−β)` with `d_c = k + α/n · Σ_{c'} a_{c'}²` over the `n` channels
+/// centred on `c`. Built from Candle operations it is some twenty nodes (squares, nine shifted
+/// views, their sums, a power, a division), each with a full-size gradient; at InceptionV1's
+/// 56×56 layers that cost more than all its convolutions together. The backward pass:
+/// `∂L/∂a_j = g_j d_j^(−β) − (2αβ/n) · a_j · Σ_{c ∋ j} g_c a_c d_c^(−β−1)`.
+#[derive(Debug, Clone, Copy)]
+pub struct LocalResponseNorm {
+    pub size: usize,
+    pub alpha: f32,
+    pub beta: f32,
+    pub k: f32,
+}
 
-impl CustomOp3 for LeanMatMul {
+/// Pixels per work item of [`LocalResponseNorm`]: all channels of a run of this many pixels.
+const LRN_CHUNK: usize = 256;
+
+impl LocalResponseNorm {
+    /// The channels `c'` whose squares enter `d_c`: `c − ⌊n/2⌋ ..= c + ⌊(n−1)/2⌋`, clipped.
+    fn window(&self, c: usize, channels: usize) -> std::ops::Range<usize> {
+        c.saturating_sub(self.size / 2)..(c + (self.size - 1) / 2 + 1).min(channels)
+    }
+
+    /// `d_c^(−β)` (a reciprocal square root for Lucid's β = 1/2).
+    fn inv_pow(&self, d: f32) -> f32 {
+        if self.beta == 0.5 {
+            1.0 / d.sqrt()
+        } else {
+            d.powf(-self.beta)
+        }
+    }
+
+    /// `d` for one run of `len` pixels of all `c` channels: `x` and `d` hold channel `ch`'s
+    /// run at `ch·stride`.
+    fn denominators(&self, x: &[f32], stride: usize, c: usize, len: usize, d: &mut [f32]) {
+        let scale = self.alpha / self.size as f32;
+        for ch in 0..c {
+            let out = &mut d[ch * len..][..len];
+            out.fill(0.0);
+            for src in self.window(ch, c) {
+                for (o, &v) in out.iter_mut().zip(&x[src * stride..][..len]) {
+                    *o += v * v;
+                }
+            }
+            for o in out.iter_mut() {
+                *o = self.k + scale * *o;
+            }
+        }
+    }
+
+    /// Splits `(N, C, H, W)` into work items (image, first pixel, run length) and runs
+    /// `f(item offset, run length, output runs)` for each in parallel; `out` has `x`'s layout.
+    fn for_runs(
+        &self,
+        shape: (usize, usize, usize),
+        out: &mut [f32],
+        f: impl Fn(usize, usize, &mut [&mut [f32]]) + Sync + Send,
+    ) {
+        let (n, c, hw) = shape;
+        let mut items: Vec<(usize, Vec<&mut [f32]>)> = Vec::new();
+        for (b, image) in out.chunks_mut(c * hw).enumerate().take(n) {
+            let mut planes: Vec<_> = image.chunks_mut(hw).map(|p| p.chunks_mut(LRN_CHUNK)).collect();
+            for start in (0..hw).step_by(LRN_CHUNK) {
+                let runs = planes.iter_mut().map(|p| p.next().expect("one run per chunk")).collect();
+                items.push((b * c * hw + start, runs));
+            }
+        }
+        items.into_par_iter().for_each(|(offset, mut runs)| {
+            let len = runs[0].len();
+            f(offset, len, &mut runs)
+        });
+    }
+}
+
+impl candle_core::CustomOp1 for LocalResponseNorm {
     fn name(&self) -> &'static str {
-        "lean-matmul"
+        "local-response-norm"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = f32_slice(s, l, "input")?;
+        let (n, c, h, w) = l.shape().dims4()?;
+        let hw = h * w;
+        let mut y = vec![0f32; x.len()];
+        self.for_runs((n, c, hw), &mut y, |offset, len, runs| {
+            let xs = &x[offset..];
+            let mut d = vec![0f32; c * len];
+            self.denominators(xs, hw, c, len, &mut d);
+            for (ch, out) in runs.iter_mut().enumerate() {
+                for ((o, &a), &dv) in out.iter_mut().zip(&xs[ch * hw..][..len]).zip(&d[ch * len..]) {
+                    *o = a * self.inv_pow(dv);
+                }
+            }
+        });
+        Ok((CpuStorage::F32(y), l.shape().clone()))
+    }
+
+    fn bwd(&self, x: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(x.apply_op2_no_bwd(&grad.contiguous()?, &LocalResponseNormGrad(*self))?))
+    }
+}
+
+/// ∂L/∂a of [`LocalResponseNorm`] from `(a, ∂L/∂b)`.
+struct LocalResponseNormGrad(LocalResponseNorm);
+
+impl CustomOp2 for LocalResponseNormGrad {
+    fn name(&self) -> &'static str {
+        "local-response-norm-grad"
     }
 
     fn cpu_fwd(
         &self,
-        _s1: &CpuStorage,
-        _l1: &Layout,
-        _s2: &CpuStorage,
-        _l2: &Layout,
-        s3: &CpuStorage,
-        l3: &Layout,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        Ok((CpuStorage::F32(f32_slice(s3, l3, "product")?.to_vec()), l3.shape().clone()))
-    }
-
-    fn bwd(
-        &self,
-        a: &Tensor,
-        b: &Tensor,
-        _y: &Tensor,
-        _res: &Tensor,
-        grad: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let ga = if a.track_op() { Some(grad.matmul(&b.t()?)?) } else { None };
-        let gb = if b.track_op() { Some(a.t()?.matmul(grad)?) } else { None };
-        Ok((ga, gb, None))
+        let lrn = self.0;
+        let (x, g) = (f32_slice(s1, l1, "input")?, f32_slice(s2, l2, "gradient")?);
+        let (n, c, h, w) = l1.shape().dims4()?;
+        let hw = h * w;
+        let coef = 2.0 * lrn.alpha * lrn.beta / lrn.size as f32;
+        let mut dx = vec![0f32; x.len()];
+        lrn.for_runs((n, c, hw), &mut dx, |offset, len, runs| {
+            let (xs, gs) = (&x[offset..], &g[offset..]);
+            let mut d = vec![0f32; c * len];
+            lrn.denominators(xs, hw, c, len, &mut d);
+            // d becomes d^(−β); q_c = g_c a_c d_c^(−β−1).
+            let mut q = vec![0f32; c * len];
+            for ch in 0..c {
+                let (xr, gr) = (&xs[ch * hw..][..len], &gs[ch * hw..][..len]);
+                for (((dv, qv), &a), &gv) in
+                    d[ch * len..][..len].iter_mut().zip(&mut q[ch * len..]).zip(xr).zip(gr)
+                {
+                    let p = lrn.inv_pow(*dv);
+                    *qv = gv * a * p / *dv;
+                    *dv = p;
+                }
+            }
+            let mut sum = vec![0f32; len];
+            for (j, out) in runs.iter_mut().enumerate() {
+                // The channels c whose window holds j: j − ⌊(n−1)/2⌋ ..= j + ⌊n/2⌋.
+                let (lo, hi) = (j.saturating_sub((lrn.size - 1) / 2), (j + lrn.size / 2 + 1).min(c));
+                sum.fill(0.0);
+                for ch in lo..hi {
+                    sum.iter_mut().zip(&q[ch * len..][..len]).for_each(|(s, v)| *s += v);
+                }
+                let (xr, gr, dr) = (&xs[j * hw..][..len], &gs[j * hw..][..len], &d[j * len..][..len]);
+                for ((((o, &s), &a), &gv), &p) in out.iter_mut().zip(&sum).zip(xr).zip(gr).zip(dr) {
+                    *o = gv * p - coef * a * s;
+                }
+            }
+        });
+        Ok((CpuStorage::F32(dx), l1.shape().clone()))
     }
 }

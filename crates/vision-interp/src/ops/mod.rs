@@ -7,6 +7,7 @@ use candle_core::{DType, Device, Result, Tensor, D};
 
 pub mod batch_norm;
 pub mod cpu;
+pub mod cpu_conv;
 pub mod select;
 
 pub use batch_norm::{batch_norm_relu_reference, batch_norm_relu_train, BatchStats};
@@ -207,10 +208,8 @@ pub fn max_pool2d_views(x: &Tensor, kernel: usize, stride: usize, pad: usize, ce
 
 /// Stride-1 convolution with `pad` zeros on each side, `weight` `(O, C, k, k)`.
 ///
-/// On the CPU (f32) it is im2col ([`cpu::Im2Col`], with a col2im backward pass) followed by one
-/// matrix product, so forward and backward both run through the matrix-multiplication kernel;
-/// Candle's own `conv2d` backward goes through a much slower transposed convolution.
-/// Elsewhere it is Candle's `conv2d`.
+/// See [`conv2d_padded`]. (Candle's own `conv2d` backward on the CPU goes through a much slower
+/// transposed convolution.)
 pub fn conv2d_same_stride1(x: &Tensor, weight: &Tensor, pad: usize) -> Result<Tensor> {
     conv2d_padded(x, weight, None, 1, [pad; 4])
 }
@@ -228,11 +227,10 @@ pub fn conv2d_same_stride1_bias(
 /// Convolution with `stride`, zero padding `[top, bottom, left, right]` (asymmetric paddings,
 /// as TensorFlow-trained models need), `weight` `(O, C, k, k)` and an optional bias `(O)`.
 ///
-/// On the CPU (f32) it is im2col ([`cpu::Im2Col`], with a col2im backward pass) followed by one
-/// matrix product, so forward and backward both run through the matrix-multiplication kernel;
-/// the bias is one more column of the weight matrix (against a row of ones that im2col
-/// appends), so adding it and summing its gradient cost no separate pass. Elsewhere it is
-/// Candle's `conv2d` (stride 1) or [`conv2d_unfold`] (see `candle_conv_on_gpu`).
+/// On the CPU (f32) it is one custom operation, [`cpu_conv::Conv2d`]: per image im2col and a
+/// matrix product, with a backward pass of matrix products and col2im that computes only the
+/// gradients that are needed. Elsewhere it is Candle's `conv2d` (stride 1) or
+/// [`conv2d_unfold`] (see `candle_conv_on_gpu`).
 pub fn conv2d_padded(
     x: &Tensor,
     weight: &Tensor,
@@ -240,8 +238,8 @@ pub fn conv2d_padded(
     stride: usize,
     [top, bottom, left, right]: [usize; 4],
 ) -> Result<Tensor> {
-    let (o, c, k, _) = weight.dims4()?;
-    let (n, _, h, w) = x.dims4()?;
+    let (o, _, k, _) = weight.dims4()?;
+    let (_, _, h, w) = x.dims4()?;
     if h + top + bottom < k || w + left + right < k {
         candle_core::bail!("convolution: {h}×{w} input (padded by {top}/{bottom}/{left}/{right}) smaller than the {k}×{k} filter");
     }
@@ -252,26 +250,14 @@ pub fn conv2d_padded(
         }
         return conv2d_unfold(x, weight, bias, stride, [top, bottom, left, right]);
     }
-    if k == 1 && stride == 1 && top + bottom + left + right == 0 && n == 1 {
-        // A 1×1 convolution of one image is the matrix product itself: no column copy.
-        let y = lean_matmul(&weight.reshape((o, c))?, &x.contiguous()?.reshape((c, h * w))?)?;
-        return plus_bias(y.reshape((1, o, h, w))?, bias);
-    }
     let oh = (h + top + bottom - k) / stride + 1;
     let ow = (w + left + right - k) / stride + 1;
-    let op = cpu::Im2Col { k, stride, pad_top: top, pad_left: left, oh, ow, ones_row: bias.is_some() };
-    let cols = x.contiguous()?.apply_op1(op)?; // (C·k·k [+1], N·oh·ow)
-    let mut wm = weight.reshape((o, c * k * k))?;
-    if let Some(b) = bias {
-        wm = Tensor::cat(&[&wm, &b.reshape((o, 1))?], 1)?;
-    }
-    let y = lean_matmul(&wm, &cols)?; // (O, N·oh·ow)
-    let y = y.reshape((o, n, oh, ow))?;
-    if n == 1 {
-        y.reshape((1, o, oh, ow))
-    } else {
-        y.transpose(0, 1)?.contiguous()
-    }
+    let geom = cpu_conv::ConvGeom { k, stride, pad_top: top, pad_left: left, oh, ow };
+    let bias = match bias {
+        Some(b) => b.contiguous()?,
+        None => Tensor::zeros(o, DType::F32, x.device())?,
+    };
+    x.contiguous()?.apply_op3(&weight.contiguous()?, &bias, cpu_conv::Conv2d(geom))
 }
 
 /// Whether stride-1 convolutions off the CPU use Candle's `conv2d` (im2col and one matrix
@@ -337,17 +323,6 @@ fn plus_bias(y: Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
     }
 }
 
-/// `a · b` (2-D, f32, CPU) whose backward pass computes only the gradients that are needed
-/// (see [`cpu::LeanMatMul`]).
-fn lean_matmul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
-    let y = a.detach().matmul(&b.detach())?;
-    if a.track_op() || b.track_op() {
-        a.apply_op3(b, &y, cpu::LeanMatMul)
-    } else {
-        Ok(y)
-    }
-}
-
 /// 1×1 convolution as a matrix product: `weight` `(C_out, C_in, 1, 1)`, `x` `(N, C_in, H, W)`.
 /// Its backward pass is two matrix products, where Candle's `conv2d` backward runs a
 /// transposed convolution and a second convolution for the (unused) weight gradient.
@@ -386,7 +361,21 @@ pub fn redirected_relu(x: &Tensor) -> Result<Tensor> {
 /// Local response normalisation across channels, PyTorch's semantics:
 /// `b_c = a_c · (k + α/n · Σ_{c'} a_{c'}²)^(−β)`, the sum over the `n` channels centred on `c`
 /// (zero outside), always divided by `n`.
+///
+/// On the CPU (f32) it is one custom operation ([`cpu::LocalResponseNorm`]); elsewhere it is
+/// built from Candle operations ([`local_response_norm_views`]).
 pub fn local_response_norm(x: &Tensor, size: usize, alpha: f64, beta: f64, k: f64) -> Result<Tensor> {
+    if cpu_kernels(x) && size > 0 {
+        let op = cpu::LocalResponseNorm { size, alpha: alpha as f32, beta: beta as f32, k: k as f32 };
+        x.contiguous()?.apply_op1(op)
+    } else {
+        local_response_norm_views(x, size, alpha, beta, k)
+    }
+}
+
+/// [`local_response_norm`] from Candle operations only, for every device: the squares summed
+/// over `size` shifted views along the channels.
+pub fn local_response_norm_views(x: &Tensor, size: usize, alpha: f64, beta: f64, k: f64) -> Result<Tensor> {
     let c = x.dim(1)?;
     let sq = x.sqr()?.pad_with_zeros(1, size / 2, (size - 1) / 2)?;
     let mut sum = sq.narrow(1, 0, c)?;
