@@ -312,6 +312,23 @@ fn fused_batch_norm_relu_matches_the_checked_reference() {
 }
 
 #[test]
+fn fused_batch_norm_relu_pool_matches_its_parts() {
+    // The training kernel with the 2×2 pool inside it against the checked reference followed
+    // by the (separately checked) pooling: values, input, γ and β gradients.
+    let f32 = |t: Tensor| t.to_dtype(DType::F32).unwrap();
+    let x = f32(rand64(66, &[3, 4, 6, 8]).affine(2.0, 0.5).unwrap());
+    let (gamma, beta) = (f32(rand64(67, &[4])), f32(rand64(68, &[4])));
+    let fused = |x: &Tensor, g: &Tensor, b: &Tensor| Ok(ops::batch_norm_relu_pool_train(x, g, b, 1e-5, 2)?.0);
+    let parts = |x: &Tensor, g: &Tensor, b: &Tensor| {
+        ops::max_pool2d(&ops::batch_norm_relu_reference(x, g, b, 1e-5)?.0, 2, 2, 0, false)
+    };
+    let e = same_f32(|x, g| fused(x, g, &beta), |x, g| parts(x, g, &beta), &x, &gamma);
+    assert!(e < 1e-4, "output, input and gamma gradients: relative difference {e}");
+    let e = same_f32(|x, b| fused(x, &gamma, b), |x, b| parts(x, &gamma, b), &x, &beta);
+    assert!(e < 1e-4, "beta gradient: relative difference {e}");
+}
+
+#[test]
 fn strided_asymmetric_im2col_convolution_matches_candle() {
     // InceptionV1's stem (7×7, stride 2, padding 2/3) and TF-style stride-2 3×3 convolutions.
     // Sizes where the stride divides the padded extent: Candle's own conv2d backward returns a

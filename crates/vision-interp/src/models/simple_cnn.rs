@@ -38,8 +38,8 @@ impl Module for Conv3x3 {
     }
 }
 
-/// BatchNorm, ReLU and the 2×2 max pool of a block. In training the first two are one fused
-/// kernel ([`ops::batch_norm_relu_train`]), and the pool's backward pass is exact (see
+/// BatchNorm, ReLU and the 2×2 max pool of a block. In training the three are one fused
+/// kernel ([`ops::batch_norm_relu_pool_train`]); the pool's backward pass is exact (see
 /// [`ops::max_pool2d`]).
 #[derive(Clone)]
 struct BnReluPool {
@@ -73,8 +73,8 @@ impl BnReluPool {
     }
 
     fn forward_t(&self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
-        let y = if train {
-            let (y, stats) = ops::batch_norm_relu_train(x, &self.gamma, &self.beta, BN_EPS)?;
+        if train {
+            let (y, stats) = ops::batch_norm_relu_pool_train(x, &self.gamma, &self.beta, BN_EPS, 2)?;
             // Running averages as PyTorch keeps them (the variance unbiased).
             let m = BN_MOMENTUM as f32;
             let unbias = stats.count as f32 / (stats.count as f32 - 1.0).max(1.0);
@@ -85,11 +85,10 @@ impl BnReluPool {
             };
             blend(&self.running_mean, stats.mean)?;
             blend(&self.running_var, stats.var.iter().map(|v| v * unbias).collect())?;
-            y
+            Ok(y)
         } else {
-            self.bn.forward_t(x, false)?.relu()?
-        };
-        ops::max_pool2d(&y, 2, 2, 0, false)
+            ops::max_pool2d(&self.bn.forward_t(x, false)?.relu()?, 2, 2, 0, false)
+        }
     }
 }
 

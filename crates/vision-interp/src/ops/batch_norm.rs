@@ -38,14 +38,46 @@ pub fn batch_norm_relu_train(
     eps: f64,
 ) -> Result<(Tensor, BatchStats)> {
     if super::cpu_kernels(x) {
-        let shared = Arc::new(Mutex::new(None));
-        let op = BnReluTrain { eps, stats: shared.clone() };
-        let y = x.contiguous()?.apply_op3(&gamma.contiguous()?, &beta.contiguous()?, op)?;
-        let stats = shared.lock().expect("stats lock").clone().expect("forward pass stored its statistics");
-        Ok((y, stats))
+        fused(x, gamma, beta, eps, None)
     } else {
         batch_norm_relu_reference(x, gamma, beta, eps)
     }
+}
+
+/// [`batch_norm_relu_train`] followed by a `k × k` max pool of stride `k`: on the CPU one
+/// kernel, so that the normalised activations never become a node of the graph (Candle's
+/// backward pass would give them a zeroed gradient buffer and an addition of their own);
+/// elsewhere the two operations.
+pub fn batch_norm_relu_pool_train(
+    x: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    eps: f64,
+    k: usize,
+) -> Result<(Tensor, BatchStats)> {
+    let (_, _, h, w) = x.dims4()?;
+    if super::cpu_kernels(x) {
+        let (oh, ow) =
+            (super::pool_output_size(h, k, k, 0, false), super::pool_output_size(w, k, k, 0, false));
+        fused(x, gamma, beta, eps, Some(super::cpu::MaxPool::new(k, k, 0, oh, ow)))
+    } else {
+        let (y, stats) = batch_norm_relu_reference(x, gamma, beta, eps)?;
+        Ok((super::max_pool2d(&y, k, k, 0, false)?, stats))
+    }
+}
+
+fn fused(
+    x: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    eps: f64,
+    pool: Option<super::cpu::MaxPool>,
+) -> Result<(Tensor, BatchStats)> {
+    let shared = Arc::new(Mutex::new(None));
+    let op = BnReluTrain { eps, stats: shared.clone(), pool, activations: Default::default() };
+    let y = x.contiguous()?.apply_op3(&gamma.contiguous()?, &beta.contiguous()?, op)?;
+    let stats = shared.lock().expect("stats lock").clone().expect("forward pass stored its statistics");
+    Ok((y, stats))
 }
 
 /// The same as [`batch_norm_relu_train`] from Candle operations (any device, slower backward).
@@ -76,6 +108,34 @@ fn slice<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
     }
 }
 
+/// `Σ f(a_i, b_i)` over one run (a plane: at most a few thousand values) in eight f32 lanes,
+/// which the compiler vectorises, returned as f64 for the sum over planes.
+fn lane_sum(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f64 {
+    let mut lanes = [0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let rest: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(&u, &v)| f(u, v)).sum();
+    for (u, v) in ca.zip(cb) {
+        for i in 0..8 {
+            lanes[i] += f(u[i], v[i]);
+        }
+    }
+    lanes.iter().map(|&l| l as f64).sum::<f64>() + rest as f64
+}
+
+/// [`lane_sum`] of `f(a_i, b_i, c_i)`.
+fn lane_sum3(a: &[f32], b: &[f32], c: &[f32], f: impl Fn(f32, f32, f32) -> f32) -> f64 {
+    let mut lanes = [0f32; 8];
+    let (ca, cb, cc) = (a.chunks_exact(8), b.chunks_exact(8), c.chunks_exact(8));
+    let rest: f32 =
+        ca.remainder().iter().zip(cb.remainder()).zip(cc.remainder()).map(|((&u, &v), &w)| f(u, v, w)).sum();
+    for ((u, v), w) in ca.zip(cb).zip(cc) {
+        for i in 0..8 {
+            lanes[i] += f(u[i], v[i], w[i]);
+        }
+    }
+    lanes.iter().map(|&l| l as f64).sum::<f64>() + rest as f64
+}
+
 /// Channel `c`'s values: `n` runs of `hw` contiguous values, `c·hw` apart from `(n, c)` to
 /// `(n, c + 1)`.
 fn for_channel(data: &[f32], c: usize, channels: usize, hw: usize) -> impl Iterator<Item = &[f32]> {
@@ -87,6 +147,10 @@ fn for_channel(data: &[f32], c: usize, channels: usize, hw: usize) -> impl Itera
 struct BnReluTrain {
     eps: f64,
     stats: Arc<Mutex<Option<BatchStats>>>,
+    /// A max pool applied to the activations before they are returned.
+    pool: Option<super::cpu::MaxPool>,
+    /// With `pool`, the activations before pooling, kept for the backward pass.
+    activations: Arc<Mutex<Option<Tensor>>>,
 }
 
 impl BnReluTrain {
@@ -126,10 +190,11 @@ impl CustomOp3 for BnReluTrain {
         let moments: Vec<(f32, f32)> = (0..c)
             .into_par_iter()
             .map(|ch| {
-                let sum: f64 = for_channel(x, ch, c, hw).flatten().map(|&v| v as f64).sum();
-                let mean = sum / count as f64;
-                let ss: f64 = for_channel(x, ch, c, hw).flatten().map(|&v| (v as f64 - mean).powi(2)).sum();
-                (mean as f32, (ss / count as f64) as f32)
+                let sum: f64 = for_channel(x, ch, c, hw).map(|p| lane_sum(p, p, |v, _| v)).sum();
+                let mean = (sum / count as f64) as f32;
+                let ss: f64 =
+                    for_channel(x, ch, c, hw).map(|p| lane_sum(p, p, |v, _| (v - mean) * (v - mean))).sum();
+                (mean, (ss / count as f64) as f32)
             })
             .collect();
         let mut y = vec![0f32; x.len()];
@@ -148,7 +213,15 @@ impl CustomOp3 for BnReluTrain {
             count,
         };
         *self.stats.lock().expect("stats lock") = Some(stats);
-        Ok((CpuStorage::F32(y), lx.shape().clone()))
+        match &self.pool {
+            None => Ok((CpuStorage::F32(y), lx.shape().clone())),
+            Some(pool) => {
+                let pooled = pool.forward_slice(&y, (n, c, h, w));
+                *self.activations.lock().expect("activations lock") =
+                    Some(Tensor::from_vec(y, lx.shape(), &candle_core::Device::Cpu)?);
+                Ok((CpuStorage::F32(pooled), Shape::from((n, c, pool.oh, pool.ow))))
+            }
+        }
     }
 
     fn bwd(
@@ -160,7 +233,16 @@ impl CustomOp3 for BnReluTrain {
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (stats, inv_std) = self.stats()?;
-        let grad = grad.contiguous()?;
+        let (grad, y) = match &self.pool {
+            None => (grad.contiguous()?, y.clone()),
+            Some(pool) => {
+                let y = self.activations.lock().expect("activations lock").clone();
+                let y =
+                    y.ok_or_else(|| candle_core::Error::Msg("batch norm: backward before forward".into()))?;
+                (pool.backward(grad, x.shape())?, y)
+            }
+        };
+        let y = &y;
         let param_op = BnParamGrad { mean: stats.mean.clone(), inv_std: inv_std.clone() };
         let sums = x.apply_op3_no_bwd(&grad, y, &param_op)?;
         let (dbeta, dgamma) = (sums.get(0)?, sums.get(1)?);
@@ -203,12 +285,10 @@ impl CustomOp3 for BnParamGrad {
                 for ((xs, gs), ys) in
                     for_channel(x, ch, c, hw).zip(for_channel(g, ch, c, hw)).zip(for_channel(y, ch, c, hw))
                 {
-                    for ((&xv, &gv), &yv) in xs.iter().zip(gs).zip(ys) {
-                        if yv > 0.0 {
-                            db += gv as f64;
-                            dg += (gv * (xv - mean) * inv_std) as f64;
-                        }
-                    }
+                    // The gradient where the ReLU was on, zero elsewhere.
+                    let on = |gv: f32, yv: f32| if yv > 0.0 { gv } else { 0.0 };
+                    db += lane_sum(gs, ys, on);
+                    dg += lane_sum3(xs, gs, ys, |xv, gv, yv| on(gv, yv) * (xv - mean)) * inv_std as f64;
                 }
                 (db, dg)
             })

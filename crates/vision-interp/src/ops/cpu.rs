@@ -277,6 +277,32 @@ impl MaxPool {
         Self { k, s, pad, oh, ow, argmax: Default::default() }
     }
 
+    /// The forward pass over one plane `h × w`: each output's maximum and where it came from
+    /// (the first one in row-major order: only a strictly greater value replaces it).
+    fn pool_plane(&self, xp: &[f32], (h, w): (usize, usize), out: &mut [f32], arg: &mut [u32]) {
+        for oy in 0..self.oh {
+            let (y0, y1) = self.span(oy, h);
+            for ox in 0..self.ow {
+                let (x0, x1) = self.span(ox, w);
+                let o = oy * self.ow + ox;
+                if y0 >= y1 || x0 >= x1 {
+                    (out[o], arg[o]) = (f32::NEG_INFINITY, u32::MAX);
+                    continue;
+                }
+                let (mut best, mut at) = (xp[y0 * w + x0], y0 * w + x0);
+                for yy in y0..y1 {
+                    let row = yy * w;
+                    for (xx, &v) in xp[row + x0..row + x1].iter().enumerate() {
+                        let take = v > best;
+                        best = if take { v } else { best };
+                        at = if take { row + x0 + xx } else { at };
+                    }
+                }
+                (out[o], arg[o]) = (best, at as u32);
+            }
+        }
+    }
+
     /// Rows (or columns) `lo..hi` of the input inside the window of output row (column) `o`.
     fn span(&self, o: usize, len: usize) -> (usize, usize) {
         let start = o * self.s;
@@ -292,77 +318,35 @@ impl candle_core::CustomOp1 for MaxPool {
     fn cpu_fwd(&self, st: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let x = f32_slice(st, l, "input")?;
         let (n, c, h, w) = l.shape().dims4()?;
-        let per_plane = self.oh * self.ow;
-        let mut y = vec![0f32; n * c * per_plane];
-        let mut idx = vec![u32::MAX; n * c * per_plane];
-        y.par_chunks_mut(per_plane).zip(idx.par_chunks_mut(per_plane)).enumerate().for_each(
-            |(plane, (out, arg))| {
-                let xp = &x[plane * h * w..(plane + 1) * h * w];
-                // Output columns whose window lies inside the image: a whole run of them is
-                // updated tap by tap (contiguous reads for stride 1, which vectorise); the
-                // columns at the borders take the general loop.
-                let inner_lo = self.pad.div_ceil(self.s).min(self.ow);
-                let inner_hi = if w + self.pad >= self.k {
-                    ((w + self.pad - self.k) / self.s + 1).min(self.ow)
-                } else {
-                    0
-                };
-                let inner = inner_lo..inner_hi.max(inner_lo);
-                for oy in 0..self.oh {
-                    let (y0, y1) = self.span(oy, h);
-                    let (orow, arow) =
-                        (&mut out[oy * self.ow..][..self.ow], &mut arg[oy * self.ow..][..self.ow]);
-                    for ox in (0..self.ow).filter(|ox| !inner.contains(ox)) {
-                        let (x0, x1) = self.span(ox, w);
-                        let (mut best, mut at) = (f32::NEG_INFINITY, u32::MAX);
-                        for yy in y0..y1 {
-                            for xx in x0..x1 {
-                                let v = xp[yy * w + xx];
-                                if at == u32::MAX || v > best {
-                                    (best, at) = (v, (yy * w + xx) as u32);
-                                }
-                            }
-                        }
-                        orow[ox] = best;
-                        arow[ox] = at;
-                    }
-                    if inner.is_empty() || y0 >= y1 {
-                        continue;
-                    }
-                    // The same taps in the same order (rows, then columns; strictly greater
-                    // replaces), so the first maximum wins exactly as above.
-                    let (bo, ba) = (&mut orow[inner.clone()], &mut arow[inner.clone()]);
-                    let first_col = inner.start * self.s - self.pad;
-                    for (t, (b, a)) in bo.iter_mut().zip(ba.iter_mut()).enumerate() {
-                        let i = y0 * w + first_col + t * self.s;
-                        (*b, *a) = (xp[i], i as u32);
-                    }
-                    for yy in y0..y1 {
-                        for dx in 0..self.k {
-                            if yy == y0 && dx == 0 {
-                                continue;
-                            }
-                            let start = yy * w + first_col + dx;
-                            let src = &xp[start..][..(bo.len() - 1) * self.s + 1];
-                            for (t, (b, a)) in bo.iter_mut().zip(ba.iter_mut()).enumerate() {
-                                let v = src[t * self.s];
-                                let take = v > *b;
-                                *b = if take { v } else { *b };
-                                *a = if take { (start + t * self.s) as u32 } else { *a };
-                            }
-                        }
-                    }
-                }
-            },
-        );
-        *self.argmax.lock().expect("argmax lock") = idx;
+        let y = self.forward_slice(x, (n, c, h, w));
         Ok((CpuStorage::F32(y), Shape::from((n, c, self.oh, self.ow))))
     }
 
     fn bwd(&self, x: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        let (_, _, h, w) = x.dims4()?;
+        Ok(Some(self.backward(grad, x.shape())?))
+    }
+}
+
+impl MaxPool {
+    /// The forward pass over `x` `(N, C, H, W)`: the pooled values, with the positions of the
+    /// maxima kept for [`MaxPool::backward`].
+    pub(super) fn forward_slice(&self, x: &[f32], (n, c, h, w): (usize, usize, usize, usize)) -> Vec<f32> {
+        let per_plane = self.oh * self.ow;
+        let mut y = vec![0f32; n * c * per_plane];
+        let mut idx = vec![0u32; n * c * per_plane];
+        y.par_chunks_mut(per_plane)
+            .zip(idx.par_chunks_mut(per_plane))
+            .enumerate()
+            .for_each(|(plane, (out, arg))| self.pool_plane(&x[plane * h * w..][..h * w], (h, w), out, arg));
+        *self.argmax.lock().expect("argmax lock") = idx;
+        y
+    }
+
+    /// `∂L/∂x` (of shape `input`) from `∂L/∂y`: each gradient goes to its window's maximum.
+    pub(super) fn backward(&self, grad: &Tensor, input: &Shape) -> Result<Tensor> {
+        let (_, _, h, w) = input.dims4()?;
         let op = MaxPoolGrad { plane: h * w, argmax: self.argmax.clone() };
-        Ok(Some(grad.contiguous()?.apply_op1_no_bwd(&op)?.reshape(x.shape())?))
+        grad.contiguous()?.apply_op1_no_bwd(&op)?.reshape(input)
     }
 }
 

@@ -10,7 +10,9 @@ pub mod cpu;
 pub mod cpu_conv;
 pub mod select;
 
-pub use batch_norm::{batch_norm_relu_reference, batch_norm_relu_train, BatchStats};
+pub use batch_norm::{
+    batch_norm_relu_pool_train, batch_norm_relu_reference, batch_norm_relu_train, BatchStats,
+};
 
 /// Output size of a convolution along one axis: `floor((i + 2p − k) / s) + 1`.
 pub fn conv_output_size(input: usize, kernel: usize, stride: usize, padding: usize) -> usize {
