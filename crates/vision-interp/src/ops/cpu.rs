@@ -1,5 +1,7 @@
 //! CPU kernels with hand-written backward passes, as Candle custom operations: depthwise
-//! convolution and ReLU6.
+//! convolution, max pooling, ReLU6, the redirected ReLU, per-channel bias and local response
+//! normalisation (the convolution is in [`super::cpu_conv`], batch normalisation in
+//! [`super::batch_norm`]). Each is compared with its Candle-only counterpart in the tests.
 //!
 //! Candle's `conv2d(groups = C)` runs C separate convolutions joined by `cat`, and the
 //! shifted-view formulation in [`super::depthwise_conv2d_taps`] allocates a full-size gradient
