@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 
 use anyhow::Result;
-use candle_core::{Tensor, Var};
+use candle_core::{CpuStorage, InplaceOp2, InplaceOp3, Layout, Tensor, Var};
 use candle_nn::VarMap;
 
 pub struct Adam {
@@ -69,28 +69,20 @@ impl Adam {
         Ok(())
     }
 
-    /// The same update as one pass over the values (on the CPU, a chain of tensor operations
-    /// allocates and walks each parameter a dozen times).
+    /// The same update in place, in three passes over the values (on the CPU, a chain of tensor
+    /// operations allocates and walks each parameter a dozen times).
     fn update_cpu(&mut self, i: usize, var: &Var, g: &Tensor, c1: f64, c2: f64) -> Result<()> {
-        let shape = var.shape().clone();
-        let flat = |t: &Tensor| -> Result<Vec<f32>> { Ok(t.flatten_all()?.to_vec1::<f32>()?) };
-        let (mut w, g, mut m, mut v) =
-            (flat(var.as_tensor())?, flat(g)?, flat(&self.m[i])?, flat(&self.v[i])?);
-        let (b1, b2, eps) = (self.beta1 as f32, self.beta2 as f32, self.eps as f32);
-        let (lr, c1, c2) = (self.lr as f32, c1 as f32, c2 as f32);
-        for (((w, g), m), v) in w.iter_mut().zip(&g).zip(m.iter_mut()).zip(v.iter_mut()) {
-            *m = b1 * *m + (1.0 - b1) * g;
-            *v = b2 * *v + (1.0 - b2) * g * g;
-            *w -= lr * (*m / c1) / ((*v / c2).sqrt() + eps);
-        }
-        let dev = var.device().clone();
-        self.m[i] = Tensor::from_vec(m, &shape, &dev)?;
-        self.v[i] = Tensor::from_vec(v, &shape, &dev)?;
-        var.set(&Tensor::from_vec(w, &shape, &dev)?)?;
+        let g = g.contiguous()?;
+        self.m[i].inplace_op2(&g, &Moment { beta: self.beta1 as f32, square: false })?;
+        self.v[i].inplace_op2(&g, &Moment { beta: self.beta2 as f32, square: true })?;
+        let step = Step { lr: self.lr as f32, c1: c1 as f32, c2: c2 as f32, eps: self.eps as f32 };
+        var.as_tensor().inplace_op3(&self.m[i], &self.v[i], &step)?;
         Ok(())
     }
 
-    /// The moment estimates, named `adam.m.<variable>` and `adam.v.<variable>`.
+    /// The moment estimates, named `adam.m.<variable>` and `adam.v.<variable>`. On the CPU they
+    /// share storage with the optimiser, which updates them in place: save or copy them before
+    /// the next step.
     pub fn state(&self) -> HashMap<String, Tensor> {
         let mut out = HashMap::new();
         for (i, (name, _)) in self.vars.iter().enumerate() {
@@ -113,6 +105,86 @@ impl Adam {
             self.v[i] = get("v")?.to_device(self.v[i].device())?;
         }
         self.step = step;
+        Ok(())
+    }
+}
+
+/// The values of a contiguous f32 CPU tensor, mutably.
+fn values_mut<'a>(s: &'a mut CpuStorage, l: &Layout) -> candle_core::Result<&'a mut [f32]> {
+    match (s, l.contiguous_offsets()) {
+        (CpuStorage::F32(v), Some((a, b))) => Ok(&mut v[a..b]),
+        _ => candle_core::bail!("adam: expected a contiguous f32 tensor"),
+    }
+}
+
+fn values<'a>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a [f32]> {
+    match (s, l.contiguous_offsets()) {
+        (CpuStorage::F32(v), Some((a, b))) => Ok(&v[a..b]),
+        _ => candle_core::bail!("adam: expected a contiguous f32 tensor"),
+    }
+}
+
+/// A moment estimate, in place: `m ← β m + (1 − β) g` (or `g²` with `square`).
+struct Moment {
+    beta: f32,
+    square: bool,
+}
+
+impl InplaceOp2 for Moment {
+    fn name(&self) -> &'static str {
+        "adam-moment"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &mut CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<()> {
+        let (m, g) = (values_mut(s1, l1)?, values(s2, l2)?);
+        if m.len() != g.len() {
+            candle_core::bail!("adam: {} moments for {} gradients", m.len(), g.len());
+        }
+        let b = self.beta;
+        if self.square {
+            m.iter_mut().zip(g).for_each(|(m, &g)| *m = b * *m + (1.0 - b) * g * g);
+        } else {
+            m.iter_mut().zip(g).for_each(|(m, &g)| *m = b * *m + (1.0 - b) * g);
+        }
+        Ok(())
+    }
+}
+
+/// The parameter step, in place: `w ← w − lr · (m / c1) / (√(v / c2) + ε)`.
+struct Step {
+    lr: f32,
+    c1: f32,
+    c2: f32,
+    eps: f32,
+}
+
+impl InplaceOp3 for Step {
+    fn name(&self) -> &'static str {
+        "adam-step"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &mut CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> candle_core::Result<()> {
+        let (w, m, v) = (values_mut(s1, l1)?, values(s2, l2)?, values(s3, l3)?);
+        if w.len() != m.len() || w.len() != v.len() {
+            candle_core::bail!("adam: {} values, {} and {} moments", w.len(), m.len(), v.len());
+        }
+        for ((w, &m), &v) in w.iter_mut().zip(m).zip(v) {
+            *w -= self.lr * (m / self.c1) / ((v / self.c2).sqrt() + self.eps);
+        }
         Ok(())
     }
 }
