@@ -10,6 +10,8 @@ use anyhow::Result;
 use candle_core::{CpuStorage, InplaceOp2, InplaceOp3, Layout, Tensor, Var};
 use candle_nn::VarMap;
 
+use crate::ops::cpu::{f32_slice, f32_slice_mut};
+
 pub struct Adam {
     vars: Vec<(String, Var)>,
     m: Vec<Tensor>,
@@ -109,21 +111,6 @@ impl Adam {
     }
 }
 
-/// The values of a contiguous f32 CPU tensor, mutably.
-fn values_mut<'a>(s: &'a mut CpuStorage, l: &Layout) -> candle_core::Result<&'a mut [f32]> {
-    match (s, l.contiguous_offsets()) {
-        (CpuStorage::F32(v), Some((a, b))) => Ok(&mut v[a..b]),
-        _ => candle_core::bail!("adam: expected a contiguous f32 tensor"),
-    }
-}
-
-fn values<'a>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a [f32]> {
-    match (s, l.contiguous_offsets()) {
-        (CpuStorage::F32(v), Some((a, b))) => Ok(&v[a..b]),
-        _ => candle_core::bail!("adam: expected a contiguous f32 tensor"),
-    }
-}
-
 /// A moment estimate, in place: `m ← β m + (1 − β) g` (or `g²` with `square`).
 struct Moment {
     beta: f32,
@@ -142,7 +129,7 @@ impl InplaceOp2 for Moment {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> candle_core::Result<()> {
-        let (m, g) = (values_mut(s1, l1)?, values(s2, l2)?);
+        let (m, g) = (f32_slice_mut(s1, l1, "moment")?, f32_slice(s2, l2, "gradient")?);
         if m.len() != g.len() {
             candle_core::bail!("adam: {} moments for {} gradients", m.len(), g.len());
         }
@@ -178,7 +165,8 @@ impl InplaceOp3 for Step {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> candle_core::Result<()> {
-        let (w, m, v) = (values_mut(s1, l1)?, values(s2, l2)?, values(s3, l3)?);
+        let (w, m, v) =
+            (f32_slice_mut(s1, l1, "parameter")?, f32_slice(s2, l2, "moment")?, f32_slice(s3, l3, "moment")?);
         if w.len() != m.len() || w.len() != v.len() {
             candle_core::bail!("adam: {} values, {} and {} moments", w.len(), m.len(), v.len());
         }

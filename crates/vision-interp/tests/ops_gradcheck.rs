@@ -398,10 +398,11 @@ fn local_response_norm_matches_the_formula_and_its_gradient() {
 }
 
 #[test]
-fn cpu_local_response_norm_kernel_matches_the_checked_views() {
-    // Odd and even window sizes, more and fewer channels than the window, several runs of
-    // pixels per plane (17×19 > 256), Lucid's β = 1/2 and another β; large values so that the
-    // normalisation matters.
+fn cpu_local_response_norm_kernel_matches_the_checked_band_product() {
+    // The CPU kernel against the band product (which the test above checks against the formula
+    // and finite differences). Odd and even window sizes, more and fewer channels than the
+    // window, several runs of pixels per plane (17×19 > 256), Lucid's β = 1/2 and another β;
+    // large values so that the normalisation matters.
     for (size, beta, (n, c, h, w)) in
         [(9, 0.5, (2, 11, 17, 19)), (4, 0.75, (1, 3, 5, 4)), (5, 0.5, (3, 7, 2, 3))]
     {
@@ -409,7 +410,7 @@ fn cpu_local_response_norm_kernel_matches_the_checked_views() {
         let s = rand64(73, &[1]).to_dtype(DType::F32).unwrap();
         let e = same_f32(
             |x, s| ops::local_response_norm(&x.broadcast_mul(s)?, size, 1e-3, beta, 1.0),
-            |x, s| ops::local_response_norm_views(&x.broadcast_mul(s)?, size, 1e-3, beta, 1.0),
+            |x, s| ops::local_response_norm_band(&x.broadcast_mul(s)?, size, 1e-3, beta, 1.0),
             &x,
             &s,
         );

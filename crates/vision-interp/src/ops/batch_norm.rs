@@ -17,6 +17,8 @@ use std::sync::{Arc, Mutex};
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
+use super::cpu::f32_slice;
+
 /// Per-channel batch statistics of a training-mode forward pass.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BatchStats {
@@ -101,13 +103,6 @@ pub fn batch_norm_relu_reference(
     Ok((y.relu()?, stats))
 }
 
-fn slice<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
-    match (s, l.contiguous_offsets()) {
-        (CpuStorage::F32(v), Some((a, b))) => Ok(&v[a..b]),
-        _ => candle_core::bail!("batch norm: expected a contiguous f32 tensor"),
-    }
-}
-
 /// `Σ f(a_i, b_i)` over one run (a plane: at most a few thousand values) in eight f32 lanes,
 /// which the compiler vectorises, returned as f64 for the sum over planes.
 fn lane_sum(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f64 {
@@ -178,7 +173,8 @@ impl CustomOp3 for BnReluTrain {
         lb: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let (n, c, h, w) = lx.shape().dims4()?;
-        let (x, gamma, beta) = (slice(sx, lx)?, slice(sg, lg)?, slice(sb, lb)?);
+        let (x, gamma, beta) =
+            (f32_slice(sx, lx, "input")?, f32_slice(sg, lg, "gamma")?, f32_slice(sb, lb, "beta")?);
         if gamma.len() != c || beta.len() != c {
             candle_core::bail!(
                 "batch norm: {c} channels but {} weights and {} biases",
@@ -275,7 +271,8 @@ impl CustomOp3 for BnParamGrad {
         ly: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let (_, c, h, w) = lx.shape().dims4()?;
-        let (x, g, y) = (slice(sx, lx)?, slice(sg, lg)?, slice(sy, ly)?);
+        let (x, g, y) =
+            (f32_slice(sx, lx, "input")?, f32_slice(sg, lg, "gradient")?, f32_slice(sy, ly, "output")?);
         let hw = h * w;
         let sums: Vec<(f64, f64)> = (0..c)
             .into_par_iter()
@@ -323,7 +320,8 @@ impl CustomOp3 for BnInputGrad {
         ly: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let (n, c, h, w) = lx.shape().dims4()?;
-        let (x, g, y) = (slice(sx, lx)?, slice(sg, lg)?, slice(sy, ly)?);
+        let (x, g, y) =
+            (f32_slice(sx, lx, "input")?, f32_slice(sg, lg, "gradient")?, f32_slice(sy, ly, "output")?);
         let (hw, m) = (h * w, (n * h * w) as f32);
         let mut dx = vec![0f32; x.len()];
         dx.par_chunks_mut(hw)

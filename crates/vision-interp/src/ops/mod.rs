@@ -365,26 +365,31 @@ pub fn redirected_relu(x: &Tensor) -> Result<Tensor> {
 /// (zero outside), always divided by `n`.
 ///
 /// On the CPU (f32) it is one custom operation ([`cpu::LocalResponseNorm`]); elsewhere it is
-/// built from Candle operations ([`local_response_norm_views`]).
+/// built from Candle operations ([`local_response_norm_band`]).
 pub fn local_response_norm(x: &Tensor, size: usize, alpha: f64, beta: f64, k: f64) -> Result<Tensor> {
     if cpu_kernels(x) && size > 0 {
         let op = cpu::LocalResponseNorm { size, alpha: alpha as f32, beta: beta as f32, k: k as f32 };
         x.contiguous()?.apply_op1(op)
     } else {
-        local_response_norm_views(x, size, alpha, beta, k)
+        local_response_norm_band(x, size, alpha, beta, k)
     }
 }
 
-/// [`local_response_norm`] from Candle operations only, for every device: the squares summed
-/// over `size` shifted views along the channels.
-pub fn local_response_norm_views(x: &Tensor, size: usize, alpha: f64, beta: f64, k: f64) -> Result<Tensor> {
-    let c = x.dim(1)?;
-    let sq = x.sqr()?.pad_with_zeros(1, size / 2, (size - 1) / 2)?;
-    let mut sum = sq.narrow(1, 0, c)?;
-    for i in 1..size {
-        sum = (sum + sq.narrow(1, i, c)?)?;
+/// [`local_response_norm`] from Candle operations only, for every device: the sums of squares
+/// over each channel's window are one matrix product with a band of ones `(C, C)` (a handful of
+/// graph nodes, where `size` shifted views and their sums would be some twenty).
+pub fn local_response_norm_band(x: &Tensor, size: usize, alpha: f64, beta: f64, k: f64) -> Result<Tensor> {
+    let (n, c, h, w) = x.dims4()?;
+    let mut band = vec![0f32; c * c];
+    for out in 0..c {
+        // The channels `out − ⌊size/2⌋ ..= out + ⌊(size−1)/2⌋`, clipped to the tensor.
+        for src in out.saturating_sub(size / 2)..(out + (size - 1) / 2 + 1).min(c) {
+            band[out * c + src] = 1.0;
+        }
     }
-    x / sum.affine(alpha / size as f64, k)?.powf(beta)?
+    let band = Tensor::from_vec(band, (c, c), x.device())?.to_dtype(x.dtype())?;
+    let sums = band.broadcast_matmul(&x.sqr()?.reshape((n, c, h * w))?)?.reshape((n, c, h, w))?;
+    x / sums.affine(alpha / size as f64, k)?.powf(beta)?
 }
 
 /// `x + b` with one bias value per channel, `x` `(N, C, H, W)`, `b` `(C)` (a custom operation
