@@ -1,19 +1,15 @@
 //! Chapter 1: how an image becomes numbers, what a convolution does, and a first CNN
 //! (SimpleCNN) trained from scratch on a CPU, then opened up: its filters and feature maps.
 use anyhow::Result;
-use candle_core::{DType, Tensor};
-use candle_nn::{VarBuilder, VarMap};
+use candle_core::Tensor;
 use clap::Parser;
-use vision_interp::cli::{CommonArgs, Session};
+use vision_interp::cli::{ModelArgs, RunArgs, Session};
 use vision_interp::figure::{feature_map_tiles, filter_tiles, grey, hstack, line_chart, mosaic, tint};
 use vision_interp::figure::{GridSpec, Map, Panel, Series};
+use vision_interp::handoff::{ScratchData, ScratchRun};
 use vision_interp::imageio::photo;
-use vision_interp::models::simple_cnn::{
-    imagenet_normalize, init_varmap, ScratchData, ScratchRun, SimpleCnn,
-};
 use vision_interp::models::{Model, Taps};
-use vision_interp::train::{train, TrainConfig};
-use vision_interp::{ops, work_dir};
+use vision_interp::{imagenet, ops};
 
 vision_interp::fast_allocator!();
 
@@ -21,7 +17,10 @@ vision_interp::fast_allocator!();
 #[command(about = "Images as tensors, convolution, and a first CNN trained from scratch")]
 struct Args {
     #[command(flatten)]
-    common: CommonArgs,
+    run: RunArgs,
+    /// The pretrained model whose first-layer filters are shown beside SimpleCNN's
+    #[command(flatten)]
+    model: ModelArgs,
     /// Data to train on
     #[arg(long, value_enum, default_value_t)]
     dataset: ScratchData,
@@ -39,8 +38,9 @@ const KERNELS: [(&str, [f32; 9]); 5] = [
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    let mut s = Session::start(&args.common, "chapter-01-cnn-basics")?;
+    let mut s = Session::start(&args.run, env!("CARGO_PKG_NAME"))?;
     let dev = s.device.clone();
+    let pretrained = args.model.load(&dev)?; // its first-layer filters close the chapter
 
     // ANCHOR: tensor
     let img = photo("chelsea.png", 224, &dev)?; // (3, 224, 224), values in [0, 1]
@@ -48,7 +48,7 @@ fn main() -> Result<()> {
         |t: &Tensor| -> Result<(f32, f32)> { Ok((t.min_all()?.to_scalar()?, t.max_all()?.to_scalar()?)) };
     let (lo, hi) = range(&img)?;
     println!("chelsea.png as a tensor: shape {:?}, values {lo:.3} to {hi:.3}", img.dims());
-    let (lo, hi) = range(&imagenet_normalize(&img.unsqueeze(0)?)?)?; // (x − μ) / σ per channel
+    let (lo, hi) = range(&imagenet::normalize(&img.unsqueeze(0)?)?)?; // (x − μ) / σ per channel
     println!("after ImageNet normalisation: values {lo:.3} to {hi:.3}");
     // ANCHOR_END: tensor
     let mut row = vec![Panel::image(&img, "RGB")?];
@@ -85,35 +85,18 @@ fn main() -> Result<()> {
         .collect::<Result<_>>()?;
     s.save_grid(&[examples], &GridSpec::new(96), (data, "train", "examples"))?;
 
-    // ANCHOR: model
-    let mut varmap = VarMap::new();
-    init_varmap(&varmap, train_set.classes.len(), &mut s.rng, &dev)?;
-    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &dev);
-    let net =
-        SimpleCnn::new(vb, train_set.classes.clone(), size, vision_interp::rng::seeded(args.common.seed))?;
-    let params: usize = varmap.all_vars().iter().map(|v| v.elem_count()).sum::<usize>() - 2 * (32 + 64 + 128);
-    println!("SimpleCNN: {params} trainable parameters");
-    let random_filters = filter_tiles(
-        &varmap.get((32, 3, 3, 3), "conv1.weight", Default::default(), DType::F32, &dev)?.copy()?,
-    )?;
-    // ANCHOR_END: model
-
     // ANCHOR: train
-    let cfg = TrainConfig { epochs, batch: 32, lr: 1e-3, seed: args.common.seed };
-    let checkpoint =
-        work_dir().join("checkpoints").join(format!("{}.safetensors", run.tag(args.common.seed)));
-    let history = train(&net, &mut varmap, &train_set, &eval_set, cfg, &dev, Some(&checkpoint))?;
-    for h in &history {
+    let fitted = run.fit(&train_set, &eval_set, args.run.seed, &dev)?; // resumes if interrupted
+    let (net, history) = (&fitted.net, &fitted.history);
+    println!("SimpleCNN: {} trainable parameters", fitted.trainable_parameters());
+    for h in history {
         println!(
             "epoch {}: train loss {:.3}, accuracy {:.1} % | eval loss {:.3}, accuracy {:.1} %",
             h.epoch, h.train_loss, h.train_acc, h.val_loss, h.val_acc
         );
     }
     // ANCHOR_END: train
-    let weights = run.weights_path(args.common.seed);
-    std::fs::create_dir_all(weights.parent().expect("folder"))?;
-    varmap.save(&weights)?;
-    eprintln!("trained weights: {}", weights.display());
+    eprintln!("trained weights: {}", run.weights_path(args.run.seed).display());
     let curve = |f: fn(&vision_interp::train::EpochStats) -> f32| {
         history.iter().map(|h| (h.epoch as f32, f(h))).collect()
     };
@@ -133,6 +116,7 @@ fn main() -> Result<()> {
     s.save(&charts, &s.figure("simple-cnn", data, "training-curves"))?;
 
     // ANCHOR: inside
+    let random_filters = filter_tiles(&fitted.initial_conv1)?;
     let trained_filters = filter_tiles(net.conv_weight(0))?;
     let filters = vec![
         Panel::new(mosaic(&random_filters, 8, 12, 2), "random initialisation"),
@@ -157,6 +141,21 @@ fn main() -> Result<()> {
         &GridSpec::new(220).title("Feature maps of one evaluation image"),
         ("simple-cnn", &format!("{data}-conv1-3"), "feature-maps"),
     )?;
+    pretrained_filters(&mut s, pretrained.as_ref())?;
     s.finish();
     Ok(())
+}
+
+/// The first-layer filters of a network trained on ImageNet, for comparison with SimpleCNN's.
+fn pretrained_filters(s: &mut Session, m: &dyn Model) -> Result<()> {
+    // ANCHOR: pretrained
+    let w = m.first_conv()?; // (out, 3, k, k)
+    let (n, k) = (w.dim(0)?, w.dim(2)?);
+    let tiles = filter_tiles(&w)?;
+    let cols = (n as f64).sqrt().ceil() as usize;
+    let scale = (96 / k as u32).max(4);
+    // ANCHOR_END: pretrained
+    let title = format!("{}: the {n} first-layer filters, {k} × {k} × RGB", m.name());
+    let panel = Panel::new(mosaic(&tiles, cols, scale, 2), "trained on ImageNet");
+    s.save_grid(&[vec![panel]], &GridSpec::new(420).title(&title), (m.name(), "first-layer", "filters"))
 }

@@ -6,14 +6,14 @@
 use anyhow::Result;
 use clap::Parser;
 use vision_interp::attribution::{self as attr, top_k};
-use vision_interp::cli::{CommonArgs, Session};
+use vision_interp::cli::{ModelArgs, RunArgs, Session};
 use vision_interp::data::Split;
 use vision_interp::figure::{line_chart, GridSpec, Panel, Series};
+use vision_interp::handoff::{ScratchData, ScratchRun};
 use vision_interp::imageio::{photo, side_by_side, to_tensor};
 use vision_interp::imagenet::short_name;
-use vision_interp::models::simple_cnn::{ScratchData, ScratchRun};
-use vision_interp::models::SimpleCnn;
-use vision_interp::{asset, models, Tensor};
+use vision_interp::models::{Model, SimpleCnn};
+use vision_interp::{asset, Tensor};
 
 vision_interp::fast_allocator!();
 
@@ -21,23 +21,24 @@ vision_interp::fast_allocator!();
 #[command(about = "Saliency maps, SmoothGrad, integrated gradients and Grad-CAM")]
 struct Args {
     #[command(flatten)]
-    common: CommonArgs,
+    run: RunArgs,
+    #[command(flatten)]
+    model: ModelArgs,
     /// Data chapter 1 trained its SimpleCNN on
     #[arg(long, value_enum, default_value_t)]
     dataset: ScratchData,
 }
 
 const PHOTOS: [&str; 4] = ["chelsea.png", "coffee.png", "grace_hopper.jpg", "camera.png"];
-const TIGER_CAT: usize = 282;
-const ESPRESSO: usize = 967;
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    let mut s = Session::start(&args.common, "chapter-02-saliency-gradcam")?;
-    let weights = args.common.weights.as_deref();
-    let model = models::load(&args.common.model, weights, &s.device)?;
+    let mut s = Session::start(&args.run, env!("CARGO_PKG_NAME"))?;
+    let model = args.model.load(&s.device)?;
     let m = model.as_ref();
+    let roles = m.card().roles; // which layers of this model play which part
     let size = m.input_size();
+    let (tiger_cat, espresso) = (m.class_index("tiger cat")?, m.class_index("espresso")?);
     let (samples, steps) = if s.quick { (8, 32) } else { (32, 128) };
 
     // ANCHOR: methods
@@ -52,13 +53,13 @@ fn main() -> Result<()> {
         let ig = attr::integrated_gradients(m, &img, &img.zeros_like()?, class, steps, 16)?;
         let (total, gap) = ig.completeness; // equal when the path integral is exact
         println!("  integrated gradients: Σ attributions {total:.2}, y(x) − y(black) {gap:.2}");
-        let cam = attr::grad_cam(m, &img, class, "head")?.cam; // (7, 7)
+        let cam = attr::grad_cam(m, &img, class, roles.last_conv)?.cam; // (7, 7) for Lite0
         rows.push(vec![
             Panel::image(&img, format!("{} {:.2}", short_name(&top[0].name), top[0].prob))?,
             Panel::magnitude(&saliency, "saliency")?,
             Panel::magnitude(&smooth, format!("SmoothGrad n={samples}"))?,
             Panel::signed(&ig.attributions.sum(0)?, format!("IG, {steps} steps"))?,
-            Panel::overlay(&img, &cam, "Grad-CAM head")?,
+            Panel::overlay(&img, &cam, format!("Grad-CAM {}", roles.last_conv))?,
         ]);
         let label = format!("{name}: {}", short_name(&top[0].name));
         ig_paths.push(Series { label, points: ig.path_scores });
@@ -78,13 +79,14 @@ fn main() -> Result<()> {
     // ANCHOR: layers
     let cat = photo("chelsea.png", size, &s.device)?;
     let mut row = vec![Panel::image(&cat, "input")?];
-    for layer in ["stage3", "stage4", "stage5", "stage6", "head"] {
+    for &layer in roles.cam_ladder {
         let l = m.layer(layer)?;
-        let cam = attr::grad_cam(m, &cat, TIGER_CAT, layer)?.cam;
+        let cam = attr::grad_cam(m, &cat, tiger_cat, layer)?.cam;
         row.push(Panel::overlay(&cat, &cam, format!("{layer} ({}×{}×{})", l.channels, l.height, l.width))?);
     }
     // ANCHOR_END: layers
-    let spec = GridSpec::new(180).title("Grad-CAM for 'tiger cat' at five depths");
+    let spec =
+        GridSpec::new(180).title(&format!("Grad-CAM for 'tiger cat' at {} depths", roles.cam_ladder.len()));
     s.save_grid(&[row], &spec, (m.name(), "chelsea", "gradcam-layers"))?;
 
     // ANCHOR: two_classes
@@ -93,13 +95,13 @@ fn main() -> Result<()> {
     let both = to_tensor(&side_by_side(&left, &right, size as u32), &s.device)?; // (3, 224, 673)
     let logits = m.logits(&both.unsqueeze(0)?)?.squeeze(0)?;
     let mut rows = Vec::new();
-    for class in [TIGER_CAT, ESPRESSO] {
+    for class in [tiger_cat, espresso] {
         let logit = logits.get(class)?.to_scalar::<f32>()?;
         let name = short_name(&m.classes()[class]);
         rows.push(vec![
             Panel::image(&both, format!("class {class} '{name}', logit {logit:.1}"))?,
             Panel::magnitude(&attr::saliency(m, &both, class)?, "saliency")?,
-            Panel::overlay(&both, &attr::grad_cam(m, &both, class, "head")?.cam, "Grad-CAM head")?,
+            Panel::overlay(&both, &attr::grad_cam(m, &both, class, roles.last_conv)?.cam, "Grad-CAM")?,
         ]);
     }
     // ANCHOR_END: two_classes
@@ -107,17 +109,17 @@ fn main() -> Result<()> {
     s.save_grid(&rows, &spec, (m.name(), "cat-and-espresso", "class-discriminative"))?;
 
     // ANCHOR: sanity
-    let cascade =
-        ["logits", "head", "stage6", "stage5", "stage4", "stage3", "stage2", "stage1", "stage0", "stem"];
+    let (cascade, last_conv) = (roles.cascade, roles.last_conv); // logits, head, stage6, … for Lite0
     let flat = |t: &Tensor| t.flatten_all()?.to_vec1::<f32>();
-    let trained = (attr::saliency(m, &cat, TIGER_CAT)?, attr::grad_cam(m, &cat, TIGER_CAT, "head")?.cam);
+    let trained = (attr::saliency(m, &cat, tiger_cat)?, attr::grad_cam(m, &cat, tiger_cat, last_conv)?.cam);
     let mut sal_row = vec![Panel::magnitude(&trained.0, "trained")?];
     let mut cam_row = vec![Panel::overlay(&cat, &trained.1, "trained")?];
+    let w = args.model.weights.as_deref();
     for k in 1..=cascade.len() {
         // Every layer from the logits down to cascade[k - 1] gets random weights.
-        let random = models::load_randomized(m.name(), weights, &s.device, &cascade[..k], args.common.seed)?;
-        let sal = attr::saliency(random.as_ref(), &cat, TIGER_CAT)?;
-        let cam = attr::grad_cam(random.as_ref(), &cat, TIGER_CAT, "head")?.cam;
+        let random = args.model.entry()?.load_randomized(w, &s.device, &cascade[..k], args.run.seed)?;
+        let sal = attr::saliency(random.as_ref(), &cat, tiger_cat)?;
+        let cam = attr::grad_cam(random.as_ref(), &cat, tiger_cat, last_conv)?.cam;
         let rho_sal = attr::spearman(&flat(&trained.0)?, &flat(&sal)?);
         let rho_cam = attr::spearman(&flat(&trained.1)?, &flat(&cam)?);
         let down_to = cascade[k - 1];
@@ -128,23 +130,22 @@ fn main() -> Result<()> {
     // ANCHOR_END: sanity
     let spec = GridSpec::new(120)
         .title("Cascading randomisation from the logits down")
-        .rows(&["saliency", "Grad-CAM head"]);
+        .rows(&["saliency", &format!("Grad-CAM {last_conv}")]);
     s.save_grid(&[sal_row, cam_row], &spec, (m.name(), "chelsea", "sanity-randomization"))?;
 
-    // The 10-class SimpleCNN that chapter 1 trained from scratch (on Fashion-MNIST by default).
+    // The 10-class SimpleCNN that chapter 1 trains from scratch (on Fashion-MNIST by default).
     let run = ScratchRun::new(args.dataset, s.quick);
-    match run.load_trained(args.common.seed, s.quick, &s.device) {
-        Ok(cnn) => explain_scratch_model(&mut s, &cnn, &run)?,
-        Err(e) => eprintln!("skipped the last figure (chapter 1's model): {e:#}"),
-    }
+    let cnn = run.trained(args.run.seed, &s.device)?; // chapter 1's, or trained now if absent
+    explain_scratch_model(&mut s, &cnn, &run)?;
     s.finish();
     Ok(())
 }
 
-/// Saliency and Grad-CAM at `conv3` for the first evaluation image of six classes.
+/// Saliency and Grad-CAM at the last convolution for the first evaluation image of six classes.
 fn explain_scratch_model(s: &mut Session, cnn: &SimpleCnn, run: &ScratchRun) -> Result<()> {
     // ANCHOR: scratch
     let eval = run.dataset(Split::Eval)?;
+    let layer = cnn.card().roles.last_conv; // conv3
     let mut rows = Vec::new();
     for i in (0..eval.len()).filter(|&i| eval.labels[..i].iter().all(|&l| l != eval.labels[i])).take(6) {
         let img = eval.images.get(i)?.to_device(&s.device)?; // (3, 32, 32) for Fashion-MNIST
@@ -153,7 +154,11 @@ fn explain_scratch_model(s: &mut Session, cnn: &SimpleCnn, run: &ScratchRun) -> 
         rows.push(vec![
             Panel::image(&img, format!("{truth} → {} {:.2}", top.name, top.prob))?,
             Panel::magnitude(&attr::saliency(cnn, &img, top.class)?, "saliency")?,
-            Panel::overlay(&img, &attr::grad_cam(cnn, &img, top.class, "conv3")?.cam, "Grad-CAM conv3")?,
+            Panel::overlay(
+                &img,
+                &attr::grad_cam(cnn, &img, top.class, layer)?.cam,
+                format!("Grad-CAM {layer}"),
+            )?,
         ]);
     }
     // ANCHOR_END: scratch

@@ -4,9 +4,9 @@
 //! circuit: a unit with the units of the previous layer that feed it most.
 use anyhow::Result;
 use clap::Parser;
-use vision_interp::cli::{CommonArgs, Session};
+use vision_interp::cli::{ModelArgs, RunArgs, Session};
 use vision_interp::figure::{GridSpec, Panel};
-use vision_interp::models::{self, parse_unit, Model};
+use vision_interp::models::{parse_unit, Model};
 use vision_interp::optvis::{objective, render, ImageParam, ImageSpec, Objective, RenderConfig, Space};
 
 vision_interp::fast_allocator!();
@@ -15,9 +15,11 @@ vision_interp::fast_allocator!();
 #[command(about = "Activation maximisation: what makes a unit fire")]
 struct Args {
     #[command(flatten)]
-    common: CommonArgs,
-    /// The unit of the parametrisation comparison, `layer:unit` [default: stage5:12 for
-    /// Lite0, mixed4a:476 for InceptionV1, else the first unit of the middle layer]
+    run: RunArgs,
+    #[command(flatten)]
+    model: ModelArgs,
+    /// The unit of the parametrisation comparison, `layer:unit` [default: the model's showcase
+    /// unit: stage5:12 for Lite0, mixed4a:476 for InceptionV1]
     #[arg(long)]
     unit: Option<String>,
     /// Optimisation steps per render [default: 128; 24 with --quick; Lucent uses 512]
@@ -44,17 +46,14 @@ fn visualise(
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    let mut s = Session::start(&args.common, "chapter-03-actmax")?;
-    let model = models::load(&args.common.model, args.common.weights.as_deref(), &s.device)?;
+    let mut s = Session::start(&args.run, env!("CARGO_PKG_NAME"))?;
+    let model = args.model.load(&s.device)?;
     let m = model.as_ref();
+    let roles = m.card().roles;
     let steps = args.steps.unwrap_or(if s.quick { 24 } else { 128 });
     let (size, input) = if s.quick { (64, 128) } else { (128, 224) };
     let recipe = RenderConfig { steps, min_input: Some(input), ..Default::default() };
-    let spec_unit = args.unit.clone().unwrap_or_else(|| match m.name() {
-        "efficientnet-lite0" => "stage5:12".into(),
-        "inceptionv1" => "mixed4a:476".into(),
-        _ => format!("{}:0", m.layers()[m.layers().len() / 2].name),
-    });
+    let spec_unit = args.unit.clone().unwrap_or_else(|| roles.showcase_unit.to_owned());
     let unit = parse_unit(m, &spec_unit)?;
     let caption = |what: &str| format!("{what}, {}, {steps} steps", m.name());
 
@@ -82,9 +81,8 @@ fn main() -> Result<()> {
     s.save_grid(&[row], &spec, (m.name(), &spec_unit.replace(':', "-"), "parametrisations"))?;
 
     // ANCHOR: layers
-    let layers: Vec<&str> = m.layers().iter().map(|l| l.name.as_str()).filter(|l| *l != "logits").collect();
     let units: Vec<(String, usize)> =
-        layers.iter().map(|l| (l.to_string(), 7 % m.layer(l).map_or(1, |i| i.channels))).collect();
+        roles.depth.iter().map(|l| Ok((l.to_string(), 7 % m.layer(l)?.channels))).collect::<Result<_>>()?;
     let batch: Vec<Objective> =
         units.iter().enumerate().map(|(b, (l, u))| objective::channel(l, *u, Some(b))).collect();
     let labels: Vec<String> = units.iter().map(|(l, u)| format!("{l}:{u}")).collect();
@@ -93,7 +91,7 @@ fn main() -> Result<()> {
     // ANCHOR_END: layers
     s.save_grid(
         &[row],
-        &GridSpec::new(150).title(&caption("Channel 7 of every layer, early to late")),
+        &GridSpec::new(150).title(&caption("Channel 7 of each layer, early to late")),
         (m.name(), "layers", "channels"),
     )?;
 
@@ -137,17 +135,15 @@ fn main() -> Result<()> {
     Ok(())
 }
 
-/// A unit of `head` and the `stage6` units that excite (and inhibit) it most, through the
-/// actual weights of the 1×1 convolution between them.
+/// A unit and the units of the layer before that excite (and inhibit) it most, through the
+/// actual weights of the 1×1 convolution between them (the model's circuit role: `stage6` →
+/// `head:7` for Lite0).
 fn circuit(s: &mut Session, m: &dyn Model, recipe: &RenderConfig, size: usize, steps: usize) -> Result<()> {
-    let (from, to, unit) = match m.name() {
-        "inceptionv1" => ("mixed4a", "mixed4b_1x1", 0),
-        _ => ("stage6", "head", 7),
-    };
-    let Ok(w) = m.connection(from, to) else {
-        eprintln!("skipped the circuit figure: {} has no known direct connection {from} → {to}", m.name());
+    let Some((from, to, unit)) = m.card().roles.circuit else {
+        eprintln!("skipped the circuit figure: {} has no direct 1×1 connection to read", m.name());
         return Ok(());
     };
+    let w = m.connection(from, to)?;
     // ANCHOR: circuit
     let weights: Vec<f32> = w.get(unit)?.to_vec1()?; // how each `from` unit feeds `to:unit`
     let mut order: Vec<usize> = (0..weights.len()).collect();

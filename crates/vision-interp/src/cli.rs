@@ -7,10 +7,11 @@ use rand::rngs::StdRng;
 
 use crate::device::{describe, select_device, DeviceChoice};
 
-/// Flags common to every chapter binary (flatten them into the chapter's own `Args`).
+/// The flags of every chapter run (flatten them into the chapter's own `Args` as `run`).
 #[derive(clap::Args, Debug, Clone)]
-pub struct CommonArgs {
-    /// Folder for the figures [default: the chapter's folder under book/figures/]
+pub struct RunArgs {
+    /// Folder for the figures [default: out/<chapter>/ in the workspace, which git ignores;
+    /// the book's own figures are written by `ci/figures --update`]
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Small sizes and step counts, for CI and a first try
@@ -22,13 +23,32 @@ pub struct CommonArgs {
     /// Seed of every random choice
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Model (efficientnet-lite0; also inceptionv1, resnet18, resnet50, vgg16, whose weights are
-    /// downloaded once or given with --weights)
-    #[arg(long, default_value = "efficientnet-lite0")]
-    pub model: String,
-    /// Weights file (safetensors, or a legacy PyTorch .pth) instead of the default search
+}
+
+/// The model flags, for chapters that study a model of the zoo (flatten them as `model`).
+/// The accepted names, their aliases and help come from [`crate::models::MODELS`].
+#[derive(clap::Args, Debug, Clone)]
+pub struct ModelArgs {
+    /// Model of the zoo
+    #[arg(long = "model", value_name = "MODEL", default_value = crate::models::zoo::DEFAULT_MODEL,
+          value_parser = crate::models::zoo::model_value_parser())]
+    pub name: String,
+    /// Weights file (safetensors, or a PyTorch .pth) instead of the default search, or
+    /// hub:OWNER/REPO[/FILE]
     #[arg(long)]
     pub weights: Option<PathBuf>,
+}
+
+impl ModelArgs {
+    /// The model's entry in the zoo.
+    pub fn entry(&self) -> Result<&'static crate::models::ModelEntry> {
+        crate::models::entry(&self.name)
+    }
+
+    /// Loads the model with its weights (see [`crate::weights::resolve`]).
+    pub fn load(&self, device: &Device) -> Result<Box<dyn crate::models::Model>> {
+        self.entry()?.load(self.weights.as_deref(), device)
+    }
 }
 
 /// What a chapter run works with: device, output folder, random generator.
@@ -41,14 +61,14 @@ pub struct Session {
 }
 
 impl Session {
-    /// Opens the device, creates the output folder, seeds the generator and says so.
-    pub fn start(args: &CommonArgs, chapter: &str) -> Result<Self> {
+    /// Opens the device, creates the output folder, seeds the generator and says so. `chapter`
+    /// is the crate's name: call it with `env!("CARGO_PKG_NAME")`.
+    pub fn start(args: &RunArgs, chapter: &str) -> Result<Self> {
         let device = select_device(args.device)?;
         if !matches!(device, Device::Cpu) {
             device.set_seed(args.seed)?;
         }
-        let out =
-            args.out.clone().unwrap_or_else(|| crate::workspace_root().join("book/figures").join(chapter));
+        let out = args.out.clone().unwrap_or_else(|| crate::workspace_root().join("out").join(chapter));
         std::fs::create_dir_all(&out)
             .with_context(|| format!("cannot create output folder {}", out.display()))?;
         println!(

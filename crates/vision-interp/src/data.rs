@@ -68,15 +68,17 @@ pub fn read_idx(path: &Path) -> Result<(Vec<usize>, Vec<u8>)> {
     let b = read_gz(path)?;
     ensure!(b.len() >= 8, "{} is too short for an IDX file", path.display());
     let word = |i: usize| u32::from_be_bytes([b[4 * i], b[4 * i + 1], b[4 * i + 2], b[4 * i + 3]]) as usize;
-    let dims: Vec<usize> = match word(0) {
-        2049 => vec![word(1)],
-        2051 => vec![word(1), word(2), word(3)],
+    let rank = match word(0) {
+        2049 => 1,
+        2051 => 3,
         m => bail!("{}: unknown IDX magic number {m}", path.display()),
     };
-    let header = 4 * (1 + dims.len());
-    let count: usize = dims.iter().product();
+    let header = 4 * (1 + rank);
+    ensure!(b.len() >= header, "{} is too short for its IDX header", path.display());
+    let dims: Vec<usize> = (1..=rank).map(word).collect();
+    let count = dims.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
     ensure!(
-        b.len() == header + count,
+        count == Some(b.len() - header),
         "{}: {} bytes of data for shape {dims:?}",
         path.display(),
         b.len() - header

@@ -8,15 +8,29 @@ use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor};
 use image::{imageops::FilterType, RgbImage};
 
-/// Reads an image file as an 8-bit RGB image.
+/// Reads an image file as an 8-bit RGB image. The decoder's memory limits stay on (an image
+/// whose header claims more than 512 MiB of pixels is an error), and a JPEG cut short is an
+/// error rather than a picture with a grey bottom.
 pub fn read_rgb(path: &Path) -> Result<RgbImage> {
-    let img = image::ImageReader::open(path)
-        .with_context(|| format!("cannot open image {}", path.display()))?
+    let bytes = std::fs::read(path).with_context(|| format!("cannot open image {}", path.display()))?;
+    if bytes.starts_with(&[0xFF, 0xD8]) && !jpeg_is_complete(&bytes) {
+        bail!("cannot decode image {}: the JPEG data is truncated (no end-of-image marker)", path.display());
+    }
+    let img = image::ImageReader::new(std::io::Cursor::new(&bytes))
         .with_guessed_format()
         .with_context(|| format!("cannot read image {}", path.display()))?
         .decode()
         .with_context(|| format!("cannot decode image {} (readable formats: PNG, JPEG)", path.display()))?;
     Ok(img.to_rgb8())
+}
+
+/// Whether a JPEG's last end-of-image marker (`FF D9`) follows its last start-of-scan marker
+/// (`FF DA`). Inside entropy-coded data a literal `FF` is followed by `00`, so the markers
+/// cannot occur by chance; an EXIF thumbnail's own end marker comes before the main scan.
+/// The `image` crate's decoder fills a truncated scan with grey instead of failing.
+fn jpeg_is_complete(bytes: &[u8]) -> bool {
+    let last = |m: u8| bytes.windows(2).rposition(|w| w == [0xFF, m]);
+    matches!((last(0xDA), last(0xD9)), (Some(sos), Some(eoi)) if eoi > sos)
 }
 
 /// The standard evaluation crop: resize the shorter side to `size / crop_fraction`
@@ -80,24 +94,11 @@ pub fn side_by_side(left: &RgbImage, right: &RgbImage, height: u32) -> RgbImage 
     out
 }
 
-/// Writes a PNG atomically (temporary file in the same folder, then rename), creating folders.
+/// Writes a PNG atomically (see [`crate::atomic`]), creating folders.
 pub fn save_png(img: &RgbImage, path: &Path) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let tmp = tempfile::Builder::new()
-        .suffix(".png.tmp")
-        .tempfile_in(dir)
-        .with_context(|| format!("cannot write in {}", dir.display()))?;
-    img.write_to(&mut std::io::BufWriter::new(tmp.as_file()), image::ImageFormat::Png)
-        .with_context(|| format!("cannot encode {}", path.display()))?;
-    // Temporary files are private (0600); a figure is an ordinary file.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o644))?;
-    }
-    tmp.persist(path).with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
+    crate::atomic::write_with(path, |tmp| {
+        Ok(img.write_to(&mut std::io::BufWriter::new(tmp.as_file()), image::ImageFormat::Png)?)
+    })
 }
 
 /// Saves a `(3, H, W)` tensor in [0, 1] as a PNG.

@@ -6,7 +6,7 @@
 //! (5) the list of storage keys; then, for each key in that order, an int64 element count and
 //! the little-endian data. Candle's pickle machine parses (2)–(5); this module walks the file.
 use std::collections::HashMap;
-use std::io::{BufReader, Cursor, Read};
+use std::io::{Cursor, Read};
 use std::path::Path;
 
 use anyhow::{bail, ensure, Context, Result};
@@ -38,7 +38,8 @@ pub fn parse_state_dict(bytes: &[u8]) -> Result<Vec<(String, Tensor)>> {
         bytes.starts_with(&MAGIC),
         "missing the legacy magic number (a zip-format file loads with candle's pickle reader)"
     );
-    let mut r = BufReader::new(Cursor::new(&bytes[MAGIC.len()..]));
+    let body = &bytes[MAGIC.len()..];
+    let mut r = Cursor::new(body);
     let protocol = read_pickle(&mut r)?;
     ensure!(matches!(protocol, Object::Int(1001) | Object::Long(1001)), "unsupported protocol {protocol:?}");
     let _sys_info = read_pickle(&mut r)?;
@@ -58,9 +59,21 @@ pub fn parse_state_dict(bytes: &[u8]) -> Result<Vec<(String, Tensor)>> {
     for key in keys {
         let mut n = [0u8; 8];
         r.read_exact(&mut n).context("truncated storage header")?;
-        let count = u64::from_le_bytes(n) as usize;
         let size = *elem_size.get(&key).with_context(|| format!("storage {key} is used by no tensor"))?;
-        let mut data = vec![0u8; count * size];
+        // The header's element count is checked against what the file holds before anything
+        // is allocated: a corrupt count is an error, not a huge allocation.
+        let left = body.len() - r.position() as usize;
+        let len = usize::try_from(u64::from_le_bytes(n))
+            .ok()
+            .and_then(|count| count.checked_mul(size))
+            .filter(|&len| len <= left)
+            .with_context(|| {
+                format!(
+                    "storage {key} claims {} elements, more than the {left} bytes left",
+                    u64::from_le_bytes(n)
+                )
+            })?;
+        let mut data = vec![0u8; len];
         r.read_exact(&mut data).with_context(|| format!("storage {key} is truncated"))?;
         storages.insert(key, data);
     }
@@ -85,9 +98,18 @@ fn gather_strided(data: &[u8], info: &candle_core::pickle::TensorInfo) -> Result
     let dims = layout.shape().dims();
     let strides = layout.stride();
     let start = layout.start_offset() / size;
-    let count = layout.shape().elem_count();
-    let last = start + dims.iter().zip(strides).map(|(&d, &s)| d.saturating_sub(1) * s).sum::<usize>();
-    ensure!(count == 0 || (last + 1) * size <= data.len(), "tensor {} runs past its storage", info.name);
+    // Shapes and strides come from the file: every size is computed with overflow checks and
+    // bounded by the storage before anything is allocated.
+    let past = || {
+        anyhow::anyhow!("tensor {} (shape {dims:?}, strides {strides:?}) runs past its storage", info.name)
+    };
+    let count = dims.iter().try_fold(1usize, |n, &d| n.checked_mul(d)).ok_or_else(past)?;
+    let last = dims
+        .iter()
+        .zip(strides)
+        .try_fold(start, |acc, (&d, &s)| d.saturating_sub(1).checked_mul(s).and_then(|x| acc.checked_add(x)));
+    let fits = |n: usize| n.checked_mul(size).is_some_and(|b| b <= data.len());
+    ensure!(count == 0 || (last.is_some_and(|l| fits(l + 1)) && fits(count)), past());
     let mut out = Vec::with_capacity(count * size);
     let mut index = vec![0usize; dims.len()];
     for _ in 0..count {

@@ -6,6 +6,7 @@
 //! models with named layers ([`models`]), differentiable operations that Candle lacks ([`ops`])
 //! and attribution methods ([`attribution`]).
 
+pub mod atomic;
 pub mod attribution;
 pub mod cli;
 pub mod data;
@@ -13,6 +14,7 @@ pub mod devcheck;
 pub mod device;
 pub mod download;
 pub mod figure;
+pub mod handoff;
 pub mod imageio;
 pub mod imagenet;
 pub mod legacy_pth;

@@ -69,20 +69,49 @@ struct Progress {
 /// (`<stem>.json`), each written to a temporary file and renamed, so that a kill never leaves a
 /// half-written file. The `.json` is renamed last: it marks the checkpoint complete.
 fn save_checkpoint(varmap: &VarMap, opt: &Adam, history: &[EpochStats], weights: &Path) -> Result<()> {
-    let dir = weights.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
     let mut tensors = opt.state();
     for (name, var) in varmap.data().lock().expect("varmap lock").iter() {
         tensors.insert(name.clone(), var.as_tensor().clone());
     }
-    let tmp = tempfile::Builder::new().suffix(".safetensors.tmp").tempfile_in(dir)?;
-    candle_core::safetensors::save(&tensors, tmp.path())?;
-    tmp.persist(weights).with_context(|| format!("cannot write {}", weights.display()))?;
-    let json = tempfile::Builder::new().suffix(".json.tmp").tempfile_in(dir)?;
+    crate::atomic::write_with(weights, |tmp| Ok(candle_core::safetensors::save(&tensors, tmp.path())?))?;
     let progress = Progress { optimizer_step: opt.step, history: history.to_vec() };
-    serde_json::to_writer_pretty(json.as_file(), &progress)?;
-    json.persist(weights.with_extension("json"))?;
-    Ok(())
+    crate::atomic::write_with(&weights.with_extension("json"), |tmp| {
+        Ok(serde_json::to_writer_pretty(tmp.as_file(), &progress)?)
+    })
+}
+
+/// Reads a checkpoint and checks it whole against the run (every variable and its optimiser
+/// state present with the right shape, a plausible history) before anything is changed, so
+/// that a corrupt or foreign checkpoint leaves the freshly initialised model untouched.
+fn read_checkpoint(
+    ckpt: &Path,
+    varmap: &VarMap,
+    epochs: usize,
+    device: &Device,
+) -> Result<(std::collections::HashMap<String, Tensor>, Progress)> {
+    let json = ckpt.with_extension("json");
+    let context = || format!("cannot resume from the checkpoint {}", ckpt.display());
+    let progress: Progress = std::fs::read(&json)
+        .map_err(anyhow::Error::from)
+        .and_then(|b| Ok(serde_json::from_slice(&b)?))
+        .with_context(|| format!("{} is not a readable progress file", json.display()))
+        .with_context(context)?;
+    let tensors = candle_core::safetensors::load(ckpt, device).with_context(context)?;
+    let h = &progress.history;
+    if h.len() > epochs || h.iter().enumerate().any(|(i, e)| e.epoch != i + 1) {
+        bail!("{}: its history ({} epochs) does not fit a run of {epochs} epochs", context(), h.len());
+    }
+    for (name, var) in varmap.data().lock().expect("varmap lock").iter() {
+        let trained = !name.contains("running_");
+        let names = [name.clone(), format!("adam.m.{name}"), format!("adam.v.{name}")];
+        for key in names.iter().take(if trained { 3 } else { 1 }) {
+            let t = tensors.get(key).with_context(|| format!("{}: no tensor `{key}`", context()))?;
+            if t.dims() != var.dims() {
+                bail!("{}: `{key}` has shape {:?}, the model {:?}", context(), t.dims(), var.dims());
+            }
+        }
+    }
+    Ok((tensors, progress))
 }
 
 /// Trains `net` (whose variables are `varmap`) and returns the per-epoch history. With a
@@ -101,13 +130,18 @@ pub fn train(
     let mut opt = Adam::new(varmap, cfg.lr)?;
     let mut history: Vec<EpochStats> = Vec::new();
     if let Some(ckpt) = checkpoint.filter(|c| c.is_file() && c.with_extension("json").is_file()) {
-        let progress: Progress =
-            serde_json::from_reader(std::fs::File::open(ckpt.with_extension("json"))?)
-                .with_context(|| format!("cannot read {}", ckpt.with_extension("json").display()))?;
-        varmap.load(ckpt).with_context(|| format!("cannot resume from {}", ckpt.display()))?;
-        opt.load_state(&candle_core::safetensors::load(ckpt, device)?, progress.optimizer_step)?;
-        history = progress.history;
-        eprintln!("resumed from {} after epoch {}", ckpt.display(), history.len());
+        match read_checkpoint(ckpt, varmap, cfg.epochs, device) {
+            Ok((tensors, progress)) => {
+                for (name, var) in varmap.data().lock().expect("varmap lock").iter() {
+                    var.set(&tensors[name])?;
+                }
+                opt.load_state(&tensors, progress.optimizer_step)?;
+                history = progress.history;
+                eprintln!("resumed from {} after epoch {}", ckpt.display(), history.len());
+            }
+            // Nothing in it can be used; it is replaced after the first epoch.
+            Err(e) => eprintln!("warning: {e:#}; training from the start"),
+        }
     }
     for epoch in history.len() + 1..=cfg.epochs {
         let mut rng = crate::rng::seeded(cfg.seed ^ (epoch as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));

@@ -148,6 +148,17 @@ fn download(repo: hf_hub::Repo, file: &str) -> Result<PathBuf> {
 pub struct WeightStore {
     path: PathBuf,
     tensors: HashMap<String, Tensor>,
+    synthetic: Option<Synthetic>,
+}
+
+/// A store with no file behind it: every tensor a model asks for is made by the hash recipe
+/// of the parity fixtures ([`crate::models::hash_init`]), and the request is remembered, so
+/// that building a model once lists its state dict (names and shapes).
+#[derive(Clone)]
+struct Synthetic {
+    phase: u32,
+    device: Device,
+    requested: std::sync::Arc<std::sync::Mutex<Vec<(String, Tensor)>>>,
 }
 
 impl WeightStore {
@@ -168,11 +179,11 @@ impl WeightStore {
             candle_core::safetensors::load(path, device)
                 .with_context(|| format!("{} is not a readable safetensors file", path.display()))?
         } else if head.starts_with(b"PK\x03\x04") {
-            let v = candle_core::pickle::read_all(path)
+            let v = without_panics(|| Ok(candle_core::pickle::read_all(path)?))
                 .with_context(|| format!("{} is not a readable PyTorch state dict", path.display()))?;
             on_device(v)?
         } else {
-            let v = crate::legacy_pth::read_state_dict(path).with_context(|| {
+            let v = without_panics(|| crate::legacy_pth::read_state_dict(path)).with_context(|| {
                 format!("{} is neither a safetensors file nor a PyTorch state dict", path.display())
             })?;
             on_device(v.into_iter().collect())?
@@ -182,7 +193,24 @@ impl WeightStore {
 
     /// Wraps tensors already in memory (`origin` is used in messages).
     pub fn from_tensors(origin: &Path, tensors: HashMap<String, Tensor>) -> Self {
-        Self { path: origin.to_path_buf(), tensors }
+        Self { path: origin.to_path_buf(), tensors, synthetic: None }
+    }
+
+    /// A store whose tensors are built from an integer hash on demand (`phase` varies them):
+    /// any model of the zoo builds from it without a weights file, in tests and for
+    /// `hash-weights`. See [`WeightStore::requested`].
+    pub fn hashed(phase: u32, device: &Device) -> Self {
+        let synthetic = Synthetic { phase, device: device.clone(), requested: Default::default() };
+        Self {
+            path: PathBuf::from(format!("hash-weights(phase {phase})")),
+            tensors: HashMap::new(),
+            synthetic: Some(synthetic),
+        }
+    }
+
+    /// The tensors a hashed store has handed out so far, in order.
+    pub fn requested(&self) -> Vec<(String, Tensor)> {
+        self.synthetic.as_ref().map(|s| s.requested.lock().expect("not poisoned").clone()).unwrap_or_default()
     }
 
     pub fn path(&self) -> &Path {
@@ -195,6 +223,11 @@ impl WeightStore {
 
     /// The f32 tensor `name`, checked against the expected shape and for finite values.
     pub fn get(&self, name: &str, shape: &[usize]) -> Result<Tensor> {
+        if let (None, Some(s)) = (self.tensors.get(name), &self.synthetic) {
+            let t = crate::models::hash_init::tensor(name, shape, s.phase, &s.device)?;
+            s.requested.lock().expect("not poisoned").push((name.to_owned(), t.clone()));
+            return Ok(t);
+        }
         let t = self.tensors.get(name).with_context(|| {
             format!("weights {}: missing tensor `{name}` (expected shape {shape:?})", self.path.display())
         })?;
@@ -262,6 +295,35 @@ impl WeightStore {
     pub fn raw(&self, name: &str) -> Option<&Tensor> {
         self.tensors.get(name)
     }
+}
+
+/// Runs a reader of pickled data, turning a panic into an error. Candle's pickle machine
+/// indexes the tuples it unpickles without checking their length, so a crafted `.pth` makes it
+/// panic; nothing short of a fork of that parser prevents it, so the panic is caught here (and
+/// its message kept out of the terminal: the error says what failed).
+pub(crate) fn without_panics<T>(read: impl FnOnce() -> Result<T>) -> Result<T> {
+    use std::cell::Cell;
+    thread_local!(static QUIET: Cell<bool> = const { Cell::new(false) });
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !QUIET.with(Cell::get) {
+                previous(info)
+            }
+        }));
+    });
+    QUIET.with(|q| q.set(true));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(read));
+    QUIET.with(|q| q.set(false));
+    result.unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| panic.downcast_ref::<&str>().copied())
+            .unwrap_or("malformed data");
+        bail!("the pickle reader failed on malformed data ({what})")
+    })
 }
 
 /// SHA-256 of a file, as lower-case hex.

@@ -1,7 +1,7 @@
 //! Attribution methods on models whose answer is known in closed form.
 use candle_core::{DType, Device, Module, Tensor};
 use vision_interp::attribution;
-use vision_interp::models::{Activations, LayerInfo, Model, ModelCard, Sequential, Taps};
+use vision_interp::models::{Activations, LayerInfo, Model, ModelCard, Roles, Sequential, Taps};
 
 mod common;
 use common::max_abs_diff;
@@ -12,9 +12,18 @@ struct Toy {
     card: ModelCard,
 }
 
+const ROLES: Roles = Roles {
+    showcase_unit: "features:0",
+    depth: &["features"],
+    cam_ladder: &["features"],
+    last_conv: "features",
+    cascade: &["logits", "features"],
+    circuit: None,
+};
+
 impl Toy {
     fn new(net: Sequential, layers: Vec<LayerInfo>, classes: Vec<String>) -> Self {
-        Self { net, card: ModelCard { name: "toy".into(), input_size: 6, layers, classes } }
+        Self { net, card: ModelCard { name: "toy".into(), input_size: 6, layers, classes, roles: &ROLES } }
     }
 }
 

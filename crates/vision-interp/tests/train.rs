@@ -64,6 +64,42 @@ fn training_learns_and_a_resumed_run_ends_where_an_uninterrupted_one_does() {
     let resumed = train(&net2, &mut vm2, &train_set, &val, cfg, &Device::Cpu, Some(&ckpt)).unwrap();
     assert_eq!(resumed, full, "history differs after resuming");
     assert!(weights(&vm2) == weights(&varmap), "weights differ after resuming");
+
+    // A corrupt or foreign checkpoint is reported and ignored: training starts from the
+    // beginning and ends where the uninterrupted run did.
+    let json = ckpt.with_extension("json");
+    let (good_w, good_j) = (std::fs::read(&ckpt).unwrap(), std::fs::read(&json).unwrap());
+    let broken: [(&str, Vec<u8>, Vec<u8>); 4] = [
+        ("truncated weights", good_w[..good_w.len() / 2].to_vec(), good_j.clone()),
+        ("truncated progress", good_w.clone(), good_j[..good_j.len() / 2].to_vec()),
+        ("history too long", good_w.clone(), {
+            let mut p: serde_json::Value = serde_json::from_slice(&good_j).unwrap();
+            let h = p["history"].as_array().unwrap().clone();
+            p["history"] = serde_json::Value::Array([h.clone(), h.clone(), h].concat());
+            serde_json::to_vec(&p).unwrap()
+        }),
+        (
+            "another model's weights",
+            std::fs::read(vision_interp::asset("models/efficientnet-lite0.safetensors")).unwrap(),
+            good_j,
+        ),
+    ];
+    for (what, w, j) in broken {
+        std::fs::write(&ckpt, w).unwrap();
+        std::fs::write(&json, j).unwrap();
+        let (net3, mut vm3) = fresh(3);
+        let again = train(
+            &net3,
+            &mut vm3,
+            &train_set,
+            &val,
+            TrainConfig { epochs: 1, ..cfg },
+            &Device::Cpu,
+            Some(&ckpt),
+        )
+        .unwrap_or_else(|e| panic!("{what}: {e:#}"));
+        assert_eq!(again[..], full[..1], "{what}: not a fresh start");
+    }
 }
 
 #[test]

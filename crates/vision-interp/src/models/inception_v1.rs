@@ -76,6 +76,43 @@ struct Conv {
 }
 
 /// InceptionV1 with Lucent's named layers.
+/// InceptionV1 in the zoo.
+pub const ENTRY: super::ModelEntry = super::ModelEntry {
+    name: "inceptionv1",
+    aliases: &["inception5h", "googlenet-lucid"],
+    summary: "InceptionV1 as in Lucid and Lucent (inception5h.pth, downloaded once or --weights)",
+    weights: WEIGHTS,
+    rename: None,
+    build: |store| Ok(Box::new(InceptionV1::from_store(&store)?)),
+    prefixes: layer_prefixes,
+};
+
+/// What the chapters use of InceptionV1: the units and layers of Distill's articles.
+pub const ROLES: super::Roles = super::Roles {
+    showcase_unit: "mixed4a:476",
+    depth: &["conv2d0", "conv2d2", "mixed3a", "mixed3b", "mixed4a", "mixed4c", "mixed4e", "mixed5b"],
+    cam_ladder: &["mixed3b", "mixed4b", "mixed4d", "mixed5a", "mixed5b"],
+    last_conv: "mixed5b",
+    cascade: &[
+        "logits", "mixed5b", "mixed5a", "mixed4e", "mixed4d", "mixed4c", "mixed4b", "mixed4a", "mixed3b",
+        "mixed3a", "conv2d2", "conv2d1", "conv2d0",
+    ],
+    circuit: Some(("mixed4a", "mixed4b_1x1", 0)),
+};
+
+/// The weight-name prefixes of a layer: a mixed block's branches, one convolution, or the
+/// classifier.
+fn layer_prefixes(layer: &str) -> Vec<String> {
+    let conv = layer.trim_end_matches("_pre_relu_conv");
+    if matches!(layer, "logits" | "softmax2" | "softmax2_pre_activation_matmul") {
+        vec!["softmax2_pre_activation_matmul.".into()]
+    } else if BLOCKS.iter().any(|(b, _, _)| *b == layer) {
+        vec![format!("{layer}_")]
+    } else {
+        vec![format!("{conv}_pre_relu_conv.")]
+    }
+}
+
 pub struct InceptionV1 {
     convs: HashMap<String, Conv>,
     fc_weight: Tensor,
@@ -115,6 +152,7 @@ impl InceptionV1 {
                 input_size: 224,
                 layers: layer_table(),
                 classes: class_names()?,
+                roles: &ROLES,
             },
             redirected: true,
         })
@@ -206,6 +244,10 @@ impl Model for InceptionV1 {
     /// The 1×1 convolutions that read a block's input: from the previous block (or
     /// `maxpool1`, `maxpool4`, `maxpool10`) to `mixedXY_1x1`, `_3x3_bottleneck` or
     /// `_5x5_bottleneck` (the pre-ReLU weights).
+    fn first_conv(&self) -> Result<Tensor> {
+        Ok(self.convs.get("conv2d0").context("no conv2d0")?.weight.clone())
+    }
+
     fn connection(&self, from: &str, to: &str) -> Result<Tensor> {
         let block = BLOCKS.iter().position(|(name, _, _)| to.starts_with(name));
         let input_of = |b: usize| match b {

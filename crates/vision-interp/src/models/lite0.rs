@@ -257,9 +257,34 @@ impl Module for Classifier {
 }
 
 /// EfficientNet-Lite0 with named layers `stem`, `stage0` … `stage6`, `head`, `logits`.
+/// EfficientNet-Lite0 in the zoo.
+pub const ENTRY: super::ModelEntry = super::ModelEntry {
+    name: "efficientnet-lite0",
+    aliases: &["lite0"],
+    summary: "EfficientNet-Lite0, ImageNet (the offline default: weights in assets/)",
+    weights: WEIGHTS,
+    rename: Some(EfficientNetLite0::timm_named),
+    build: |store| Ok(Box::new(EfficientNetLite0::from_store(&store)?)),
+    prefixes: EfficientNetLite0::layer_prefixes,
+};
+
+/// What the chapters use of Lite0.
+pub const ROLES: super::Roles = super::Roles {
+    showcase_unit: "stage5:12",
+    depth: &["stem", "stage0", "stage1", "stage2", "stage3", "stage4", "stage5", "stage6", "head"],
+    cam_ladder: &["stage3", "stage4", "stage5", "stage6", "head"],
+    last_conv: "head",
+    cascade: &[
+        "logits", "head", "stage6", "stage5", "stage4", "stage3", "stage2", "stage1", "stage0", "stem",
+    ],
+    circuit: Some(("stage6", "head", 7)),
+};
+
 pub struct EfficientNetLite0 {
     net: Sequential,
     card: ModelCard,
+    /// The stem's 3×3 convolution (BatchNorm folded in), `(32, 3, 3, 3)`.
+    stem_weight: Tensor,
     /// The head's 1×1 convolution (BatchNorm folded in), `(1280, 320)`: how `stage6` feeds `head`.
     head_weight: Tensor,
 }
@@ -297,7 +322,9 @@ impl EfficientNetLite0 {
                 description: description.into(),
             })
         };
-        net.push("stem", ConvBn::load(store, "conv_stem", "bn1", 3, 32, 3, 2, false, true)?);
+        let stem = ConvBn::load(store, "conv_stem", "bn1", 3, 32, 3, 2, false, true)?;
+        let stem_weight = stem.weight.clone();
+        net.push("stem", stem);
         info("stem", 32, 112, "3×3 conv, stride 2, ReLU6");
         let mut size: usize = 112;
         for (s, blocks) in STAGES.iter().enumerate() {
@@ -339,8 +366,9 @@ impl EfficientNetLite0 {
             input_size: 224,
             layers,
             classes: crate::imagenet::classes(),
+            roles: &ROLES,
         };
-        Ok(Self { net, card, head_weight })
+        Ok(Self { net, card, stem_weight, head_weight })
     }
 
     /// The weight-name prefixes of a layer's convolutions and classifier: what the
@@ -367,6 +395,10 @@ impl Model for EfficientNetLite0 {
 
     fn forward_taps(&self, x: &Tensor, taps: &Taps) -> Result<Activations> {
         self.net.run(x, taps)
+    }
+
+    fn first_conv(&self) -> Result<Tensor> {
+        Ok(self.stem_weight.clone())
     }
 
     fn connection(&self, from: &str, to: &str) -> Result<Tensor> {

@@ -5,10 +5,9 @@
 //! and a *probe*, a zero `Var` added to a layer's output, makes `grads.get(probe)` the
 //! gradient with respect to that activation (Grad-CAM, feature-visualisation objectives).
 use std::collections::{BTreeSet, HashMap};
-use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use candle_core::{Device, Module, Tensor, Var};
+use candle_core::{Module, Tensor, Var};
 
 pub mod hash_init;
 pub mod inception_v1;
@@ -16,10 +15,12 @@ pub mod lite0;
 pub mod resnet;
 pub mod simple_cnn;
 pub mod vgg;
+pub mod zoo;
 
 pub use inception_v1::InceptionV1;
 pub use lite0::EfficientNetLite0;
 pub use simple_cnn::SimpleCnn;
+pub use zoo::{entry, load, load_randomized, ModelEntry, MODELS};
 
 /// A named layer: where activations can be read, probed and optimised.
 #[derive(Debug, Clone)]
@@ -84,6 +85,29 @@ pub struct ModelCard {
     pub layers: Vec<LayerInfo>,
     /// Class names, one per logit.
     pub classes: Vec<String>,
+    /// The layers and units that the chapters use on this model.
+    pub roles: &'static Roles,
+}
+
+/// What chapters ask of a model, by role rather than by layer name: a chapter says "the last
+/// convolution", each model says which of its layers that is. Every name here is checked
+/// against the model's layers by the zoo's tests.
+#[derive(Debug)]
+pub struct Roles {
+    /// The unit a chapter studies first, `layer:unit` (chapter 3's parametrisation study).
+    pub showcase_unit: &'static str,
+    /// Layers from early to late for a walk through depth (chapter 3: one unit of each).
+    pub depth: &'static [&'static str],
+    /// Five layers from shallow to deep for Grad-CAM at several depths (chapter 2).
+    pub cam_ladder: &'static [&'static str],
+    /// The last convolutional layer: Grad-CAM's default.
+    pub last_conv: &'static str,
+    /// Layers from the logits down, randomised one more at a time in the model-randomisation
+    /// test (Adebayo et al., 2018).
+    pub cascade: &'static [&'static str],
+    /// A direct 1×1 connection `(from, to, unit of to)` whose weights say how units of `from`
+    /// feed one unit of `to` (chapter 3's circuit), where the model has one.
+    pub circuit: Option<(&'static str, &'static str, usize)>,
 }
 
 /// A model of the book: named layers, preprocessing, class names.
@@ -118,6 +142,19 @@ pub trait Model {
         bail!("{}: no direct connection from `{from}` to `{to}` is known", self.name())
     }
 
+    /// The first convolution's filters `(out, 3, k, k)` (BatchNorm folded in, where the
+    /// model has one): what the network looks for in raw pixels. The zoo's tests check that
+    /// every model of the zoo has one.
+    fn first_conv(&self) -> Result<Tensor> {
+        bail!("{}: its first convolution is not exposed", self.name())
+    }
+
+    /// The index of a class given by name (`"tabby"`, case ignored; a unique prefix or word
+    /// also matches) or by number; an error lists the candidates.
+    fn class_index(&self, label: &str) -> Result<usize> {
+        find_class(self.classes(), &self.card().name, label)
+    }
+
     /// Logits of a batch of `(N, 3, H, W)` RGB images in [0, 1].
     fn logits(&self, rgb01: &Tensor) -> Result<Tensor> {
         let acts = self.forward_taps(&self.preprocess(rgb01)?, &Taps::layers(&["logits"]))?;
@@ -133,6 +170,37 @@ pub trait Model {
                 if close.is_empty() { String::new() } else { format!(" (closest: {})", close.join(", ")) };
             format!("{} has no layer `{name}`{hint}; its layers are: {}", self.name(), names.join(", "))
         })
+    }
+}
+
+/// See [`Model::class_index`].
+fn find_class(classes: &[String], model: &str, label: &str) -> Result<usize> {
+    let lower = label.trim().to_lowercase();
+    match lower.parse::<usize>() {
+        Ok(i) if i < classes.len() => return Ok(i),
+        Ok(i) => bail!("{model}: class {i} is out of range (0..{})", classes.len()),
+        Err(_) => {}
+    }
+    let exact: Vec<usize> = (0..classes.len()).filter(|&i| classes[i].to_lowercase() == lower).collect();
+    let loose: Vec<usize> = (0..classes.len())
+        .filter(|&i| {
+            let c = classes[i].to_lowercase();
+            c.starts_with(&lower) || c.split([',', ' ']).any(|w| w == lower)
+        })
+        .collect();
+    match (exact.as_slice(), loose.as_slice()) {
+        ([i], _) | ([], [i]) => Ok(*i),
+        ([], []) => {
+            let names: Vec<&str> = classes.iter().map(String::as_str).collect();
+            let close = closest(&names, &lower);
+            let hint =
+                if close.is_empty() { String::new() } else { format!(" (closest: {})", close.join("; ")) };
+            bail!("{model} has no class `{label}`{hint}")
+        }
+        (_, many) => bail!(
+            "`{label}` matches several classes of {model}: {}",
+            many.iter().take(8).map(|&i| format!("{i} {}", classes[i])).collect::<Vec<_>>().join("; ")
+        ),
     }
 }
 
@@ -279,44 +347,5 @@ impl Sequential {
 impl Default for Sequential {
     fn default() -> Self {
         Self::new()
-    }
-}
-
-/// A copy of a model with the weights of `layers` re-drawn at random (see
-/// [`WeightStore::randomized`](crate::weights::WeightStore::randomized)).
-pub fn load_randomized(
-    name: &str,
-    weights: Option<&Path>,
-    device: &Device,
-    layers: &[&str],
-    seed: u64,
-) -> Result<Box<dyn Model>> {
-    match name {
-        "efficientnet-lite0" | "lite0" => {
-            let path = crate::weights::resolve(&lite0::WEIGHTS, weights)?;
-            let store = EfficientNetLite0::timm_named(crate::weights::WeightStore::load(&path, device)?)?;
-            let prefixes: Vec<String> =
-                layers.iter().flat_map(|l| EfficientNetLite0::layer_prefixes(l)).collect();
-            Ok(Box::new(EfficientNetLite0::from_store(&store.randomized(&prefixes, seed)?)?))
-        }
-        other => bail!("model randomisation is not available for `{other}`"),
-    }
-}
-
-/// The models `--model` accepts.
-pub const MODEL_NAMES: &[&str] = &["efficientnet-lite0", "inceptionv1", "resnet18", "resnet50", "vgg16"];
-
-/// Loads a model by name, weights resolved as in [`crate::weights::resolve`].
-pub fn load(name: &str, weights: Option<&Path>, device: &Device) -> Result<Box<dyn Model>> {
-    match name {
-        "efficientnet-lite0" | "lite0" => Ok(Box::new(EfficientNetLite0::load(weights, device)?)),
-        "inceptionv1" | "inception5h" | "googlenet-lucid" => {
-            Ok(Box::new(InceptionV1::load(weights, device)?))
-        }
-        "resnet18" | "resnet50" => {
-            Ok(Box::new(resnet::ResNet::load(resnet::variant(name)?, weights, device)?))
-        }
-        "vgg16" => Ok(Box::new(vgg::Vgg16::load(weights, device)?)),
-        other => bail!("unknown model `{other}`; available: {}", MODEL_NAMES.join(", ")),
     }
 }

@@ -24,6 +24,7 @@ const BN_EPS: f64 = 1e-5;
 #[derive(Debug, Clone, Copy)]
 pub struct Variant {
     pub name: &'static str,
+    pub roles: &'static super::Roles,
     pub blocks: [usize; 4],
     pub bottleneck: bool,
     pub weights: WeightSpec,
@@ -31,6 +32,19 @@ pub struct Variant {
 
 pub const RESNET18: Variant = Variant {
     name: "resnet18",
+    roles: &super::Roles {
+        showcase_unit: "layer3_1:7",
+        depth: &[
+            "maxpool", "layer1_1", "layer2_0", "layer2_1", "layer3_0", "layer3_1", "layer4_0", "layer4_1",
+        ],
+        cam_ladder: &["layer2_1", "layer3_0", "layer3_1", "layer4_0", "layer4_1"],
+        last_conv: "layer4_1",
+        cascade: &[
+            "logits", "layer4_1", "layer4_0", "layer3_1", "layer3_0", "layer2_1", "layer2_0", "layer1_1",
+            "layer1_0", "bn1",
+        ],
+        circuit: None,
+    },
     blocks: [2, 2, 2, 2],
     bottleneck: false,
     weights: WeightSpec {
@@ -45,6 +59,16 @@ pub const RESNET18: Variant = Variant {
 
 pub const RESNET50: Variant = Variant {
     name: "resnet50",
+    roles: &super::Roles {
+        showcase_unit: "layer3_3:7",
+        depth: &[
+            "maxpool", "layer1_2", "layer2_1", "layer2_3", "layer3_1", "layer3_3", "layer3_5", "layer4_2",
+        ],
+        cam_ladder: &["layer2_3", "layer3_2", "layer3_5", "layer4_0", "layer4_2"],
+        last_conv: "layer4_2",
+        cascade: &["logits", "layer4", "layer3", "layer2", "layer1", "bn1"],
+        circuit: None,
+    },
     blocks: [3, 4, 6, 3],
     bottleneck: true,
     weights: WeightSpec {
@@ -58,6 +82,46 @@ pub const RESNET50: Variant = Variant {
 };
 
 /// A convolution with its BatchNorm folded in.
+/// ResNet-18 in the zoo.
+pub const RESNET18_ENTRY: super::ModelEntry = super::ModelEntry {
+    name: "resnet18",
+    aliases: &[],
+    summary: "ResNet-18, torchvision's ImageNet weights (timm/resnet18.tv_in1k on the hub)",
+    weights: RESNET18.weights,
+    rename: None,
+    build: |store| Ok(Box::new(ResNet::from_store(RESNET18, &store)?)),
+    prefixes: layer_prefixes,
+};
+
+/// ResNet-50 in the zoo.
+pub const RESNET50_ENTRY: super::ModelEntry = super::ModelEntry {
+    name: "resnet50",
+    aliases: &[],
+    summary: "ResNet-50, torchvision's ImageNet weights (timm/resnet50.tv_in1k on the hub)",
+    weights: RESNET50.weights,
+    rename: None,
+    build: |store| Ok(Box::new(ResNet::from_store(RESNET50, &store)?)),
+    prefixes: layer_prefixes,
+};
+
+/// The weight-name prefixes of a layer: the stem, a stage (`layer3`), a block (`layer3_1`), one
+/// of its convolutions (`layer3_1_bn2`), or the classifier.
+fn layer_prefixes(layer: &str) -> Vec<String> {
+    match layer {
+        "bn1" | "relu" | "maxpool" => vec!["conv1.".into()],
+        "avgpool" | "fc" | "logits" => vec!["fc.".into()],
+        _ => {
+            let parts: Vec<&str> = layer.split('_').collect();
+            match parts.as_slice() {
+                [stage] => vec![format!("{stage}.")],
+                [stage, block] => vec![format!("{stage}.{block}.")],
+                [stage, block, bn] => vec![format!("{stage}.{block}.conv{}.", bn.trim_start_matches("bn"))],
+                _ => Vec::new(),
+            }
+        }
+    }
+}
+
 struct Conv {
     weight: Tensor,
     bias: Tensor,
@@ -149,6 +213,7 @@ impl ResNet {
                 input_size: 224,
                 layers: layer_table(variant),
                 classes: crate::imagenet::classes(),
+                roles: variant.roles,
             },
         })
     }
@@ -193,7 +258,11 @@ impl Model for ResNet {
 
     /// torchvision's ImageNet normalisation.
     fn preprocess(&self, rgb01: &Tensor) -> Result<Tensor> {
-        super::simple_cnn::imagenet_normalize(rgb01)
+        crate::imagenet::normalize(rgb01)
+    }
+
+    fn first_conv(&self) -> Result<Tensor> {
+        Ok(self.stem.weight.clone())
     }
 
     fn forward_taps(&self, x: &Tensor, taps: &Taps) -> Result<Activations> {

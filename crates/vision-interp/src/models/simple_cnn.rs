@@ -16,17 +16,6 @@ use rand::rngs::StdRng;
 use super::{Activations, LayerInfo, Model, ModelCard, Sequential, Taps};
 use crate::ops;
 
-/// ImageNet channel means and standard deviations (the course's normalisation).
-pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
-pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
-
-/// `(x − μ) / σ` per channel for `(N, 3, H, W)` images in [0, 1].
-pub fn imagenet_normalize(x: &Tensor) -> Result<Tensor> {
-    let mean = Tensor::new(&IMAGENET_MEAN, x.device())?.reshape((1, 3, 1, 1))?;
-    let std = Tensor::new(&IMAGENET_STD, x.device())?.reshape((1, 3, 1, 1))?;
-    Ok(x.broadcast_sub(&mean)?.broadcast_div(&std)?)
-}
-
 /// 3×3 convolution with padding 1 through [`ops::conv2d_same_stride1`] (im2col and a matrix
 /// product on the CPU).
 #[derive(Clone)]
@@ -125,6 +114,16 @@ pub struct SimpleCnn {
     rng: Arc<Mutex<StdRng>>,
 }
 
+/// What the chapters use of SimpleCNN.
+pub const ROLES: super::Roles = super::Roles {
+    showcase_unit: "conv3:0",
+    depth: &["conv1", "conv2", "conv3"],
+    cam_ladder: &["conv1", "block1", "conv2", "block2", "conv3"],
+    last_conv: "conv3",
+    cascade: &["logits", "fc1", "conv3", "conv2", "conv1"],
+    circuit: None,
+};
+
 const CHANNELS: [usize; 3] = [32, 64, 128];
 pub const DROPOUT: f32 = 0.25;
 
@@ -194,7 +193,7 @@ impl SimpleCnn {
         layers.push(info("fc1", 512, 1, "adaptive average pool to 4×4, linear 2048 → 512, ReLU"));
         net.push("logits", fc2.clone());
         layers.push(info("logits", classes.len(), 1, "linear 512 → classes (pre-softmax)"));
-        let card = ModelCard { name: "simple-cnn".into(), input_size, layers, classes };
+        let card = ModelCard { name: "simple-cnn".into(), input_size, layers, classes, roles: &ROLES };
         Ok(Self { convs, blocks, fc1, fc2, net, card, rng: Arc::new(Mutex::new(rng)) })
     }
 
@@ -229,128 +228,6 @@ impl SimpleCnn {
     }
 }
 
-/// The dataset a SimpleCNN is trained on from scratch.
-#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ScratchData {
-    /// The Fashion-MNIST subset shipped in `assets/` (works offline)
-    #[default]
-    FashionMnist,
-    /// fast.ai's Imagenette, 160-pixel variant (downloaded once, about 94 MB)
-    Imagenette,
-}
-
-impl ScratchData {
-    /// `fashion-mnist` or `imagenette`: names figures, checkpoints and weights.
-    pub fn slug(self) -> &'static str {
-        match self {
-            Self::FashionMnist => "fashion-mnist",
-            Self::Imagenette => "imagenette",
-        }
-    }
-
-    /// The class names, in label order.
-    pub fn classes(self) -> Vec<String> {
-        match self {
-            Self::FashionMnist => crate::data::FASHION_MNIST_CLASSES.iter().map(|c| c.to_string()).collect(),
-            Self::Imagenette => crate::data::IMAGENETTE_CLASSES.iter().map(|(_, c)| c.to_string()).collect(),
-        }
-    }
-}
-
-/// The training run of chapter 1: which data, how many images and epochs, at what size.
-#[derive(Debug, Clone, Copy)]
-pub struct ScratchRun {
-    pub data: ScratchData,
-    /// Training images used (`None`: all of them).
-    pub n_train: Option<usize>,
-    /// Evaluation images used (`None`: all of them).
-    pub n_eval: Option<usize>,
-    pub epochs: usize,
-    pub size: usize,
-}
-
-impl ScratchRun {
-    /// Fashion-MNIST: 12,000 images of 32 px for 4 epochs (quick: 2,000 for 2). Imagenette:
-    /// all 9,469 photos at 64 px for 6 epochs (quick: 1,000 photos, 500 for evaluation, 1 epoch).
-    pub fn new(data: ScratchData, quick: bool) -> Self {
-        match (data, quick) {
-            (ScratchData::FashionMnist, true) => {
-                Self { data, n_train: Some(2000), n_eval: None, epochs: 2, size: 32 }
-            }
-            (ScratchData::FashionMnist, false) => {
-                Self { data, n_train: Some(12000), n_eval: None, epochs: 4, size: 32 }
-            }
-            (ScratchData::Imagenette, true) => {
-                Self { data, n_train: Some(1000), n_eval: Some(500), epochs: 1, size: 64 }
-            }
-            (ScratchData::Imagenette, false) => {
-                Self { data, n_train: None, n_eval: None, epochs: 6, size: 64 }
-            }
-        }
-    }
-
-    /// The training and evaluation sets (Imagenette is downloaded into the cache folder the
-    /// first time; see [`crate::weights::cache_dir`]).
-    pub fn datasets(&self) -> Result<(crate::data::Dataset, crate::data::Dataset)> {
-        Ok((self.dataset(crate::data::Split::Train)?, self.dataset(crate::data::Split::Eval)?))
-    }
-
-    /// One split of the run's data.
-    pub fn dataset(&self, split: crate::data::Split) -> Result<crate::data::Dataset> {
-        use crate::data::{fashion_mnist, imagenette, imagenette_remote, Split};
-        let n = if split == Split::Train { self.n_train } else { self.n_eval };
-        match self.data {
-            ScratchData::FashionMnist => {
-                let all = fashion_mnist(split, self.size)?;
-                all.take(n.unwrap_or(usize::MAX))
-            }
-            ScratchData::Imagenette => {
-                let cache = crate::weights::cache_dir().join("datasets");
-                imagenette(split, self.size, n, &imagenette_remote(), &cache)
-            }
-        }
-    }
-
-    /// `simple-cnn-fashion-mnist-32px-n12000-seed0`: names the checkpoint and the weights.
-    pub fn tag(&self, seed: u64) -> String {
-        let n = self.n_train.map_or("all".to_string(), |n| n.to_string());
-        format!("simple-cnn-{}-{}px-n{n}-seed{seed}", self.data.slug(), self.size)
-    }
-
-    /// Where chapter 1 saves the trained weights.
-    pub fn weights_path(&self, seed: u64) -> std::path::PathBuf {
-        crate::work_dir().join("models").join(format!("{}.safetensors", self.tag(seed)))
-    }
-
-    /// The SimpleCNN that chapter 1 trained with this run and seed, or an error that says how
-    /// to make it.
-    pub fn load_trained(&self, seed: u64, quick: bool, device: &Device) -> Result<SimpleCnn> {
-        let path = self.weights_path(seed);
-        if !path.is_file() {
-            let mut flags = String::new();
-            if quick {
-                flags.push_str(" --quick");
-            }
-            if self.data != ScratchData::default() {
-                flags.push_str(&format!(" --dataset {}", self.data.slug()));
-            }
-            if seed != 0 {
-                flags.push_str(&format!(" --seed {seed}"));
-            }
-            let dashes = if flags.is_empty() { "" } else { " --" };
-            bail!(
-                "no trained SimpleCNN at {}: train it first with `cargo run --release -p chapter-01-cnn-basics{dashes}{flags}`",
-                path.display(),
-            );
-        }
-        let store = crate::weights::WeightStore::load(&path, device)?;
-        let names: Vec<String> = store.names().map(str::to_owned).collect();
-        let tensors = names.iter().map(|n| (n.clone(), store.raw(n).expect("listed").clone())).collect();
-        let vb = VarBuilder::from_tensors(tensors, DType::F32, device);
-        SimpleCnn::new(vb, self.data.classes(), self.size, crate::rng::seeded(seed))
-    }
-}
-
 fn info(name: &str, channels: usize, size: usize, description: &str) -> LayerInfo {
     LayerInfo { name: name.into(), channels, height: size, width: size, description: description.into() }
 }
@@ -362,7 +239,11 @@ impl Model for SimpleCnn {
 
     /// ImageNet mean/std normalisation, as in the course.
     fn preprocess(&self, rgb01: &Tensor) -> Result<Tensor> {
-        imagenet_normalize(rgb01)
+        crate::imagenet::normalize(rgb01)
+    }
+
+    fn first_conv(&self) -> Result<Tensor> {
+        Ok(self.conv_weight(0).clone())
     }
 
     fn forward_taps(&self, x: &Tensor, taps: &Taps) -> Result<Activations> {

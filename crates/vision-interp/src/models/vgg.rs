@@ -41,6 +41,83 @@ enum Feature {
     },
 }
 
+/// VGG16 in the zoo.
+pub const ENTRY: super::ModelEntry = super::ModelEntry {
+    name: "vgg16",
+    aliases: &[],
+    summary: "VGG16, torchvision's ImageNet weights (timm/vgg16.tv_in1k on the hub)",
+    weights: WEIGHTS,
+    rename: None,
+    build: |store| Ok(Box::new(Vgg16::from_store(&store)?)),
+    prefixes: layer_prefixes,
+};
+
+/// What the chapters use of VGG16 (convolutions by their ReLU's index, as Lucent names them).
+pub const ROLES: super::Roles = super::Roles {
+    showcase_unit: "features_22:7",
+    depth: &[
+        "features_1",
+        "features_6",
+        "features_11",
+        "features_15",
+        "features_20",
+        "features_25",
+        "features_29",
+    ],
+    cam_ladder: &["features_15", "features_22", "features_25", "features_27", "features_29"],
+    last_conv: "features_29",
+    cascade: &[
+        "logits",
+        "classifier_3",
+        "classifier_0",
+        "features_28",
+        "features_26",
+        "features_24",
+        "features_21",
+        "features_19",
+        "features_17",
+        "features_14",
+        "features_12",
+        "features_10",
+        "features_7",
+        "features_5",
+        "features_2",
+        "features_0",
+    ],
+    circuit: None,
+};
+
+/// The weight-name prefixes of a layer: its convolution (a ReLU names the convolution before
+/// it), or a linear layer under torchvision's and timm's names.
+fn layer_prefixes(layer: &str) -> Vec<String> {
+    let index = |l: &str, p: &str| l.strip_prefix(p).and_then(|i| i.parse::<usize>().ok());
+    if let Some(i) = index(layer, "features_") {
+        return match (conv_at(i), i > 0 && conv_at(i - 1)) {
+            (true, _) => vec![format!("features.{i}.")],
+            (false, true) => vec![format!("features.{}.", i - 1)],
+            (false, false) => Vec::new(), // a max pool has no weights
+        };
+    }
+    match index(layer, "classifier_").or((layer == "logits").then_some(6)) {
+        Some(0 | 1) => vec!["classifier.0.".into(), "pre_logits.fc1.".into()],
+        Some(3 | 4) => vec!["classifier.3.".into(), "pre_logits.fc2.".into()],
+        Some(6) => vec!["classifier.6.".into(), "head.fc.".into()],
+        _ => Vec::new(),
+    }
+}
+
+/// Whether index `i` of `features` is a convolution.
+fn conv_at(i: usize) -> bool {
+    let mut index = 0;
+    for &c in &CONFIG {
+        if index == i {
+            return c != 0;
+        }
+        index += if c == 0 { 1 } else { 2 };
+    }
+    false
+}
+
 pub struct Vgg16 {
     features: Vec<Feature>,
     fc: [(Tensor, Tensor); 3],
@@ -100,6 +177,7 @@ impl Vgg16 {
             input_size: 224,
             layers: layer_table(),
             classes: crate::imagenet::classes(),
+            roles: &ROLES,
         };
         Ok(Self { features, fc, card })
     }
@@ -139,7 +217,14 @@ impl Model for Vgg16 {
 
     /// torchvision's ImageNet normalisation.
     fn preprocess(&self, rgb01: &Tensor) -> Result<Tensor> {
-        super::simple_cnn::imagenet_normalize(rgb01)
+        crate::imagenet::normalize(rgb01)
+    }
+
+    fn first_conv(&self) -> Result<Tensor> {
+        match &self.features[0] {
+            Feature::Conv { weight, .. } => Ok(weight.clone()),
+            Feature::Pool { .. } => anyhow::bail!("vgg16: features.0 is not a convolution"),
+        }
     }
 
     fn forward_taps(&self, x: &Tensor, taps: &Taps) -> Result<Activations> {

@@ -131,34 +131,7 @@ pub fn direction_neuron(
 /// prefix or word also matches) or its index.
 pub fn class_logit(model: &dyn Model, label: &str, batch: Option<usize>) -> Result<Objective> {
     let classes = model.classes();
-    let lower = label.trim().to_lowercase();
-    let class = match lower.parse::<usize>() {
-        Ok(i) if i < classes.len() => i,
-        Ok(i) => anyhow::bail!("{}: class {i} is out of range (0..{})", model.card().name, classes.len()),
-        Err(_) => {
-            let exact: Vec<usize> =
-                (0..classes.len()).filter(|&i| classes[i].to_lowercase() == lower).collect();
-            let loose: Vec<usize> = (0..classes.len())
-                .filter(|&i| {
-                    let c = classes[i].to_lowercase();
-                    c.starts_with(&lower) || c.split([',', ' ']).any(|w| w == lower)
-                })
-                .collect();
-            match (exact.as_slice(), loose.as_slice()) {
-                ([i], _) | ([], [i]) => *i,
-                ([], []) => anyhow::bail!("{} has no class `{label}`", model.card().name),
-                (_, many) => anyhow::bail!(
-                    "`{label}` matches several classes of {}: {}",
-                    model.card().name,
-                    many.iter()
-                        .take(8)
-                        .map(|&i| format!("{i} {}", classes[i]))
-                        .collect::<Vec<_>>()
-                        .join("; ")
-                ),
-            }
-        }
-    };
+    let class = model.class_index(label)?;
     let name = format!("class_logit {class} ({})", classes[class]);
     Ok(Objective::new(vec!["logits".into()], name, move |acts, _| {
         let a = acts_of(acts, "logits", batch)?;

@@ -1,0 +1,175 @@
+//! What one chapter makes and another uses.
+//!
+//! A chapter that needs another chapter's result asks for it here, never by path. The result is
+//! read from the working folder (`target/vision-interp/`, see [`crate::work_dir`]) when the
+//! producing chapter has run, and otherwise made on the spot by the very code that chapter
+//! runs, so that every chapter runs alone, in any order, from a fresh clone.
+//!
+//! | result | made by | used by | ask with |
+//! |---|---|---|---|
+//! | SimpleCNN trained from scratch | chapter 1 | chapter 2 | [`ScratchRun::trained`] |
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use candle_core::{DType, Device, Tensor};
+use candle_nn::{VarBuilder, VarMap};
+
+use crate::data::{Dataset, Split};
+use crate::models::simple_cnn::{init_varmap, SimpleCnn};
+use crate::train::{train, EpochStats, TrainConfig};
+
+/// What [`ScratchRun::fit`] returns: the trained network and its variables, the history, and
+/// the first layer's filters as initialised (for the before/after figure).
+pub struct Fitted {
+    pub net: SimpleCnn,
+    pub varmap: VarMap,
+    pub history: Vec<EpochStats>,
+    pub initial_conv1: Tensor,
+}
+
+impl Fitted {
+    /// Parameters the optimiser trains (BatchNorm's running statistics are not among them).
+    pub fn trainable_parameters(&self) -> usize {
+        let vars = self.varmap.data().lock().expect("varmap lock");
+        vars.iter().filter(|(name, _)| !name.contains("running_")).map(|(_, v)| v.elem_count()).sum()
+    }
+}
+
+/// The dataset a SimpleCNN is trained on from scratch.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ScratchData {
+    /// The Fashion-MNIST subset shipped in `assets/` (works offline)
+    #[default]
+    FashionMnist,
+    /// fast.ai's Imagenette, 160-pixel variant (downloaded once, about 94 MB)
+    Imagenette,
+}
+
+impl ScratchData {
+    /// `fashion-mnist` or `imagenette`: names figures, checkpoints and weights.
+    pub fn slug(self) -> &'static str {
+        match self {
+            Self::FashionMnist => "fashion-mnist",
+            Self::Imagenette => "imagenette",
+        }
+    }
+
+    /// The class names, in label order.
+    pub fn classes(self) -> Vec<String> {
+        match self {
+            Self::FashionMnist => crate::data::FASHION_MNIST_CLASSES.iter().map(|c| c.to_string()).collect(),
+            Self::Imagenette => crate::data::IMAGENETTE_CLASSES.iter().map(|(_, c)| c.to_string()).collect(),
+        }
+    }
+}
+
+/// The training run of chapter 1: which data, how many images and epochs, at what size.
+#[derive(Debug, Clone, Copy)]
+pub struct ScratchRun {
+    pub data: ScratchData,
+    /// Training images used (`None`: all of them).
+    pub n_train: Option<usize>,
+    /// Evaluation images used (`None`: all of them).
+    pub n_eval: Option<usize>,
+    pub epochs: usize,
+    pub size: usize,
+}
+
+impl ScratchRun {
+    /// Fashion-MNIST: 12,000 images of 32 px for 4 epochs (quick: 2,000 for 2). Imagenette:
+    /// all 9,469 photos at 64 px for 6 epochs (quick: 1,000 photos, 500 for evaluation, 1 epoch).
+    pub fn new(data: ScratchData, quick: bool) -> Self {
+        match (data, quick) {
+            (ScratchData::FashionMnist, true) => {
+                Self { data, n_train: Some(2000), n_eval: None, epochs: 2, size: 32 }
+            }
+            (ScratchData::FashionMnist, false) => {
+                Self { data, n_train: Some(12000), n_eval: None, epochs: 4, size: 32 }
+            }
+            (ScratchData::Imagenette, true) => {
+                Self { data, n_train: Some(1000), n_eval: Some(500), epochs: 1, size: 64 }
+            }
+            (ScratchData::Imagenette, false) => {
+                Self { data, n_train: None, n_eval: None, epochs: 6, size: 64 }
+            }
+        }
+    }
+
+    /// The training and evaluation sets (Imagenette is downloaded into the cache folder the
+    /// first time; see [`crate::weights::cache_dir`]).
+    pub fn datasets(&self) -> Result<(Dataset, Dataset)> {
+        Ok((self.dataset(Split::Train)?, self.dataset(Split::Eval)?))
+    }
+
+    /// One split of the run's data.
+    pub fn dataset(&self, split: Split) -> Result<Dataset> {
+        use crate::data::{fashion_mnist, imagenette, imagenette_remote};
+        let n = if split == Split::Train { self.n_train } else { self.n_eval };
+        match self.data {
+            ScratchData::FashionMnist => {
+                let all = fashion_mnist(split, self.size)?;
+                all.take(n.unwrap_or(usize::MAX))
+            }
+            ScratchData::Imagenette => {
+                let cache = crate::weights::cache_dir().join("datasets");
+                imagenette(split, self.size, n, &imagenette_remote(), &cache)
+            }
+        }
+    }
+
+    /// `simple-cnn-fashion-mnist-32px-n12000-seed0`: names the checkpoint and the weights.
+    pub fn tag(&self, seed: u64) -> String {
+        let n = self.n_train.map_or("all".to_string(), |n| n.to_string());
+        format!("simple-cnn-{}-{}px-n{n}-seed{seed}", self.data.slug(), self.size)
+    }
+
+    /// Where chapter 1 saves the trained weights.
+    pub fn weights_path(&self, seed: u64) -> PathBuf {
+        crate::work_dir().join("models").join(format!("{}.safetensors", self.tag(seed)))
+    }
+
+    /// Where the training checkpoint (weights, Adam state, history) is kept between runs.
+    pub fn checkpoint_path(&self, seed: u64) -> PathBuf {
+        crate::work_dir().join("checkpoints").join(format!("{}.safetensors", self.tag(seed)))
+    }
+
+    // ANCHOR: fit
+    /// Initialises SimpleCNN from `seed` and trains it (Adam 1e-3, batch 32, cross-entropy),
+    /// resuming from the checkpoint of an interrupted run; saves the trained weights where
+    /// [`ScratchRun::trained`] finds them.
+    pub fn fit(&self, train_set: &Dataset, eval_set: &Dataset, seed: u64, device: &Device) -> Result<Fitted> {
+        let mut varmap = VarMap::new();
+        init_varmap(&varmap, train_set.classes.len(), &mut crate::rng::seeded(seed), device)?;
+        // A copy: training updates the variable's buffer in place.
+        let initial_conv1 = varmap.data().lock().expect("varmap lock")["conv1.weight"].as_tensor().copy()?;
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
+        let net = SimpleCnn::new(vb, train_set.classes.clone(), self.size, crate::rng::seeded(seed))?;
+        let cfg = TrainConfig { epochs: self.epochs, batch: 32, lr: 1e-3, seed };
+        let checkpoint = self.checkpoint_path(seed);
+        let history = train(&net, &mut varmap, train_set, eval_set, cfg, device, Some(&checkpoint))?;
+        crate::atomic::write_with(&self.weights_path(seed), |tmp| Ok(varmap.save(tmp)?))?;
+        Ok(Fitted { net, varmap, history, initial_conv1 })
+    }
+    // ANCHOR_END: fit
+
+    /// The SimpleCNN chapter 1 trains with this run and seed: its saved weights, or, when
+    /// chapter 1 has not been run, trained here by the same code (and saved for next time).
+    pub fn trained(&self, seed: u64, device: &Device) -> Result<SimpleCnn> {
+        let path = self.weights_path(seed);
+        if !path.is_file() {
+            eprintln!(
+                "chapter 1's SimpleCNN ({}) is not in {}: training it now, as `cargo run -p \
+                 chapter-01-cnn-basics` does",
+                self.tag(seed),
+                path.parent().map_or(path.clone(), Path::to_path_buf).display()
+            );
+            let (train_set, eval_set) = self.datasets()?;
+            return Ok(self.fit(&train_set, &eval_set, seed, device)?.net);
+        }
+        let store = crate::weights::WeightStore::load(&path, device)?;
+        let names: Vec<String> = store.names().map(str::to_owned).collect();
+        let tensors = names.iter().map(|n| (n.clone(), store.raw(n).expect("listed").clone())).collect();
+        let vb = VarBuilder::from_tensors(tensors, DType::F32, device);
+        SimpleCnn::new(vb, self.data.classes(), self.size, crate::rng::seeded(seed))
+    }
+}

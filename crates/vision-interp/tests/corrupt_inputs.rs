@@ -1,0 +1,162 @@
+//! Every file reader on truncated and corrupted input: a clear error, never a panic or an
+//! allocation that the file cannot back. Readers: weights (legacy and zip `.pth`, safetensors),
+//! images (PNG, JPEG), IDX datasets, training checkpoints.
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor};
+use vision_interp::weights::WeightStore;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+}
+
+/// Runs `read` on `bytes` written to a file; a panic fails the test with the variant's name.
+fn read_bytes<T>(
+    dir: &Path,
+    ext: &str,
+    bytes: &[u8],
+    what: &str,
+    read: &dyn Fn(&Path) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let path = dir.join(format!("input.{ext}"));
+    std::fs::write(&path, bytes).unwrap();
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read(&path))) {
+        Ok(r) => r,
+        Err(_) => panic!("{what}: the reader panicked"),
+    }
+}
+
+/// Cut points: every length for small files, else about 200 spread over the file and its start.
+fn cuts(len: usize) -> Vec<usize> {
+    if len <= 2048 {
+        return (0..len).collect();
+    }
+    let mut c: Vec<usize> = (0..64).chain((0..150).map(|i| i * len / 150)).filter(|&n| n < len).collect();
+    c.dedup();
+    c
+}
+
+/// Truncations must fail; corruptions (8 bytes of 0xFF or 0x7F at spread positions) may load
+/// or fail, but never panic.
+fn hammer<T>(file: &Path, ext: &str, read: &dyn Fn(&Path) -> anyhow::Result<T>) -> usize {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = std::fs::read(file).unwrap();
+    read_bytes(dir.path(), ext, &bytes, "the intact file", read).unwrap_or_else(|e| panic!("{e:#}"));
+    let mut checked = 0;
+    for n in cuts(bytes.len()) {
+        let r = read_bytes(dir.path(), ext, &bytes[..n], &format!("{} cut at {n}", file.display()), read);
+        assert!(r.is_err(), "{} cut at {n} of {} bytes was accepted", file.display(), bytes.len());
+        checked += 1;
+    }
+    for at in cuts(bytes.len()) {
+        for fill in [0xFF, 0x7F] {
+            let mut b = bytes.clone();
+            let end = (at + 8).min(b.len());
+            b[at..end].fill(fill);
+            let _ =
+                read_bytes(dir.path(), ext, &b, &format!("{} with {fill:#x} at {at}", file.display()), read);
+            checked += 1;
+        }
+    }
+    checked
+}
+
+fn load_weights(path: &Path) -> anyhow::Result<usize> {
+    Ok(WeightStore::load(path, &Device::Cpu)?.names().count())
+}
+
+#[test]
+fn legacy_and_zip_state_dicts_load_exactly() {
+    for name in ["legacy-tiny.pth", "zip-tiny.pth"] {
+        let store = WeightStore::load(&fixture(name), &Device::Cpu).unwrap();
+        let conv = store.get("conv.weight", &[2, 3, 1, 1]).unwrap().flatten_all().unwrap();
+        assert_eq!(conv.to_vec1::<f32>().unwrap(), [0., 1., 2., 3., 4., 5.], "{name}");
+        // Stored transposed (strides (1, 2)): read back in row-major order.
+        let fc = store.get("fc.weight", &[2, 3]).unwrap();
+        assert_eq!(fc.to_vec2::<f32>().unwrap(), [[0., 1., 2.], [3., 4., 5.]], "{name}");
+    }
+}
+
+/// Candle's pickle reader panics on this file (a tensor rebuilt from two arguments instead of
+/// six); the loader reports it.
+#[test]
+fn a_crafted_pickle_is_an_error_not_a_panic() {
+    let err =
+        format!("{:#}", WeightStore::load(&fixture("crafted-short-args.pth"), &Device::Cpu).err().unwrap());
+    assert!(err.contains("not a readable PyTorch state dict") && err.contains("malformed data"), "{err}");
+}
+
+#[test]
+fn a_storage_count_larger_than_the_file_is_an_error_not_an_allocation() {
+    let mut bytes = std::fs::read(fixture("legacy-tiny.pth")).unwrap();
+    // The first storage header follows the pickles: 8 bytes of count, then 6 floats.
+    let at = bytes.len() - (8 + 24) - (8 + 24) - (8 + 8);
+    assert_eq!(&bytes[at..at + 8], &6u64.to_le_bytes());
+    for count in [u64::MAX, 1 << 60, 1 << 40, 7] {
+        bytes[at..at + 8].copy_from_slice(&count.to_le_bytes());
+        let dir = tempfile::tempdir().unwrap();
+        let err = read_bytes(dir.path(), "pth", &bytes, "huge count", &load_weights).unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(msg.contains("storage") && msg.contains("claims"), "{count}: {msg}");
+    }
+}
+
+#[test]
+fn truncated_or_corrupted_weights_are_errors() {
+    let n = hammer(&fixture("legacy-tiny.pth"), "pth", &load_weights);
+    let m = hammer(&fixture("zip-tiny.pth"), "pth", &load_weights);
+    let dir = tempfile::tempdir().unwrap();
+    let st = dir.path().join("small.safetensors");
+    let t = Tensor::arange(0f32, 600., &Device::Cpu).unwrap().reshape((20, 30)).unwrap();
+    candle_core::safetensors::save(
+        &[("w", t), ("b", Tensor::ones(5, DType::F32, &Device::Cpu).unwrap())]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+        &st,
+    )
+    .unwrap();
+    let k = hammer(&st, "safetensors", &load_weights);
+    println!("weights: {n} legacy, {m} zip and {k} safetensors variants, no panic");
+}
+
+#[test]
+fn truncated_or_corrupted_images_are_errors() {
+    let read = |p: &Path| vision_interp::imageio::read_rgb(p).map(|i| i.width());
+    for photo in ["coffee.png", "grace_hopper.jpg"] {
+        let ext = photo.rsplit('.').next().unwrap();
+        let n = hammer(&vision_interp::asset(&format!("photos/{photo}")), ext, &read);
+        println!("{photo}: {n} variants, no panic");
+    }
+}
+
+#[test]
+fn truncated_or_corrupted_idx_files_are_errors() {
+    // A 3-image IDX file of 2 × 2 pixels, gzipped as the dataset's are.
+    use std::io::Write;
+    let mut raw = Vec::new();
+    for w in [2051u32, 3, 2, 2] {
+        raw.extend_from_slice(&w.to_be_bytes());
+    }
+    raw.extend(0u8..12);
+    let dir = tempfile::tempdir().unwrap();
+    let gz = |b: &[u8]| {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(b).unwrap();
+        e.finish().unwrap()
+    };
+    let path = dir.path().join("images.gz");
+    std::fs::write(&path, gz(&raw)).unwrap();
+    let read = |p: &Path| vision_interp::data::read_idx(p);
+    assert_eq!(read(&path).unwrap().0, [3, 2, 2]);
+    hammer(&path, "gz", &read);
+    // Decompressed but short or lying headers.
+    for n in 0..raw.len() {
+        let r = read_bytes(dir.path(), "gz", &gz(&raw[..n]), &format!("idx cut at {n}"), &read);
+        assert!(r.is_err(), "an IDX file cut at {n} was accepted");
+    }
+    let mut huge = raw.clone();
+    huge[4..8].copy_from_slice(&u32::MAX.to_be_bytes());
+    huge[8..12].copy_from_slice(&u32::MAX.to_be_bytes());
+    assert!(read_bytes(dir.path(), "gz", &gz(&huge), "huge dims", &read).is_err());
+}
