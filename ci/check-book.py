@@ -2,7 +2,9 @@
 """Checks of the book that mdBook does not make.
 
 sources: every {{#include}} / {{#rustdoc_include}} names an existing file, every named ANCHOR
-         exists in it, is balanced and is not empty; every figure a page shows exists.
+         exists in it, is balanced and is not empty; every ANCHOR in the chapters and the
+         library is included by some page (an anchor nothing shows is a listing the book
+         lost); every figure a page shows exists.
 output:  no formula was left unrendered; every image and stylesheet a page links exists;
          KaTeX's fonts are served by the book.
 """
@@ -16,10 +18,12 @@ errors = []
 
 
 def check_sources():
+    included = set()
     for md in sorted(BOOK.rglob("*.md")):
         text = md.read_text()
         for m in INCLUDE.finditer(text):
             path, anchor = (md.parent / m.group(1)).resolve(), m.group(2)
+            included.add((path, anchor))
             if not path.is_file():
                 errors.append(f"{md}: include of missing file {m.group(1)}")
                 continue
@@ -39,6 +43,13 @@ def check_sources():
             f = md.parent / src
             if not f.is_file() or f.stat().st_size == 0:
                 errors.append(f"{md}: figure {src} is missing or empty")
+
+
+    for root in ("chapters", "crates/vision-interp/src"):
+        for rs in sorted(pathlib.Path(root).rglob("*.rs")):
+            for name in re.findall(r"// ANCHOR: (\S+)", rs.read_text()):
+                if (rs.resolve(), name) not in included:
+                    errors.append(f"{rs}: anchor '{name}' is included by no page")
 
 
 def check_output(out):

@@ -4,7 +4,8 @@ use anyhow::Result;
 use candle_core::Tensor;
 use clap::Parser;
 use vision_interp::cli::{ModelArgs, RunArgs, Session};
-use vision_interp::figure::{feature_map_tiles, filter_tiles, grey, hstack, line_chart, mosaic, tint};
+use vision_interp::figure::{feature_map_tiles, filter_tiles, filter_tiles_each, grey, hstack, line_chart};
+use vision_interp::figure::{mosaic, tint};
 use vision_interp::figure::{GridSpec, Map, Panel, Series};
 use vision_interp::handoff::{ScratchData, ScratchRun};
 use vision_interp::imageio::photo;
@@ -55,7 +56,7 @@ fn main() -> Result<()> {
     for (c, name) in ["red", "green", "blue"].into_iter().enumerate() {
         row.push(Panel::new(tint(&img.get(c)?, c)?, format!("{name} channel")));
     }
-    s.save_grid(&[row], &GridSpec::new(200), ("photo", "chelsea", "rgb-channels"))?;
+    s.save_grid(&[row], &GridSpec::new(200).photo(), ("photo", "chelsea", "rgb-channels"))?;
 
     // ANCHOR: convolve
     let grey_img = img.mean(0)?; // (224, 224), the average of the three channels
@@ -67,7 +68,11 @@ fn main() -> Result<()> {
         row.push(Panel::new(grey(&map.normalize_max()), format!("|{name}|")));
     }
     // ANCHOR_END: convolve
-    s.save_grid(&[row], &GridSpec::new(180).title("3 × 3 kernels by hand"), ("photo", "chelsea", "kernels"))?;
+    s.save_grid(
+        &[row],
+        &GridSpec::new(180).title("3 × 3 kernels by hand").photo(),
+        ("photo", "chelsea", "kernels"),
+    )?;
 
     // ANCHOR: data
     let run = ScratchRun::new(args.dataset, s.quick); // Fashion-MNIST: 12,000 images, 4 epochs
@@ -151,11 +156,10 @@ fn pretrained_filters(s: &mut Session, m: &dyn Model) -> Result<()> {
     // ANCHOR: pretrained
     let w = m.first_conv()?; // (out, 3, k, k)
     let (n, k) = (w.dim(0)?, w.dim(2)?);
-    let tiles = filter_tiles(&w)?;
-    let cols = (n as f64).sqrt().ceil() as usize;
-    let scale = (96 / k as u32).max(4);
+    let tiles = filter_tiles_each(&w)?; // each filter scaled to its own largest |weight|
+    let scale = (48 / k as u32).max(6);
     // ANCHOR_END: pretrained
     let title = format!("{}: the {n} first-layer filters, {k} × {k} × RGB", m.name());
-    let panel = Panel::new(mosaic(&tiles, cols, scale, 2), "trained on ImageNet");
+    let panel = Panel::new(mosaic(&tiles, 8, scale, 2), "each filter scaled to its own largest |w|");
     s.save_grid(&[vec![panel]], &GridSpec::new(420).title(&title), (m.name(), "first-layer", "filters"))
 }

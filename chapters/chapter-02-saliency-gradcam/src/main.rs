@@ -24,6 +24,12 @@ struct Args {
     run: RunArgs,
     #[command(flatten)]
     model: ModelArgs,
+    /// Noisy copies per SmoothGrad map [default: 32; 8 with --quick]
+    #[arg(long)]
+    samples: Option<usize>,
+    /// Steps of the integrated-gradients path [default: 128; 32 with --quick]
+    #[arg(long)]
+    ig_steps: Option<usize>,
     /// Data chapter 1 trained its SimpleCNN on
     #[arg(long, value_enum, default_value_t)]
     dataset: ScratchData,
@@ -39,7 +45,8 @@ fn main() -> Result<()> {
     let roles = m.card().roles; // which layers of this model play which part
     let size = m.input_size();
     let (tiger_cat, espresso) = (m.class_index("tiger cat")?, m.class_index("espresso")?);
-    let (samples, steps) = if s.quick { (8, 32) } else { (32, 128) };
+    let samples = args.samples.unwrap_or(if s.quick { 8 } else { 32 });
+    let steps = args.ig_steps.unwrap_or(if s.quick { 32 } else { 128 });
 
     // ANCHOR: methods
     let (mut rows, mut ig_paths) = (Vec::new(), Vec::new());
@@ -67,7 +74,7 @@ fn main() -> Result<()> {
     // ANCHOR_END: methods
     let columns =
         ["input, top-1", "|∂y/∂x| max over RGB", "mean of noisy maps", "Σ_RGB (x−x')·∫∇y", "ReLU(Σ α_k A^k)"];
-    let spec = GridSpec::new(200).columns(&columns);
+    let spec = GridSpec::new(200).columns(&columns).photo();
     s.save_grid(&rows, &spec, (m.name(), "photos", "attribution-methods"))?;
 
     // ANCHOR: ig_path
@@ -85,8 +92,9 @@ fn main() -> Result<()> {
         row.push(Panel::overlay(&cat, &cam, format!("{layer} ({}×{}×{})", l.channels, l.height, l.width))?);
     }
     // ANCHOR_END: layers
-    let spec =
-        GridSpec::new(180).title(&format!("Grad-CAM for 'tiger cat' at {} depths", roles.cam_ladder.len()));
+    let spec = GridSpec::new(180)
+        .title(&format!("Grad-CAM for 'tiger cat' at {} depths", roles.cam_ladder.len()))
+        .photo();
     s.save_grid(&[row], &spec, (m.name(), "chelsea", "gradcam-layers"))?;
 
     // ANCHOR: two_classes
@@ -105,7 +113,7 @@ fn main() -> Result<()> {
         ]);
     }
     // ANCHOR_END: two_classes
-    let spec = GridSpec::new(300).title("One image, two classes");
+    let spec = GridSpec::new(300).title("One image, two classes").photo();
     s.save_grid(&rows, &spec, (m.name(), "cat-and-espresso", "class-discriminative"))?;
 
     // ANCHOR: sanity
@@ -130,7 +138,8 @@ fn main() -> Result<()> {
     // ANCHOR_END: sanity
     let spec = GridSpec::new(120)
         .title("Cascading randomisation from the logits down")
-        .rows(&["saliency", &format!("Grad-CAM {last_conv}")]);
+        .rows(&["saliency", &format!("Grad-CAM {last_conv}")])
+        .photo();
     s.save_grid(&[sal_row, cam_row], &spec, (m.name(), "chelsea", "sanity-randomization"))?;
 
     // The 10-class SimpleCNN that chapter 1 trains from scratch (on Fashion-MNIST by default).
@@ -162,6 +171,6 @@ fn explain_scratch_model(s: &mut Session, cnn: &SimpleCnn, run: &ScratchRun) -> 
         ]);
     }
     // ANCHOR_END: scratch
-    let spec = GridSpec::new(150).title("SimpleCNN (chapter 1), true → predicted");
+    let spec = GridSpec::new(150).title("SimpleCNN (chapter 1), true → predicted").photo();
     s.save_grid(&rows, &spec, ("simple-cnn", run.data.slug(), "attribution"))
 }

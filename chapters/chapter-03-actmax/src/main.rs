@@ -77,7 +77,7 @@ fn main() -> Result<()> {
         row.extend(visualise(&mut s, m, obj, spec, cfg, &[label.to_string()])?);
     }
     // ANCHOR_END: ablation
-    let spec = GridSpec::new(200).title(&caption(&format!("Maximising channel {spec_unit}")));
+    let spec = GridSpec::new(200).title(&caption(&format!("Maximising channel {spec_unit}"))).photo();
     s.save_grid(&[row], &spec, (m.name(), &spec_unit.replace(':', "-"), "parametrisations"))?;
 
     // ANCHOR: layers
@@ -91,7 +91,7 @@ fn main() -> Result<()> {
     // ANCHOR_END: layers
     s.save_grid(
         &[row],
-        &GridSpec::new(150).title(&caption("Channel 7 of each layer, early to late")),
+        &GridSpec::new(150).title(&caption("Channel 7 of each layer, early to late")).photo(),
         (m.name(), "layers", "channels"),
     )?;
 
@@ -110,7 +110,7 @@ fn main() -> Result<()> {
     // ANCHOR_END: neuron
     s.save_grid(
         &[row],
-        &GridSpec::new(200).title(&caption(&format!("{spec_unit}: channel and neuron"))),
+        &GridSpec::new(200).title(&caption(&format!("{spec_unit}: channel and neuron"))).photo(),
         (m.name(), &spec_unit.replace(':', "-"), "channel-neuron"),
     )?;
 
@@ -126,7 +126,7 @@ fn main() -> Result<()> {
     // ANCHOR_END: classes
     s.save_grid(
         &[row],
-        &GridSpec::new(200).title(&caption("Maximising class logits")),
+        &GridSpec::new(200).title(&caption("Maximising class logits")).photo(),
         (m.name(), "classes", "logits"),
     )?;
 
@@ -159,5 +159,9 @@ fn circuit(s: &mut Session, m: &dyn Model, recipe: &RenderConfig, size: usize, s
     let row = visualise(s, m, &Objective::sum(objs)?, spec, recipe, &labels)?;
     // ANCHOR_END: circuit
     let title = format!("A circuit: {to}:{unit} and its strongest inputs, {}, {steps} steps", m.name());
-    s.save_grid(&[row], &GridSpec::new(170).title(&title), (m.name(), &format!("{to}-{unit}"), "circuit"))
+    s.save_grid(
+        &[row],
+        &GridSpec::new(170).title(&title).photo(),
+        (m.name(), &format!("{to}-{unit}"), "circuit"),
+    )
 }

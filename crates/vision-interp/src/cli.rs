@@ -86,22 +86,23 @@ impl Session {
         crate::figure::figure_path(&self.out, model, subject, kind)
     }
 
-    /// Saves a figure and remembers it for the summary.
+    /// Saves a figure (PNG or JPEG, by the path's extension) and remembers it for the summary.
     pub fn save(&mut self, img: &image::RgbImage, path: &Path) -> Result<()> {
-        crate::imageio::save_png(img, path)?;
+        crate::imageio::save_figure(img, path)?;
         println!("wrote {}", path.display());
         self.written.push(path.to_path_buf());
         Ok(())
     }
 
-    /// Draws a grid of panels and saves it as `<model>-<subject>-<kind>.png`.
+    /// Draws a grid of panels and saves it as `<model>-<subject>-<kind>.png` (`.jpg` for a
+    /// photographic grid, see [`crate::figure::GridSpec::photo`]).
     pub fn save_grid(
         &mut self,
         rows: &[Vec<crate::figure::Panel>],
         spec: &crate::figure::GridSpec,
         name: (&str, &str, &str),
     ) -> Result<()> {
-        let path = self.figure(name.0, name.1, name.2);
+        let path = crate::figure::figure_path_as(&self.out, name.0, name.1, name.2, spec.encoding);
         self.save(&crate::figure::grid(rows, spec)?, &path)
     }
 

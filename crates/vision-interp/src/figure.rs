@@ -197,6 +197,32 @@ pub struct GridSpec {
     /// Width of each cell in pixels; the height follows the tallest panel (at most square).
     /// Images are resized to fit.
     pub cell: u32,
+    /// How the figure is stored: see [`Encoding`].
+    pub encoding: Encoding,
+}
+
+/// How a figure is stored. Photographs, renders and maps over photos compress five to ten
+/// times better as JPEG than as PNG at no visible cost; filter mosaics, feature-map tiles and
+/// charts are flat colours with sharp edges, where PNG is smaller and JPEG would ring.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Encoding {
+    #[default]
+    Png,
+    /// JPEG at quality [`JPEG_QUALITY`].
+    Jpeg,
+}
+
+/// The JPEG quality of photographic figures.
+pub const JPEG_QUALITY: u8 = 90;
+
+impl Encoding {
+    /// The file extension.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Encoding::Png => "png",
+            Encoding::Jpeg => "jpg",
+        }
+    }
 }
 
 impl GridSpec {
@@ -216,6 +242,12 @@ impl GridSpec {
 
     pub fn rows(mut self, titles: &[&str]) -> Self {
         self.row_titles = titles.iter().map(|t| t.to_string()).collect();
+        self
+    }
+
+    /// Photographic content (photos, renders, maps over photos): stored as JPEG.
+    pub fn photo(mut self) -> Self {
+        self.encoding = Encoding::Jpeg;
         self
     }
 }
@@ -397,6 +429,20 @@ pub fn filter_tiles(weight: &candle_core::Tensor) -> Result<Vec<RgbImage>> {
     (0..w.dim(0)?).map(|o| crate::imageio::to_rgb_image(&w.get(o)?)).collect()
 }
 
+/// Filters `(out, 3, k, k)` as RGB tiles, each scaled by its own largest |weight| (0 is grey):
+/// for trained networks, whose filters differ in scale by orders of magnitude (BatchNorm folded
+/// in), so that one global range would leave most of them grey.
+pub fn filter_tiles_each(weight: &candle_core::Tensor) -> Result<Vec<RgbImage>> {
+    let w = weight.to_dtype(candle_core::DType::F32)?;
+    (0..w.dim(0)?)
+        .map(|o| {
+            let f = w.get(o)?;
+            let m = f.abs()?.max_all()?.to_scalar::<f32>()?.max(1e-12);
+            crate::imageio::to_rgb_image(&((f / (2.0 * m as f64))? + 0.5)?)
+        })
+        .collect()
+}
+
 /// Feature maps `(C, h, w)`: the first `n` channels, each scaled to its own range, viridis.
 pub fn feature_map_tiles(act: &candle_core::Tensor, n: usize) -> Result<Vec<RgbImage>> {
     (0..n.min(act.dim(0)?))
@@ -505,14 +551,19 @@ pub fn line_chart(
     RgbImage::from_raw(width, height, buf).context("chart buffer")
 }
 
-/// The one place that names figure files: `<model>-<subject>-<kind>.png`, lower case, with
-/// anything but letters, digits, `-` and `.` turned into `-`.
+/// The one place that names figure files: `<model>-<subject>-<kind>.png` (or `.jpg`, see
+/// [`Encoding`]), lower case, with anything but letters, digits, `-` and `.` turned into `-`.
 pub fn figure_path(dir: &Path, model: &str, subject: &str, kind: &str) -> PathBuf {
+    figure_path_as(dir, model, subject, kind, Encoding::Png)
+}
+
+/// [`figure_path`] with the extension of `encoding`.
+pub fn figure_path_as(dir: &Path, model: &str, subject: &str, kind: &str, encoding: Encoding) -> PathBuf {
     let clean = |s: &str| -> String {
         s.to_lowercase()
             .chars()
             .map(|c| if c.is_ascii_alphanumeric() || c == '.' { c } else { '-' })
             .collect()
     };
-    dir.join(format!("{}-{}-{}.png", clean(model), clean(subject), clean(kind)))
+    dir.join(format!("{}-{}-{}.{}", clean(model), clean(subject), clean(kind), encoding.extension()))
 }

@@ -1,10 +1,20 @@
 //! Shared library of the *Vision Interpretability* book.
 //!
-//! Chapters hold the idea; this crate holds the reusable parts:
-//! device choice and seeding ([`device`]), the flags every chapter shares ([`cli`]),
-//! image input and output ([`imageio`]), figures ([`figure`]), weight loading ([`weights`]),
-//! models with named layers ([`models`]), differentiable operations that Candle lacks ([`ops`])
-//! and attribution methods ([`attribution`]).
+//! Chapters hold the idea; this crate holds what two chapters use:
+//!
+//! | module | what |
+//! |---|---|
+//! | [`cli`], [`device`] | the flags every chapter takes, the session they open, `--device` |
+//! | [`models`] | the model zoo with named layers and roles, the `Model` trait, hash-built weights |
+//! | [`weights`], [`legacy_pth`], [`download`] | finding, downloading and reading weights and data |
+//! | [`attribution`] | saliency, SmoothGrad, integrated gradients, Grad-CAM |
+//! | [`optvis`] | feature visualisation: parametrisations, transforms, objectives, render, atlas |
+//! | [`ops`] | differentiable operations Candle lacks, and the CPU kernels |
+//! | [`data`], [`train`], [`optim`] | datasets, training from scratch, Adam |
+//! | [`handoff`] | what one chapter makes and another uses |
+//! | [`imageio`], [`figure`], [`imagenet`] | images, figures and charts, ImageNet's classes and normalisation |
+//! | [`atomic`], [`progress`], [`rng`] | atomic writes, progress bars, seeded randomness |
+//! | [`devcheck`] | the CPU kernels against the portable path, on any device |
 
 pub mod atomic;
 pub mod attribution;

@@ -63,10 +63,10 @@ fn every_model_builds_from_hash_weights_and_its_roles_name_real_layers() {
 #[test]
 fn simple_cnn_roles_name_real_layers() {
     let run = vision_interp::handoff::ScratchRun::new(Default::default(), true);
-    let mut varmap = candle_nn::VarMap::new();
+    let varmap = candle_nn::VarMap::new();
     let mut rng = vision_interp::rng::seeded(0);
     models::simple_cnn::init_varmap(&varmap, 10, &mut rng, &Device::Cpu).unwrap();
-    let vb = candle_nn::VarBuilder::from_varmap(&mut varmap, candle_core::DType::F32, &Device::Cpu);
+    let vb = candle_nn::VarBuilder::from_varmap(&varmap, candle_core::DType::F32, &Device::Cpu);
     let cnn = models::SimpleCnn::new(vb, run.data.classes(), run.size, rng).unwrap();
     let r = cnn.card().roles;
     for l in r.depth.iter().chain(r.cam_ladder).chain(r.cascade).chain([&r.last_conv]) {

@@ -95,7 +95,7 @@ fn main() -> Result<()> {
         .collect::<Result<_>>()?;
     let rows: Vec<Vec<Panel>> = panels.chunks(10).map(<[Panel]>::to_vec).collect();
     let title = format!("Unit atlas of {} {}, {steps} steps, 64 px, seed {}", m.name(), layer, args.run.seed);
-    s.save_grid(&rows, &GridSpec::new(96).title(&title), (m.name(), &layer, "atlas"))?;
+    s.save_grid(&rows, &GridSpec::new(96).title(&title).photo(), (m.name(), &layer, "atlas"))?;
     s.finish();
     Ok(())
 }

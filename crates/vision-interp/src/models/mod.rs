@@ -89,6 +89,7 @@ pub struct ModelCard {
     pub roles: &'static Roles,
 }
 
+// ANCHOR: roles
 /// What chapters ask of a model, by role rather than by layer name: a chapter says "the last
 /// convolution", each model says which of its layers that is. Every name here is checked
 /// against the model's layers by the zoo's tests.
@@ -109,6 +110,7 @@ pub struct Roles {
     /// feed one unit of `to` (chapter 3's circuit), where the model has one.
     pub circuit: Option<(&'static str, &'static str, usize)>,
 }
+// ANCHOR_END: roles
 
 /// A model of the book: named layers, preprocessing, class names.
 pub trait Model {

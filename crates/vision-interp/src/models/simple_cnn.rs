@@ -159,6 +159,7 @@ pub fn init_varmap(varmap: &VarMap, classes: usize, rng: &mut StdRng, device: &D
 }
 
 impl SimpleCnn {
+    // ANCHOR: architecture
     /// Builds the network on the variables of `vb` (names `conv1.weight`, `bn1.running_mean`,
     /// `fc2.bias`, …), for square inputs of `input_size` pixels.
     pub fn new(vb: VarBuilder, classes: Vec<String>, input_size: usize, rng: StdRng) -> Result<Self> {
@@ -196,6 +197,7 @@ impl SimpleCnn {
         let card = ModelCard { name: "simple-cnn".into(), input_size, layers, classes, roles: &ROLES };
         Ok(Self { convs, blocks, fc1, fc2, net, card, rng: Arc::new(Mutex::new(rng)) })
     }
+    // ANCHOR_END: architecture
 
     /// The weight `(C_out, C_in, 3, 3)` of convolution `i` (0, 1 or 2).
     pub fn conv_weight(&self, i: usize) -> &Tensor {

@@ -1,7 +1,7 @@
 //! The model zoo: one table from which `--model`'s accepted values and help, loading,
 //! randomised copies, hash-built weights and the `layers` tool all derive.
 //!
-//! Adding a model is one file (its architecture, a [`ModelEntry`] and its [`Roles`]) and one
+//! Adding a model is one file (its architecture, a [`ModelEntry`] and its [`Roles`](super::Roles)) and one
 //! line in [`MODELS`]. The zoo's tests then check every role against the model's layers and
 //! run each chapter's core path on it with hash-built weights.
 use std::collections::HashMap;

@@ -1,8 +1,12 @@
 //! Differentiable operations that Candle lacks, or whose backward pass is missing or wrong.
 //!
-//! Each one is built from Candle operations whose gradients are right (`narrow`, `reshape`,
-//! `pad_with_zeros`, `broadcast_mul`, `matmul`), so it runs on every device, and each has a
-//! finite-difference test in `tests/ops_gradcheck.rs`.
+//! Each has a portable form built from Candle operations whose gradients are right (`narrow`,
+//! `reshape`, `pad_with_zeros`, `broadcast_mul`, `matmul`), which runs on every device. Where a
+//! benchmark showed the need, the CPU runs a hand-written kernel instead (a custom operation
+//! with its own backward pass, in [`cpu`], [`cpu_conv`] and [`batch_norm`]), tested against the
+//! portable form; every operation on a gradient path has a finite-difference test in
+//! `tests/ops_gradcheck.rs`, and `tests/generic_path.rs` runs whole models through the
+//! portable forms.
 use candle_core::{DType, Device, Result, Tensor, D};
 
 pub mod batch_norm;

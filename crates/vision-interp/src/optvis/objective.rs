@@ -11,6 +11,7 @@ use crate::models::{parse_unit, Activations, Model};
 
 type LossFn = dyn Fn(&Activations, &Tensor) -> Result<Tensor> + Send + Sync;
 
+// ANCHOR: objective
 /// A loss computed from recorded activations (and the input image, for penalties on it).
 #[derive(Clone)]
 pub struct Objective {
@@ -20,6 +21,7 @@ pub struct Objective {
     pub name: String,
     f: Arc<LossFn>,
 }
+// ANCHOR_END: objective
 
 impl Objective {
     fn new(
@@ -66,6 +68,7 @@ fn acts_of(acts: &Activations, layer: &str, batch: Option<usize>) -> Result<Tens
     })
 }
 
+// ANCHOR: channel
 /// Channel `unit` of `layer`, averaged over batch (or image `batch`) and space: `−mean`.
 /// On a layer without space (logits) it is the unit's value.
 pub fn channel(layer: &str, unit: usize, batch: Option<usize>) -> Objective {
@@ -76,6 +79,7 @@ pub fn channel(layer: &str, unit: usize, batch: Option<usize>) -> Objective {
         Ok(a.narrow(1, unit, 1)?.mean_all()?.neg()?)
     })
 }
+// ANCHOR_END: channel
 
 /// Unit `unit` of `layer` at the centre position (`h/2`, `w/2`, the bottom-right of the central
 /// 2 × 2 for even sizes, as in Lucent): `−mean` over the batch.
@@ -245,6 +249,7 @@ fn merged(a: &[String], b: &[String]) -> Vec<String> {
     v
 }
 
+// ANCHOR: algebra
 impl Add for Objective {
     type Output = Objective;
     fn add(self, rhs: Objective) -> Objective {
@@ -263,6 +268,7 @@ impl Mul<f64> for Objective {
         Objective::new(self.layers, name, move |a, x| Ok((f(a, x)? * k)?))
     }
 }
+// ANCHOR_END: algebra
 
 impl Mul<Objective> for f64 {
     type Output = Objective;

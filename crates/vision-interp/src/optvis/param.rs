@@ -204,6 +204,7 @@ impl ImageParam {
         own.chain(low).collect()
     }
 
+    // ANCHOR: image
     /// The values before the colour transform (and before the sigmoid): `(B, 3, H, W)`.
     pub fn raw(&self) -> Result<Tensor> {
         let mut v = match (&self.fourier, &self.cppn) {
@@ -232,6 +233,7 @@ impl ImageParam {
         };
         Ok(sigmoid(&v)?)
     }
+    // ANCHOR_END: image
 }
 
 impl LowResMap {
@@ -255,6 +257,7 @@ pub fn sigmoid(x: &Tensor) -> candle_core::Result<Tensor> {
     (x.neg()?.exp()? + 1.0)?.recip()
 }
 
+// ANCHOR: irfft2
 impl Fourier {
     /// Orthonormal inverse real 2-D FFT of the spectrum `re + i·im` `(…, H, W/2 + 1)`:
     /// the inverse complex DFT along H, then the real inverse along W (the imaginary parts
@@ -265,6 +268,7 @@ impl Fourier {
         Ok((yre.broadcast_matmul(&self.cw)? - yim.broadcast_matmul(&self.sw)?)?)
     }
 }
+// ANCHOR_END: irfft2
 
 /// [`Fourier::irfft2`] for an `h × w` image (exposed for tests and for readers).
 pub fn irfft2_ortho(re: &Tensor, im: &Tensor, h: usize, w: usize) -> Result<Tensor> {
@@ -276,6 +280,7 @@ pub fn spectrum_scale(h: usize, w: usize, device: &Device) -> Result<Tensor> {
     Ok(fourier_of(h, w, device)?.scale)
 }
 
+// ANCHOR: spectrum_scale
 fn fourier_of(h: usize, w: usize, device: &Device) -> Result<Fourier> {
     let wf = w / 2 + 1;
     let floor = 1.0 / h.max(w) as f64;
@@ -286,6 +291,7 @@ fn fourier_of(h: usize, w: usize, device: &Device) -> Result<Fourier> {
             scale[y * wf + x] = (1.0 / f.max(floor)) as f32;
         }
     }
+    // ANCHOR_END: spectrum_scale
     let (mut ch, mut sh) = (vec![0f32; h * h], vec![0f32; h * h]);
     for y in 0..h {
         for k in 0..h {

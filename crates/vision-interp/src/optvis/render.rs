@@ -42,6 +42,7 @@ pub struct Rendered {
     pub losses: Vec<f32>,
 }
 
+// ANCHOR: render
 /// Optimises `param` to minimise `objective` on `model`.
 pub fn render(
     model: &dyn Model,
@@ -87,3 +88,4 @@ pub fn render(
     }
     Ok(Rendered { images, losses })
 }
+// ANCHOR_END: render

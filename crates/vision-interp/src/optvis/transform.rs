@@ -22,6 +22,7 @@ pub enum Transform {
     Rotate(Vec<f64>),
 }
 
+// ANCHOR: standard
 /// Lucent's `standard_transforms`: pad 12 (0.5), jitter 8, scale 0.90…1.10, rotate −10…10°
 /// (with five extra 0°), jitter 4.
 pub fn standard() -> Vec<Transform> {
@@ -33,8 +34,10 @@ pub fn standard() -> Vec<Transform> {
         Transform::Jitter(4),
     ]
 }
+// ANCHOR_END: standard
 
 impl Transform {
+    // ANCHOR: apply
     pub fn apply(&self, x: &Tensor, rng: &mut StdRng) -> Result<Tensor> {
         let (_, _, h, w) = x.dims4()?;
         Ok(match self {
@@ -57,7 +60,7 @@ impl Transform {
             Transform::Rotate(angles) => {
                 let a = *angles.choose(rng).expect("angles");
                 rotate(x, a)?
-            }
+            } // ANCHOR_END: apply
         })
     }
 }
