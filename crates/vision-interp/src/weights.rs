@@ -165,13 +165,16 @@ impl WeightStore {
     /// Reads a safetensors file, a PyTorch `.pth` state dict (zip format, PyTorch 1.6 and
     /// later) or a legacy (pre-1.6) `.pth` state dict, onto `device`.
     pub fn load(path: &Path, device: &Device) -> Result<Self> {
-        let head = std::fs::File::open(path)
-            .and_then(|mut f| {
+        let mut head = Vec::with_capacity(9);
+        std::fs::File::open(path)
+            .and_then(|f| {
                 use std::io::Read;
-                let mut head = [0u8; 9];
-                f.read_exact(&mut head).map(|_| head)
+                f.take(9).read_to_end(&mut head)
             })
             .with_context(|| format!("cannot read weights file {}", path.display()))?;
+        if head.len() < 9 {
+            bail!("{} is not a weights file: it holds only {} bytes", path.display(), head.len());
+        }
         let on_device = |v: Vec<(String, Tensor)>| -> Result<HashMap<String, Tensor>> {
             v.into_iter().map(|(k, t)| Ok((k, t.to_device(device)?))).collect()
         };

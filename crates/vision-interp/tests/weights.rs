@@ -109,6 +109,10 @@ fn unreadable_files_are_clear_errors() {
     std::fs::write(&bad, b"this is not a weights file at all").unwrap();
     let err = format!("{:#}", WeightStore::load(&bad, &Device::Cpu).err().unwrap());
     assert!(err.contains("neither a safetensors file nor a PyTorch state dict"), "{err}");
+    let short = tmp.path().join("short.safetensors");
+    std::fs::write(&short, b"garbage\n").unwrap();
+    let err = format!("{:#}", WeightStore::load(&short, &Device::Cpu).err().unwrap());
+    assert!(err.contains("short.safetensors is not a weights file: it holds only 8 bytes"), "{err}");
     let zip = tmp.path().join("broken.pth");
     std::fs::write(&zip, b"PK\x03\x04 a truncated zip archive").unwrap();
     let err = format!("{:#}", WeightStore::load(&zip, &Device::Cpu).err().unwrap());

@@ -60,9 +60,10 @@ impl Transform {
             Transform::Rotate(angles) => {
                 let a = *angles.choose(rng).expect("angles");
                 rotate(x, a)?
-            } // ANCHOR_END: apply
+            }
         })
     }
+    // ANCHOR_END: apply
 }
 
 /// Moves the content right by `dx` and down by `dy` pixels, zero fill, same size.
