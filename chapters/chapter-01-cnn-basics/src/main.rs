@@ -133,9 +133,10 @@ fn main() -> Result<()> {
         ("simple-cnn", &format!("{data}-conv1"), "filters"),
     )?;
     let (x, _) = eval_set.batch(&[0], &dev)?;
-    let acts = net.forward_taps(&net.preprocess(&x)?, &Taps::layers(&["conv1", "conv2", "conv3"]))?;
+    let convs = net.card().roles.depth; // conv1, conv2, conv3
+    let acts = net.forward_taps(&net.preprocess(&x)?, &Taps::layers(convs))?;
     let mut row = vec![Panel::image(&x.squeeze(0)?, eval_set.classes[eval_set.labels[0] as usize].clone())?];
-    for layer in ["conv1", "conv2", "conv3"] {
+    for layer in convs {
         let a = acts.get(layer)?.squeeze(0)?; // (C, h, w)
         let label = format!("{layer}: 16 of {} maps, {}×{}", a.dim(0)?, a.dim(1)?, a.dim(2)?);
         row.push(Panel::new(mosaic(&feature_map_tiles(&a, 16)?, 4, 64 / a.dim(1)? as u32, 2), label));
