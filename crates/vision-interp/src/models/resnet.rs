@@ -9,10 +9,9 @@
 //! (`_bn3`), the BatchNorm outputs before their ReLU (each convolution is folded with its
 //! BatchNorm at load time, so the raw `conv` outputs are not available), `avgpool`, and `fc`
 //! (with the alias `logits`).
-use std::path::Path;
 
-use anyhow::{bail, Result};
-use candle_core::{Device, Tensor, D};
+use anyhow::Result;
+use candle_core::{Tensor, D};
 
 use super::{Activations, LayerInfo, Model, ModelCard, Recorder, Taps};
 use crate::ops;
@@ -159,12 +158,6 @@ pub struct ResNet {
 const WIDTHS: [usize; 4] = [64, 128, 256, 512];
 
 impl ResNet {
-    pub fn load(variant: Variant, weights: Option<&Path>, device: &Device) -> Result<Self> {
-        let path = crate::weights::resolve(&variant.weights, weights)?;
-        Self::from_store(variant, &WeightStore::load(&path, device)?)
-    }
-
-    /// Builds the model from tensors with torchvision's names (`layer1.0.conv1.weight`, …).
     pub fn from_store(variant: Variant, store: &WeightStore) -> Result<Self> {
         let expansion = if variant.bottleneck { 4 } else { 1 };
         let stem = Conv::load(store, "conv1", "bn1", [64, 3, 7, 7], 2)?;
@@ -296,14 +289,5 @@ impl Model for ResNet {
         let logits = r.see("fc", logits)?;
         r.see("logits", logits)?;
         Ok(r.finish())
-    }
-}
-
-/// The variant called `name`.
-pub fn variant(name: &str) -> Result<Variant> {
-    match name {
-        "resnet18" => Ok(RESNET18),
-        "resnet50" => Ok(RESNET50),
-        other => bail!("unknown ResNet `{other}` (resnet18, resnet50)"),
     }
 }

@@ -8,10 +8,9 @@
 //! at the next, the five max pools at 4, 9, 16, 23 and 30), then `classifier_0` … `classifier_6`
 //! (linear, ReLU, dropout, linear, ReLU, dropout, linear; dropouts are identities in
 //! evaluation), with the alias `logits`.
-use std::path::Path;
 
 use anyhow::Result;
-use candle_core::{Device, Tensor};
+use candle_core::Tensor;
 
 use super::{Activations, LayerInfo, Model, ModelCard, Recorder, Taps};
 use crate::ops;
@@ -131,11 +130,6 @@ fn linear_head(store: &WeightStore, timm: bool) -> Result<(Tensor, Tensor)> {
 }
 
 impl Vgg16 {
-    pub fn load(weights: Option<&Path>, device: &Device) -> Result<Self> {
-        let path = crate::weights::resolve(&WEIGHTS, weights)?;
-        Self::from_store(&WeightStore::load(&path, device)?)
-    }
-
     pub fn from_store(store: &WeightStore) -> Result<Self> {
         let mut features = Vec::new();
         let (mut index, mut c_in) = (0, 3);
