@@ -52,6 +52,15 @@ def check_sources():
                     errors.append(f"{rs}: anchor '{name}' is included by no page")
 
 
+def check_references():
+    """Every entry of references.md is cited in some other page (first author and year)."""
+    refs = (BOOK / "references.md").read_text()
+    text = "".join(md.read_text() for md in BOOK.rglob("*.md") if md.name != "references.md")
+    for author, year in re.findall(r"^- ([A-Z][^\s,]+), .*?\((\d{4})\)", refs, re.M | re.S):
+        if not re.search(re.escape(author) + r"[^)]{0,80}?" + year, text, re.S):
+            errors.append(f"book/references.md: {author} ({year}) is cited on no page")
+
+
 def check_output(out):
     out = pathlib.Path(out)
     pages = [p for p in out.rglob("*.html") if p.name not in ("print.html", "toc.html", "404.html")]
@@ -78,6 +87,7 @@ def check_output(out):
 
 
 if sys.argv[1] == "sources":
+    check_references()
     check_sources()
 else:
     check_output(sys.argv[2])

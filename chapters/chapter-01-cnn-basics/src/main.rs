@@ -4,13 +4,15 @@ use anyhow::Result;
 use candle_core::Tensor;
 use clap::Parser;
 use vision_interp::cli::{ModelArgs, RunArgs, Session};
-use vision_interp::figure::{feature_map_tiles, filter_tiles, filter_tiles_each, grey, hstack, line_chart};
-use vision_interp::figure::{mosaic, tint};
-use vision_interp::figure::{GridSpec, Map, Panel, Series};
-use vision_interp::handoff::{ScratchData, ScratchRun};
+use vision_interp::figure::{
+    feature_map_tiles, filter_tiles, filter_tiles_each, filter_tiles_grey, grey, hstack,
+};
+use vision_interp::figure::{in_rows, line_chart_with, mosaic, tint, ChartSpec};
+use vision_interp::figure::{GridSpec, Map, Panel, Series, SeriesLabelPosition};
+use vision_interp::handoff::{ScratchArgs, ScratchData};
 use vision_interp::imageio::photo;
 use vision_interp::models::{Model, Taps};
-use vision_interp::{imagenet, ops};
+use vision_interp::{attribution, imagenet, ops};
 
 vision_interp::fast_allocator!();
 
@@ -22,15 +24,14 @@ struct Args {
     /// The pretrained model whose first-layer filters are shown beside SimpleCNN's
     #[command(flatten)]
     model: ModelArgs,
-    /// Data to train on
-    #[arg(long, value_enum, default_value_t)]
-    dataset: ScratchData,
+    #[command(flatten)]
+    scratch: ScratchArgs,
 }
 
 // ANCHOR: kernels
 const KERNELS: [(&str, [f32; 9]); 5] = [
-    ("Sobel x (vertical edges)", [-1., 0., 1., -2., 0., 2., -1., 0., 1.]),
-    ("Sobel y (horizontal edges)", [-1., -2., -1., 0., 0., 0., 1., 2., 1.]),
+    ("Sobel x", [-1., 0., 1., -2., 0., 2., -1., 0., 1.]),
+    ("Sobel y", [-1., -2., -1., 0., 0., 0., 1., 2., 1.]),
     ("Laplacian", [0., 1., 0., 1., -4., 1., 0., 1., 0.]),
     ("Gaussian blur", [0.0625, 0.125, 0.0625, 0.125, 0.25, 0.125, 0.0625, 0.125, 0.0625]),
     ("sharpen", [0., -1., 0., -1., 5., -1., 0., -1., 0.]),
@@ -68,14 +69,23 @@ fn main() -> Result<()> {
         row.push(Panel::new(grey(&map.normalize_max()), format!("|{name}|")));
     }
     // ANCHOR_END: convolve
+    // ANCHOR: sobel
+    let gx = ops::naive_conv2d(&pixels, 224, 224, &KERNELS[0].1, 3);
+    let gy = ops::naive_conv2d(&pixels, 224, 224, &KERNELS[1].1, 3);
+    let magnitude: Vec<f32> = gx.iter().zip(&gy).map(|(x, y)| (x * x + y * y).sqrt()).collect();
+    let map = Map { width: 222, height: 222, data: magnitude };
+    row.insert(3, Panel::new(grey(&map.normalize_max()), "Sobel magnitude"));
+    // ANCHOR_END: sobel
     s.save_grid(
-        &[row],
-        &GridSpec::new(180).title("3 × 3 kernels by hand").photo(),
+        &in_rows(row, 4),
+        &GridSpec::new(180)
+            .title("3 × 3 kernels by hand (absolute values, each divided by its maximum)")
+            .photo(),
         ("photo", "chelsea", "kernels"),
     )?;
 
     // ANCHOR: data
-    let run = ScratchRun::new(args.dataset, s.quick); // Fashion-MNIST: 12,000 images, 4 epochs
+    let run = args.scratch.run(s.quick); // Fashion-MNIST: 12,000 images, 4 epochs
     let (size, epochs, data) = (run.size, run.epochs, run.data.slug());
     let (train_set, eval_set) = run.datasets()?;
     println!(
@@ -113,23 +123,29 @@ fn main() -> Result<()> {
         Series { label: "train".into(), points: curve(|h| h.train_acc) },
         Series { label: "eval".into(), points: curve(|h| h.val_acc) },
     ];
+    let chart = |series: &[Series], title: &str, y: &str, legend| {
+        line_chart_with(series, &ChartSpec::new(title, "epoch", y, (480, 320)).integer_x().legend(legend))
+    };
     let charts = hstack(
-        &line_chart(&loss, "Cross-entropy loss", "epoch", "loss", (480, 320))?,
-        &line_chart(&acc, "Accuracy", "epoch", "%", (480, 320))?,
+        &chart(&loss, "Cross-entropy loss", "loss", SeriesLabelPosition::UpperRight)?,
+        &chart(&acc, "Accuracy", "%", SeriesLabelPosition::LowerRight)?,
         10,
     );
     s.save(&charts, &s.figure("simple-cnn", data, "training-curves"))?;
 
     // ANCHOR: inside
-    let random_filters = filter_tiles(&fitted.initial_conv1)?;
-    let trained_filters = filter_tiles(net.conv_weight(0))?;
+    // Fashion-MNIST is grey, stored as three equal channels: only the sum of a filter's three
+    // colour planes ever meets an image, so that is what is drawn.
+    let grey_data = run.data == ScratchData::FashionMnist;
+    let tiles = |w: &Tensor| if grey_data { filter_tiles_grey(w) } else { filter_tiles(w) };
     let filters = vec![
-        Panel::new(mosaic(&random_filters, 8, 12, 2), "random initialisation"),
-        Panel::new(mosaic(&trained_filters, 8, 12, 2), format!("after {epochs} epochs")),
+        Panel::new(mosaic(&tiles(&fitted.initial_conv1)?, 8, 12, 2), "random initialisation"),
+        Panel::new(mosaic(&tiles(net.conv_weight(0))?, 8, 12, 2), format!("after {epochs} epochs")),
     ];
+    let what = if grey_data { "summed over R, G, B" } else { "3 × 3 × RGB" };
     s.save_grid(
         &[filters],
-        &GridSpec::new(420).title("conv1: 32 filters, 3 × 3 × RGB"),
+        &GridSpec::new(420).title(&format!("conv1: 32 filters, 3 × 3, {what}")),
         ("simple-cnn", &format!("{data}-conv1"), "filters"),
     )?;
     let (x, _) = eval_set.batch(&[0], &dev)?;
@@ -148,7 +164,29 @@ fn main() -> Result<()> {
         ("simple-cnn", &format!("{data}-conv1-3"), "feature-maps"),
     )?;
     pretrained_filters(&mut s, pretrained.as_ref())?;
+    receptive_fields(&mut s, &[net as &dyn Model, pretrained.as_ref()])?;
     s.finish();
+    Ok(())
+}
+
+/// The receptive field and stride of each layer of each model, measured by gradient.
+fn receptive_fields(s: &mut Session, models: &[&dyn Model]) -> Result<()> {
+    println!("receptive fields, measured (the input square that moves a layer's centre position):");
+    for m in models {
+        // ANCHOR: receptive_fields
+        for layer in m.card().roles.depth {
+            let info = m.layer(layer)?;
+            let (field, stride) =
+                attribution::receptive_field(*m, layer, m.input_size(), &s.device, &mut s.rng)?;
+            println!(
+                "  {:<18} {layer:<7} {:>4} × {:<3} stride {stride:>3}, field {field:>4} px",
+                m.name(),
+                info.channels,
+                info.height
+            );
+        }
+        // ANCHOR_END: receptive_fields
+    }
     Ok(())
 }
 

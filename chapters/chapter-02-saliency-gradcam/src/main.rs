@@ -8,9 +8,12 @@ use clap::Parser;
 use vision_interp::attribution::{self as attr, top_k};
 use vision_interp::cli::{ModelArgs, RunArgs, Session};
 use vision_interp::data::Split;
-use vision_interp::figure::{line_chart, GridSpec, Panel, Series};
-use vision_interp::handoff::{ScratchData, ScratchRun};
-use vision_interp::imageio::{photo, side_by_side, to_tensor};
+use vision_interp::figure::{
+    hstack, in_rows, line_chart, line_chart_with, ChartSpec, Colorbar, GridSpec, Panel,
+};
+use vision_interp::figure::{Series, SeriesLabelPosition};
+use vision_interp::handoff::{ScratchArgs, ScratchRun};
+use vision_interp::imageio::{blurred, load_photo, photo, side_by_side, to_tensor};
 use vision_interp::imagenet::short_name;
 use vision_interp::models::{Model, SimpleCnn};
 use vision_interp::{asset, Tensor};
@@ -30,9 +33,28 @@ struct Args {
     /// Steps of the integrated-gradients path [default: 128; 32 with --quick]
     #[arg(long)]
     ig_steps: Option<usize>,
-    /// Data chapter 1 trained its SimpleCNN on
+    /// Baseline of integrated gradients: a black image, a blurred copy of the photo, or
+    /// uniform noise
     #[arg(long, value_enum, default_value_t)]
-    dataset: ScratchData,
+    ig_baseline: Baseline,
+    /// Explain this photo (any size; JPEG or PNG; grey-scale and RGBA are read as RGB) instead
+    /// of the book's four
+    #[arg(long)]
+    image: Option<std::path::PathBuf>,
+    /// The class to explain, by name or index [default: each photo's top-1 class]
+    #[arg(long)]
+    class: Option<String>,
+    #[command(flatten)]
+    scratch: ScratchArgs,
+}
+
+/// Where the integrated-gradients path starts.
+#[derive(Clone, Copy, Default, clap::ValueEnum)]
+enum Baseline {
+    #[default]
+    Black,
+    Blur,
+    Noise,
 }
 
 const PHOTOS: [&str; 4] = ["chelsea.png", "coffee.png", "grace_hopper.jpg", "camera.png"];
@@ -47,35 +69,64 @@ fn main() -> Result<()> {
     let (tiger_cat, espresso) = (m.class_index("tiger cat")?, m.class_index("espresso")?);
     let samples = args.samples.unwrap_or(if s.quick { 8 } else { 32 });
     let steps = args.ig_steps.unwrap_or(if s.quick { 32 } else { 128 });
+    let fractions = if s.quick { 8 } else { 32 }; // points of the deletion and insertion curves
+    let photos: Vec<(String, Tensor)> = match &args.image {
+        Some(path) => vec![(path.display().to_string(), load_photo(path, size as u32, &s.device)?)],
+        None => {
+            PHOTOS.iter().map(|n| Ok((n.to_string(), photo(n, size, &s.device)?))).collect::<Result<_>>()?
+        }
+    };
+    let fixed_class = args.class.as_deref().map(|c| m.class_index(c)).transpose()?;
 
     // ANCHOR: methods
-    let (mut rows, mut ig_paths) = (Vec::new(), Vec::new());
-    for name in PHOTOS {
-        let img = photo(name, size, &s.device)?; // (3, 224, 224) in [0, 1]
-        let top = top_k(m, &img, 3)?;
+    let (mut rows, mut ig_paths, mut curves) = (Vec::new(), Vec::new(), Vec::new());
+    for (name, img) in &photos {
+        let top = top_k(m, img, 3)?; // img: (3, 224, 224) in [0, 1]
         println!("{name}: {}", top.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("; "));
-        let class = top[0].class;
-        let saliency = attr::saliency(m, &img, class)?; // (224, 224)
-        let smooth = attr::smoothgrad(m, &img, class, samples, 0.15, 8, &mut s.rng)?;
-        let ig = attr::integrated_gradients(m, &img, &img.zeros_like()?, class, steps, 16)?;
+        let class = fixed_class.unwrap_or(top[0].class);
+        let baseline = match args.ig_baseline {
+            Baseline::Black => img.zeros_like()?,
+            Baseline::Blur => blurred(img)?, // Gaussian, σ = 8 px at 224
+            Baseline::Noise => img.rand_like(0.0, 1.0)?,
+        };
+        let saliency = attr::saliency(m, img, class)?; // (224, 224)
+        let smooth = attr::smoothgrad(m, img, class, samples, 0.15, 8, &mut s.rng)?;
+        let ig = attr::integrated_gradients(m, img, &baseline, class, steps, 16)?;
         let (total, gap) = ig.completeness; // equal when the path integral is exact
-        println!("  integrated gradients: Σ attributions {total:.2}, y(x) − y(black) {gap:.2}");
-        let cam = attr::grad_cam(m, &img, class, roles.last_conv)?.cam; // (7, 7) for Lite0
+        println!("  integrated gradients: Σ attributions {total:.2}, y(x) − y(baseline) {gap:.2}");
+        let cam = attr::grad_cam(m, img, class, roles.last_conv)?.cam; // (7, 7) for Lite0
+        let ig_map = ig.attributions.sum(0)?;
+        let label = format!("{} {:.2}", short_name(&m.classes()[class]), attr::probability(m, img, class)?);
         rows.push(vec![
-            Panel::image(&img, format!("{} {:.2}", short_name(&top[0].name), top[0].prob))?,
-            Panel::magnitude(&saliency, "saliency")?,
-            Panel::magnitude(&smooth, format!("SmoothGrad n={samples}"))?,
-            Panel::signed(&ig.attributions.sum(0)?, format!("IG, {steps} steps"))?,
-            Panel::overlay(&img, &cam, format!("Grad-CAM {}", roles.last_conv))?,
+            Panel::image(img, label)?,
+            Panel::magnitude(&saliency, "")?,
+            Panel::magnitude(&smooth, "")?,
+            Panel::signed(&ig_map, "")?,
+            Panel::overlay(img, &cam, "")?,
         ]);
-        let label = format!("{name}: {}", short_name(&top[0].name));
-        ig_paths.push(Series { label, points: ig.path_scores });
+        ig_paths.push(Series {
+            label: format!("{name}: {}", short_name(&m.classes()[class])),
+            points: ig.path_scores,
+        });
+        let random = vision_interp::rng::rand_uniform(&mut s.rng, (size, size), 0.0, 1.0, &s.device)?;
+        curves.push(faithfulness(m, img, class, [&saliency, &smooth, &ig_map, &cam, &random], fractions)?);
     }
     // ANCHOR_END: methods
-    let columns =
-        ["input, top-1", "|∂y/∂x| max over RGB", "mean of noisy maps", "Σ_RGB (x−x')·∫∇y", "ReLU(Σ α_k A^k)"];
-    let spec = GridSpec::new(200).columns(&columns).photo();
+    let columns = [
+        "input, class, p",
+        "saliency",
+        &format!("SmoothGrad, n = {samples}"),
+        &format!("IG, {steps} steps"),
+        &format!("Grad-CAM {}", roles.last_conv),
+    ];
+    let spec = GridSpec::new(200)
+        .columns(&columns)
+        .colorbar(Colorbar::magnitude("saliency, SmoothGrad"))
+        .colorbar(Colorbar::signed("integrated gradients"))
+        .colorbar(Colorbar::overlay("Grad-CAM"))
+        .photo();
     s.save_grid(&rows, &spec, (m.name(), "photos", "attribution-methods"))?;
+    faithfulness_figure(&mut s, m, &curves)?;
 
     // ANCHOR: ig_path
     let title = "Top-1 logit along the straight path from black to the photo";
@@ -83,19 +134,25 @@ fn main() -> Result<()> {
     // ANCHOR_END: ig_path
     s.save(&chart, &s.figure(m.name(), "photos", "ig-path"))?;
 
+    // The first photo (chelsea.png, or --image) and its class (tiger cat, or --class) for the
+    // walk through depth and the sanity check.
+    let (subject, cat) = (&photos[0].0, &photos[0].1);
+    let cat_class = fixed_class.map_or_else(|| Ok(top_k(m, cat, 1)?[0].class), Ok::<_, anyhow::Error>)?;
+    let class_name = short_name(&m.classes()[cat_class]);
+    let slug = std::path::Path::new(subject).file_stem().map_or("photo".into(), |s| s.to_string_lossy());
     // ANCHOR: layers
-    let cat = photo("chelsea.png", size, &s.device)?;
-    let mut row = vec![Panel::image(&cat, "input")?];
+    let mut row = vec![Panel::image(cat, "input")?];
     for &layer in roles.cam_ladder {
         let l = m.layer(layer)?;
-        let cam = attr::grad_cam(m, &cat, tiger_cat, layer)?.cam;
-        row.push(Panel::overlay(&cat, &cam, format!("{layer} ({}×{}×{})", l.channels, l.height, l.width))?);
+        let cam = attr::grad_cam(m, cat, cat_class, layer)?.cam;
+        row.push(Panel::overlay(cat, &cam, format!("{layer} ({}×{}×{})", l.channels, l.height, l.width))?);
     }
     // ANCHOR_END: layers
-    let spec = GridSpec::new(180)
-        .title(&format!("Grad-CAM for 'tiger cat' at {} depths", roles.cam_ladder.len()))
+    let spec = GridSpec::new(220)
+        .title(&format!("Grad-CAM for '{class_name}' at {} depths", roles.cam_ladder.len()))
+        .colorbar(Colorbar::overlay("Grad-CAM"))
         .photo();
-    s.save_grid(&[row], &spec, (m.name(), "chelsea", "gradcam-layers"))?;
+    s.save_grid(&in_rows(row, 3), &spec, (m.name(), &slug, "gradcam-layers"))?;
 
     // ANCHOR: two_classes
     let left = vision_interp::imageio::read_rgb(&asset("photos/chelsea.png"))?;
@@ -119,35 +176,102 @@ fn main() -> Result<()> {
     // ANCHOR: sanity
     let (cascade, last_conv) = (roles.cascade, roles.last_conv); // logits, head, stage6, … for Lite0
     let flat = |t: &Tensor| t.flatten_all()?.to_vec1::<f32>();
-    let trained = (attr::saliency(m, &cat, tiger_cat)?, attr::grad_cam(m, &cat, tiger_cat, last_conv)?.cam);
+    let trained = (attr::saliency(m, cat, cat_class)?, attr::grad_cam(m, cat, cat_class, last_conv)?.cam);
     let mut sal_row = vec![Panel::magnitude(&trained.0, "trained")?];
-    let mut cam_row = vec![Panel::overlay(&cat, &trained.1, "trained")?];
+    let mut cam_row = vec![Panel::overlay(cat, &trained.1, "trained")?];
     let w = args.model.weights.as_deref();
     for k in 1..=cascade.len() {
         // Every layer from the logits down to cascade[k - 1] gets random weights.
         let random = args.model.entry()?.load_randomized(w, &s.device, &cascade[..k], args.run.seed)?;
-        let sal = attr::saliency(random.as_ref(), &cat, tiger_cat)?;
-        let cam = attr::grad_cam(random.as_ref(), &cat, tiger_cat, last_conv)?.cam;
+        let sal = attr::saliency(random.as_ref(), cat, cat_class)?;
+        let cam = attr::grad_cam(random.as_ref(), cat, cat_class, last_conv)?.cam;
         let rho_sal = attr::spearman(&flat(&trained.0)?, &flat(&sal)?);
         let rho_cam = attr::spearman(&flat(&trained.1)?, &flat(&cam)?);
         let down_to = cascade[k - 1];
-        println!("randomised down to {down_to:>6}: Spearman ρ saliency {rho_sal:.2}, Grad-CAM {rho_cam:.2}");
-        sal_row.push(Panel::magnitude(&sal, format!("→{down_to} ρ={rho_sal:.2}"))?);
-        cam_row.push(Panel::overlay(&cat, &cam, format!("→{down_to} ρ={rho_cam:.2}"))?);
+        println!(
+            "randomised down to {down_to:>6}: Spearman saliency {}, Grad-CAM {}",
+            attr::format_rho(rho_sal),
+            attr::format_rho(rho_cam)
+        );
+        // ρ is undefined when a map is the same everywhere (Grad-CAM's ReLU can clear it).
+        let label =
+            |rho: Option<f32>| rho.map_or(format!("→{down_to}: all 0"), |r| format!("→{down_to} ρ={r:.2}"));
+        sal_row.push(Panel::magnitude(&sal, label(rho_sal))?);
+        cam_row.push(Panel::overlay(cat, &cam, label(rho_cam))?);
     }
     // ANCHOR_END: sanity
-    let spec = GridSpec::new(120)
-        .title("Cascading randomisation from the logits down")
-        .rows(&["saliency", &format!("Grad-CAM {last_conv}")])
+    // Six panels a row: the trained map and five steps, then the other five.
+    let per_row = cascade.len().div_ceil(2) + 1;
+    let (sal_rows, cam_rows) = (in_rows(sal_row, per_row), in_rows(cam_row, per_row));
+    let cam_title = format!("Grad-CAM {last_conv}");
+    let titles: Vec<&str> = (0..sal_rows.len())
+        .map(|i| if i == 0 { "saliency" } else { "" })
+        .chain((0..cam_rows.len()).map(|i| if i == 0 { cam_title.as_str() } else { "" }))
+        .collect();
+    let spec = GridSpec::new(130)
+        .title(&format!("Cascading randomisation from the logits down, '{class_name}'"))
+        .rows(&titles)
+        .colorbar(Colorbar::magnitude("saliency"))
+        .colorbar(Colorbar::overlay("Grad-CAM"))
         .photo();
-    s.save_grid(&[sal_row, cam_row], &spec, (m.name(), "chelsea", "sanity-randomization"))?;
+    let rows: Vec<Vec<Panel>> = sal_rows.into_iter().chain(cam_rows).collect();
+    s.save_grid(&rows, &spec, (m.name(), &slug, "sanity-randomization"))?;
 
     // The 10-class SimpleCNN that chapter 1 trains from scratch (on Fashion-MNIST by default).
-    let run = ScratchRun::new(args.dataset, s.quick);
+    let run = args.scratch.run(s.quick);
     let cnn = run.trained(args.run.seed, &s.device)?; // chapter 1's, or trained now if absent
     explain_scratch_model(&mut s, &cnn, &run)?;
     s.finish();
     Ok(())
+}
+
+const METHODS: [&str; 5] = ["saliency", "SmoothGrad", "integrated gradients", "Grad-CAM", "random order"];
+
+/// Deletion and insertion curves of each method's map on one photo, and of a random order of
+/// the pixels as the control.
+fn faithfulness(
+    m: &dyn Model,
+    img: &Tensor,
+    class: usize,
+    maps: [&Tensor; 5],
+    fractions: usize,
+) -> Result<Vec<attr::PixelCurves>> {
+    // ANCHOR: faithfulness
+    let blur = blurred(img)?; // insertion starts from this copy with the detail removed
+    maps.into_iter().map(|map| attr::deletion_insertion(m, img, &blur, map, class, fractions)).collect()
+    // ANCHOR_END: faithfulness
+}
+
+/// The curves averaged over the photos, one line per method, and the areas under them.
+fn faithfulness_figure(s: &mut Session, m: &dyn Model, curves: &[Vec<attr::PixelCurves>]) -> Result<()> {
+    let mean = |k: usize, pick: fn(&attr::PixelCurves) -> &Vec<(f32, f32)>| -> Vec<(f32, f32)> {
+        let first = pick(&curves[0][k]);
+        (0..first.len())
+            .map(|i| (first[i].0, curves.iter().map(|c| pick(&c[k])[i].1).sum::<f32>() / curves.len() as f32))
+            .collect()
+    };
+    let (mut deletion, mut insertion) = (Vec::new(), Vec::new());
+    println!(
+        "faithfulness over {} photo(s), area under the curve (deletion: lower is better; insertion: higher):",
+        curves.len()
+    );
+    for (k, method) in METHODS.iter().enumerate() {
+        let areas: Vec<(f32, f32)> = curves.iter().map(|c| c[k].areas()).collect();
+        let n = areas.len() as f32;
+        let (d, i) = (areas.iter().map(|a| a.0).sum::<f32>() / n, areas.iter().map(|a| a.1).sum::<f32>() / n);
+        println!("  {method:<21} deletion {d:.3}, insertion {i:.3}");
+        deletion.push(Series { label: method.to_string(), points: mean(k, |c| &c.deletion) });
+        insertion.push(Series { label: method.to_string(), points: mean(k, |c| &c.insertion) });
+    }
+    let x = "fraction of pixels changed, most important first";
+    let chart = |series: &[Series], title: &str, legend| {
+        let spec = ChartSpec::new(title, x, "p(class)", (480, 340)).y_range(0.0, 1.0).legend(legend);
+        line_chart_with(series, &spec)
+    };
+    let del = chart(&deletion, "Deletion: pixels set to black", SeriesLabelPosition::UpperRight)?;
+    let ins = chart(&insertion, "Insertion: pixels restored into a blur", SeriesLabelPosition::LowerRight)?;
+    let both = hstack(&del, &ins, 10);
+    s.save(&both, &s.figure(m.name(), "photos", "deletion-insertion"))
 }
 
 /// Saliency and Grad-CAM at the last convolution for the first evaluation image of six classes.

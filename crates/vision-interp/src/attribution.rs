@@ -39,6 +39,12 @@ pub fn top_k(model: &dyn Model, img: &Tensor, k: usize) -> Result<Vec<Prediction
         .collect())
 }
 
+/// The probability of `class` for one image `(3, H, W)`.
+pub fn probability(model: &dyn Model, img: &Tensor, class: usize) -> Result<f32> {
+    let logits = model.logits(&img.unsqueeze(0)?)?.squeeze(0)?;
+    Ok(candle_nn::ops::softmax(&logits, D::Minus1)?.get(class)?.to_scalar::<f32>()?)
+}
+
 // ANCHOR: input_gradients
 /// Gradient of the class logit (pre-softmax score) `y_c` with respect to each image of a batch
 /// `(N, 3, H, W)`, and the logits themselves.
@@ -176,8 +182,9 @@ pub fn grad_cam(model: &dyn Model, img: &Tensor, class: usize, layer: &str) -> R
 }
 // ANCHOR_END: grad_cam
 
-/// Spearman rank correlation of two equally long lists of values (ties get average ranks).
-pub fn spearman(a: &[f32], b: &[f32]) -> f32 {
+/// Spearman rank correlation of two equally long lists of values (ties get average ranks);
+/// `None` when either list is constant (an all-zero map has no ranks to correlate).
+pub fn spearman(a: &[f32], b: &[f32]) -> Option<f32> {
     fn ranks(v: &[f32]) -> Vec<f64> {
         let mut idx: Vec<usize> = (0..v.len()).collect();
         idx.sort_by(|&i, &j| v[i].total_cmp(&v[j]));
@@ -206,7 +213,119 @@ pub fn spearman(a: &[f32], b: &[f32]) -> f32 {
         sbb += (y - mb) * (y - mb);
     }
     if saa == 0.0 || sbb == 0.0 {
-        return 0.0;
+        return None;
     }
-    (sab / (saa * sbb).sqrt()) as f32
+    Some((sab / (saa * sbb).sqrt()) as f32)
 }
+
+/// `ρ=0.42`, or `ρ undefined` when a map is constant.
+pub fn format_rho(rho: Option<f32>) -> String {
+    rho.map_or_else(|| "ρ undefined".to_owned(), |r| format!("ρ={r:.2}"))
+}
+
+// ANCHOR: deletion
+/// Deletion and insertion curves (Petsiuk et al., 2018) of an attribution map: the class
+/// probability as the pixels are changed in the map's order, most important first.
+pub struct PixelCurves {
+    /// `(fraction of pixels set to black, p(class))`: a faithful map makes it fall fast.
+    pub deletion: Vec<(f32, f32)>,
+    /// `(fraction of pixels restored into a blurred copy, p(class))`: a faithful map makes it
+    /// rise fast.
+    pub insertion: Vec<(f32, f32)>,
+}
+
+impl PixelCurves {
+    /// The areas under the two curves (trapezoid rule over the fraction of pixels).
+    pub fn areas(&self) -> (f32, f32) {
+        let area = |c: &[(f32, f32)]| c.windows(2).map(|w| (w[1].0 - w[0].0) * (w[0].1 + w[1].1) / 2.0).sum();
+        (area(&self.deletion), area(&self.insertion))
+    }
+}
+
+/// Deletion and insertion curves of `map` (`(H, W)`, larger = more important; a coarser map is
+/// upsampled bilinearly) for `class` of `img` `(3, H, W)`, at `steps + 1` evenly spaced
+/// fractions of the pixels. Insertion starts from `blurred`, a copy of the photo with its
+/// detail removed.
+pub fn deletion_insertion(
+    model: &dyn Model,
+    img: &Tensor,
+    blurred: &Tensor,
+    map: &Tensor,
+    class: usize,
+    steps: usize,
+) -> Result<PixelCurves> {
+    ensure!(steps > 0, "deletion curves need at least one step");
+    let (_, h, w) = img.dims3()?;
+    let m = crate::figure::Map::from_tensor(map)?.resize(w as u32, h as u32);
+    let mut order: Vec<usize> = (0..h * w).collect();
+    order.sort_by(|&a, &b| m.data[b].total_cmp(&m.data[a]).then(a.cmp(&b)));
+    // rank[p] = position of pixel p in the order; a pixel is changed at fraction k/steps
+    // when its rank is below k·HW/steps.
+    let mut rank = vec![0f32; h * w];
+    for (r, &p) in order.iter().enumerate() {
+        rank[p] = r as f32;
+    }
+    let rank = Tensor::from_vec(rank, (1, 1, h, w), img.device())?;
+    let cuts: Vec<f32> = (0..=steps).map(|k| (k * h * w) as f32 / steps as f32).collect();
+    let cut = Tensor::from_slice(&cuts, (cuts.len(), 1, 1, 1), img.device())?;
+    let changed = rank.broadcast_lt(&cut)?.to_dtype(img.dtype())?; // (steps+1, 1, H, W)
+    let kept = (1.0 - &changed)?;
+    let (x, b) = (img.unsqueeze(0)?, blurred.unsqueeze(0)?);
+    let deleted = x.broadcast_mul(&kept)?; // changed pixels are black
+    let inserted = (x.broadcast_mul(&changed)? + b.broadcast_mul(&kept)?)?;
+    let prob = |batch: Tensor| -> Result<Vec<(f32, f32)>> {
+        let mut out = Vec::with_capacity(cuts.len());
+        for (k, chunk) in (0..cuts.len()).collect::<Vec<_>>().chunks(8).enumerate() {
+            let logits = model.logits(&batch.narrow(0, k * 8, chunk.len())?)?;
+            let p = candle_nn::ops::softmax(&logits, D::Minus1)?.i((.., class))?.to_vec1::<f32>()?;
+            out.extend(chunk.iter().map(|&i| i as f32 / steps as f32).zip(p));
+        }
+        Ok(out)
+    };
+    Ok(PixelCurves { deletion: prob(deleted)?, insertion: prob(inserted)? })
+}
+// ANCHOR_END: deletion
+
+// ANCHOR: receptive_field
+/// The receptive field of `layer`, measured: the side of the square of input pixels whose
+/// change moves the layer's centre position (the gradient of the sum of its channels there is
+/// non-zero), and the layer's stride (input size over the layer's size). Measured at
+/// `size` × `size` on noise in [0, 1]; a field that reaches the border is measured again at
+/// twice the size, up to 2048 px.
+pub fn receptive_field(
+    model: &dyn Model,
+    layer: &str,
+    size: usize,
+    device: &candle_core::Device,
+    rng: &mut StdRng,
+) -> Result<(usize, f32)> {
+    model.layer(layer)?;
+    let mut size = size;
+    loop {
+        let noise = crate::rng::rand_uniform(rng, (1, 3, size, size), 0.0, 1.0, device)?;
+        let x = Var::from_tensor(&noise)?;
+        let acts = model.forward_taps(&model.preprocess(x.as_tensor())?, &Taps::layers(&[layer]))?;
+        let a = acts.get(layer)?;
+        ensure!(a.rank() == 4, "`{layer}` has no spatial positions, so no receptive field");
+        let (_, _, lh, lw) = a.dims4()?;
+        let centre = a.i((0, .., lh / 2, lw / 2))?.sum_all()?;
+        let g = centre.backward()?.get(x.as_tensor()).map(|g| g.abs()).transpose()?;
+        let g = match g {
+            Some(g) => g.sum(1)?.squeeze(0)?.to_vec2::<f32>()?,
+            None => anyhow::bail!("`{layer}`: the centre position does not depend on the input"),
+        };
+        let rows: Vec<usize> = (0..size).filter(|&i| g[i].iter().any(|&v| v > 0.0)).collect();
+        let cols: Vec<usize> = (0..size).filter(|&j| g.iter().any(|r| r[j] > 0.0)).collect();
+        let (Some(&r0), Some(&r1), Some(&c0), Some(&c1)) =
+            (rows.first(), rows.last(), cols.first(), cols.last())
+        else {
+            anyhow::bail!("`{layer}`: no input pixel moves its centre position");
+        };
+        let touches = r0 == 0 || c0 == 0 || r1 == size - 1 || c1 == size - 1;
+        if !touches || size >= 2048 {
+            return Ok(((r1 - r0 + 1).max(c1 - c0 + 1), size as f32 / lh as f32));
+        }
+        size *= 2;
+    }
+}
+// ANCHOR_END: receptive_field

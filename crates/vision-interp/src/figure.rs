@@ -7,6 +7,7 @@ use std::sync::Once;
 
 use anyhow::{anyhow, Context, Result};
 use image::{imageops::FilterType, ImageBuffer, Luma, Rgb, RgbImage};
+pub use plotters::chart::SeriesLabelPosition;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
@@ -199,6 +200,46 @@ pub struct GridSpec {
     pub cell: u32,
     /// How the figure is stored: see [`Encoding`].
     pub encoding: Encoding,
+    /// Colour bars drawn under the grid, side by side: the scale of the maps above.
+    pub colorbars: Vec<Colorbar>,
+}
+
+/// The scale of a colour-mapped panel: the map from its low end to its high end, with a label
+/// at each end and a title (`Colorbar::new(Colormap::Inferno, "0", "99th percentile", "saliency")`).
+#[derive(Debug, Clone)]
+pub struct Colorbar {
+    pub cmap: Colormap,
+    pub low: String,
+    pub high: String,
+    pub title: String,
+    /// Optional label at the middle (`"0"` for a signed map).
+    pub middle: Option<String>,
+}
+
+impl Colorbar {
+    pub fn new(cmap: Colormap, low: &str, high: &str, title: &str) -> Self {
+        Self { cmap, low: low.into(), high: high.into(), title: title.into(), middle: None }
+    }
+
+    /// The scale of [`Panel::magnitude`]: zero to the map's 99th percentile.
+    pub fn magnitude(title: &str) -> Self {
+        Self::new(Colormap::Inferno, "0", "99th pct.", title)
+    }
+
+    /// The scale of [`Panel::signed`]: −p99 … 0 … +p99 of |v|.
+    pub fn signed(title: &str) -> Self {
+        Self { middle: Some("0".into()), ..Self::new(Colormap::BlueWhiteRed, "−p99", "+p99", title) }
+    }
+
+    /// The scale of [`Panel::overlay`]: zero to the map's maximum, over the photo at α = 0.5.
+    pub fn overlay(title: &str) -> Self {
+        Self::new(Colormap::Inferno, "0", "max", title)
+    }
+}
+
+/// Splits a row of panels into rows of at most `columns` (a figure laid out for the page).
+pub fn in_rows(panels: Vec<Panel>, columns: usize) -> Vec<Vec<Panel>> {
+    panels.chunks(columns.max(1)).map(<[Panel]>::to_vec).collect()
 }
 
 /// How a figure is stored. Photographs, renders and maps over photos compress five to ten
@@ -250,7 +291,18 @@ impl GridSpec {
         self.encoding = Encoding::Jpeg;
         self
     }
+
+    /// Adds a colour bar under the grid.
+    pub fn colorbar(mut self, bar: Colorbar) -> Self {
+        self.colorbars.push(bar);
+        self
+    }
 }
+
+const BAR_W: u32 = 200;
+const BAR_H: u32 = 12;
+/// Height of the colour-bar strip: title, bar, end labels.
+const BARS_H: u32 = FONT_PX + 4 + BAR_H + FONT_PX + 10;
 
 const PAD: u32 = 6;
 const FONT_PX: u32 = 15;
@@ -259,7 +311,8 @@ fn wrap(text: &str, max_chars: usize) -> Vec<String> {
     let mut lines = vec![String::new()];
     for word in text.split_whitespace() {
         let line = lines.last_mut().expect("non-empty");
-        if !line.is_empty() && line.len() + 1 + word.len() > max_chars {
+        let len = |s: &str| s.chars().count();
+        if !line.is_empty() && len(line) + 1 + len(word) > max_chars {
             lines.push(word.to_owned());
         } else {
             if !line.is_empty() {
@@ -309,7 +362,8 @@ pub fn grid(rows: &[Vec<Panel>], spec: &GridSpec) -> Result<RgbImage> {
         .unwrap_or(0) as u32;
     let label_h = label_lines * (FONT_PX + 3);
     let left = if spec.row_titles.is_empty() { 0 } else { 130 };
-    let width = left + ncols * (cell + PAD) + PAD;
+    let bars_w = spec.colorbars.len() as u32 * (BAR_W + 60);
+    let width = (left + ncols * (cell + PAD) + PAD).max(bars_w + 2 * PAD);
     // A title wider than the grid is wrapped onto more lines.
     let title_font = ("sans-serif", (FONT_PX + 2) as f64).into_font();
     let title_lines = wrap_to_width(&spec.title, &title_font, width.saturating_sub(2 * PAD));
@@ -325,7 +379,8 @@ pub fn grid(rows: &[Vec<Panel>], spec: &GridSpec) -> Result<RgbImage> {
             + 2 * PAD
     };
     let row_h = cell_h + label_h + PAD;
-    let height = title_h + header_h + rows.len() as u32 * row_h + PAD;
+    let bars_h = if spec.colorbars.is_empty() { 0 } else { BARS_H + PAD };
+    let height = title_h + header_h + rows.len() as u32 * row_h + bars_h + PAD;
     let mut buf = vec![255u8; (width * height * 3) as usize];
     {
         let root = BitMapBackend::with_buffer(&mut buf, (width, height)).into_drawing_area();
@@ -381,6 +436,39 @@ pub fn grid(rows: &[Vec<Panel>], spec: &GridSpec) -> Result<RgbImage> {
                 }
             }
         }
+        let y0 = (title_h + header_h + rows.len() as u32 * row_h + PAD) as i32;
+        let n = spec.colorbars.len() as i32;
+        for (k, bar) in spec.colorbars.iter().enumerate() {
+            // Bars are centred as a group; each is BAR_W wide with room for its end labels.
+            let slot = (BAR_W + 60) as i32;
+            let x0 = (width as i32 - n * slot) / 2 + k as i32 * slot + 30;
+            let font = ("sans-serif", (FONT_PX - 2) as f64).into_font();
+            let small = |anchor| TextStyle::from(font.clone()).color(&BLACK).pos(anchor);
+            let mid = x0 + BAR_W as i32 / 2;
+            root.draw(&Text::new(bar.title.clone(), (mid, y0), small(centre))).map_err(draw_err)?;
+            let yb = y0 + FONT_PX as i32 + 4;
+            for i in 0..BAR_W as i32 {
+                let [r, g, b] = bar.cmap.rgb(i as f32 / (BAR_W - 1) as f32);
+                root.draw(&Rectangle::new(
+                    [(x0 + i, yb), (x0 + i + 1, yb + BAR_H as i32)],
+                    RGBColor(r, g, b).filled(),
+                ))
+                .map_err(draw_err)?;
+            }
+            root.draw(&Rectangle::new(
+                [(x0, yb), (x0 + BAR_W as i32, yb + BAR_H as i32)],
+                BLACK.stroke_width(1),
+            ))
+            .map_err(draw_err)?;
+            let yl = yb + BAR_H as i32 + 2;
+            root.draw(&Text::new(bar.low.clone(), (x0, yl), small(Pos::new(HPos::Left, VPos::Top))))
+                .map_err(draw_err)?;
+            let right = small(Pos::new(HPos::Right, VPos::Top));
+            root.draw(&Text::new(bar.high.clone(), (x0 + BAR_W as i32, yl), right)).map_err(draw_err)?;
+            if let Some(m) = &bar.middle {
+                root.draw(&Text::new(m.clone(), (mid, yl), small(centre))).map_err(draw_err)?;
+            }
+        }
         root.present().map_err(draw_err)?;
     }
     RgbImage::from_raw(width, height, buf).context("grid buffer")
@@ -427,6 +515,17 @@ pub fn filter_tiles(weight: &candle_core::Tensor) -> Result<Vec<RgbImage>> {
     let (lo, hi) = (w.min_all()?.to_scalar::<f32>()?, w.max_all()?.to_scalar::<f32>()?);
     let w = ((w - lo as f64)? / (hi - lo).max(1e-12) as f64)?;
     (0..w.dim(0)?).map(|o| crate::imageio::to_rgb_image(&w.get(o)?)).collect()
+}
+
+/// Filters `(O, C, k, k)` summed over their input channels, as grey tiles normalised together
+/// (0 is mid-grey). For a network trained on grey images stored as three identical channels,
+/// only this sum matters: any image it sees has `R = G = B`, so the colours of its RGB filters
+/// are whatever the initialisation left, not something it learned.
+pub fn filter_tiles_grey(weight: &candle_core::Tensor) -> Result<Vec<RgbImage>> {
+    let w = weight.to_dtype(candle_core::DType::F32)?.sum(1)?; // (O, k, k)
+    let m = w.abs()?.max_all()?.to_scalar::<f32>()?.max(1e-12);
+    let w = ((w / (2.0 * m as f64))? + 0.5)?;
+    (0..w.dim(0)?).map(|o| Ok(grey(&Map::from_tensor(&w.get(o)?)?))).collect()
 }
 
 /// Filters `(out, 3, k, k)` as RGB tiles, each scaled by its own largest |weight| (0 is grey):
@@ -488,6 +587,60 @@ pub struct Series {
     pub points: Vec<(f32, f32)>,
 }
 
+/// How a line chart is drawn: `ChartSpec::new("title", "x", "y", (720, 400)).integer_x()`.
+#[derive(Debug, Clone)]
+pub struct ChartSpec {
+    pub title: String,
+    pub x_label: String,
+    pub y_label: String,
+    pub size: (u32, u32),
+    /// Ticks only at whole numbers of x (epochs), and a marker at every point.
+    pub integer_x: bool,
+    /// A fixed y range (probabilities: `(0.0, 1.0)`); otherwise the data's, with a margin.
+    pub y_range: Option<(f32, f32)>,
+    /// Where the legend goes (plotters' default: upper right).
+    pub legend: SeriesLabelPosition,
+}
+
+impl ChartSpec {
+    pub fn new(title: &str, x_label: &str, y_label: &str, size: (u32, u32)) -> Self {
+        Self {
+            title: title.into(),
+            x_label: x_label.into(),
+            y_label: y_label.into(),
+            size,
+            integer_x: false,
+            y_range: None,
+            legend: SeriesLabelPosition::UpperRight,
+        }
+    }
+
+    pub fn legend(mut self, at: SeriesLabelPosition) -> Self {
+        self.legend = at;
+        self
+    }
+
+    /// Whole-number x ticks with a marker at every point (for epochs).
+    pub fn integer_x(mut self) -> Self {
+        self.integer_x = true;
+        self
+    }
+
+    pub fn y_range(mut self, lo: f32, hi: f32) -> Self {
+        self.y_range = Some((lo, hi));
+        self
+    }
+}
+
+/// Line colours: matplotlib's first five (tab10).
+const LINE_COLOURS: [RGBColor; 5] = [
+    RGBColor(0x1f, 0x77, 0xb4),
+    RGBColor(0xd6, 0x27, 0x28),
+    RGBColor(0x2c, 0xa0, 0x2c),
+    RGBColor(0xff, 0x7f, 0x0e),
+    RGBColor(0x94, 0x67, 0xbd),
+];
+
 /// A line chart with a title, axis labels and a legend.
 pub fn line_chart(
     series: &[Series],
@@ -496,8 +649,13 @@ pub fn line_chart(
     y_label: &str,
     size: (u32, u32),
 ) -> Result<RgbImage> {
+    line_chart_with(series, &ChartSpec::new(title, x_label, y_label, size))
+}
+
+/// A line chart laid out by `spec`.
+pub fn line_chart_with(series: &[Series], spec: &ChartSpec) -> Result<RgbImage> {
     register_fonts();
-    let (width, height) = size;
+    let (width, height) = spec.size;
     let pts = series.iter().flat_map(|s| s.points.iter());
     let (mut x0, mut x1, mut y0, mut y1) = (f32::MAX, f32::MIN, f32::MAX, f32::MIN);
     for &(x, y) in pts {
@@ -507,40 +665,54 @@ pub fn line_chart(
         y1 = y1.max(y);
     }
     let margin = ((y1 - y0) * 0.08).max(1e-6);
+    let (ylo, yhi) = spec.y_range.unwrap_or((y0 - margin, y1 + margin));
+    if spec.integer_x {
+        // Half a step of room on either side, so the first and last markers are not cut.
+        (x0, x1) = (x0.floor() - 0.25, x1.ceil() + 0.25);
+    }
     let mut buf = vec![255u8; (width * height * 3) as usize];
     {
         let draw_err = |e| anyhow!("drawing failed: {e:?}");
         let root = BitMapBackend::with_buffer(&mut buf, (width, height)).into_drawing_area();
         let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 20))
+            .caption(&spec.title, ("sans-serif", 20))
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(60)
-            .build_cartesian_2d(x0..x1, (y0 - margin)..(y1 + margin))
+            .build_cartesian_2d(x0..x1, ylo..yhi)
             .map_err(draw_err)?;
-        chart
-            .configure_mesh()
-            .x_desc(x_label)
-            .y_desc(y_label)
-            .label_style(("sans-serif", 14))
-            .draw()
-            .map_err(draw_err)?;
-        let colours = [
-            RGBColor(0x1f, 0x77, 0xb4),
-            RGBColor(0xd6, 0x27, 0x28),
-            RGBColor(0x2c, 0xa0, 0x2c),
-            RGBColor(0xff, 0x7f, 0x0e),
-        ];
+        let whole = |x: &f32| {
+            if (x - x.round()).abs() < 1e-3 {
+                format!("{}", x.round() as i64)
+            } else {
+                String::new()
+            }
+        };
+        let mut mesh = chart.configure_mesh();
+        mesh.x_desc(&spec.x_label).y_desc(&spec.y_label).label_style(("sans-serif", 14));
+        if spec.integer_x {
+            // One tick per whole number: plotters picks ticks at a spacing of its own, so ask
+            // for about one per whole number and label only the whole ones.
+            let n = (x1 - x0).round() as usize + 1;
+            mesh.x_labels(n.max(2)).x_label_formatter(&whole).disable_x_mesh();
+        }
+        mesh.draw().map_err(draw_err)?;
         for (i, s) in series.iter().enumerate() {
-            let colour = colours[i % colours.len()];
+            let colour = LINE_COLOURS[i % LINE_COLOURS.len()];
             chart
                 .draw_series(LineSeries::new(s.points.iter().copied(), colour.stroke_width(2)))
                 .map_err(draw_err)?
                 .label(s.label.clone())
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2)));
+            if spec.integer_x {
+                chart
+                    .draw_series(s.points.iter().map(|&p| Circle::new(p, 4, colour.filled())))
+                    .map_err(draw_err)?;
+            }
         }
         chart
             .configure_series_labels()
+            .position(spec.legend.clone())
             .background_style(WHITE.mix(0.8))
             .border_style(BLACK)
             .label_font(("sans-serif", 14))

@@ -63,6 +63,25 @@ impl ScratchData {
     }
 }
 
+/// The flags of chapters 1 and 2 that choose chapter 1's training run.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ScratchArgs {
+    /// Data chapter 1 trains SimpleCNN on
+    #[arg(long, value_enum, default_value_t)]
+    pub dataset: ScratchData,
+    /// Training epochs [default: 4 on Fashion-MNIST, 6 on Imagenette; half or fewer with --quick]
+    #[arg(long)]
+    pub epochs: Option<usize>,
+}
+
+impl ScratchArgs {
+    /// The run these flags describe.
+    pub fn run(&self, quick: bool) -> ScratchRun {
+        let run = ScratchRun::new(self.dataset, quick);
+        ScratchRun { epochs: self.epochs.unwrap_or(run.epochs), ..run }
+    }
+}
+
 /// The training run of chapter 1: which data, how many images and epochs, at what size.
 #[derive(Debug, Clone, Copy)]
 pub struct ScratchRun {
@@ -117,10 +136,10 @@ impl ScratchRun {
         }
     }
 
-    /// `simple-cnn-fashion-mnist-32px-n12000-seed0`: names the checkpoint and the weights.
+    /// `simple-cnn-fashion-mnist-32px-n12000-4ep-seed0`: names the checkpoint and the weights.
     pub fn tag(&self, seed: u64) -> String {
         let n = self.n_train.map_or("all".to_string(), |n| n.to_string());
-        format!("simple-cnn-{}-{}px-n{n}-seed{seed}", self.data.slug(), self.size)
+        format!("simple-cnn-{}-{}px-n{n}-{}ep-seed{seed}", self.data.slug(), self.size, self.epochs)
     }
 
     /// Where chapter 1 saves the trained weights.

@@ -56,6 +56,13 @@ pub fn photo(name: &str, size: usize, device: &Device) -> Result<Tensor> {
     load_photo(&crate::asset(&format!("photos/{name}")), size as u32, device)
 }
 
+/// A copy of a `(3, H, W)` image in [0, 1] with its detail blurred away: a Gaussian blur with
+/// σ = 8 px per 224 px of width (the `image` crate's `blur`).
+pub fn blurred(img: &Tensor) -> Result<Tensor> {
+    let sigma = 8.0 * img.dim(2)? as f32 / 224.0;
+    to_tensor(&image::imageops::blur(&to_rgb_image(img)?, sigma), img.device())
+}
+
 /// `RgbImage` → `(3, H, W)` f32 tensor in [0, 1].
 pub fn to_tensor(img: &RgbImage, device: &Device) -> Result<Tensor> {
     let (w, h) = img.dimensions();

@@ -38,6 +38,8 @@ pub mod train;
 pub mod weights;
 
 pub use candle_core::{DType, Device, Tensor, Var};
+/// The image crate, for chapters that handle figures' pixels.
+pub use image;
 #[doc(hidden)]
 pub use mimalloc;
 

@@ -19,6 +19,7 @@ const ROLES: Roles = Roles {
     last_conv: "features",
     cascade: &["logits", "features"],
     circuit: None,
+    lookalikes: &[],
 };
 
 impl Toy {
@@ -137,6 +138,66 @@ fn grad_cam_picks_the_channel_that_decides() {
 #[test]
 fn spearman_of_identical_and_reversed_rankings() {
     let a = [1.0, 2.0, 3.0, 4.0];
-    assert!((attribution::spearman(&a, &a) - 1.0).abs() < 1e-6);
-    assert!((attribution::spearman(&a, &[4.0, 3.0, 2.0, 1.0]) + 1.0).abs() < 1e-6);
+    assert!((attribution::spearman(&a, &a).unwrap() - 1.0).abs() < 1e-6);
+    assert!((attribution::spearman(&a, &[4.0, 3.0, 2.0, 1.0]).unwrap() + 1.0).abs() < 1e-6);
+    // A constant map (Grad-CAM's ReLU can clear every position) has no ranks to correlate.
+    assert_eq!(attribution::spearman(&a, &[0.0; 4]), None);
+}
+
+#[test]
+fn deletion_falls_and_insertion_rises_fastest_in_the_order_of_a_faithful_map() {
+    // Two classes: y0 = w·x with positive weights, y1 = 0; p(0) = σ(w·x). Removing the pixels
+    // with the largest w·x first lowers p(0) fastest, so the map w·x (summed over colour) must
+    // beat its own reverse on both curves.
+    let mut rng = vision_interp::rng::seeded(3);
+    let w0 = vision_interp::rng::rand_uniform(&mut rng, (1, 3 * 36), 0.0, 0.5, &Device::Cpu).unwrap();
+    let w = Tensor::cat(&[&w0, &w0.zeros_like().unwrap()], 0).unwrap();
+    let mut net = Sequential::new();
+    net.push("logits", Linear(w, Tensor::zeros(2, DType::F32, &Device::Cpu).unwrap()));
+    let toy = Toy::new(net, vec![info("logits", 2, 1)], vec!["a".into(), "b".into()]);
+    let img = image(4);
+    let map = (w0.reshape((3, 6, 6)).unwrap() * &img).unwrap().sum(0).unwrap();
+    let black = img.zeros_like().unwrap();
+    let good = attribution::deletion_insertion(&toy, &img, &black, &map, 0, 12).unwrap();
+    let bad = attribution::deletion_insertion(&toy, &img, &black, &map.neg().unwrap(), 0, 12).unwrap();
+    assert_eq!(good.deletion.len(), 13);
+    // Every point of the curve is a fraction of pixels and a probability of class 0.
+    let p_full = 1.0 / (1.0 + (-(map.sum_all().unwrap().to_scalar::<f32>().unwrap())).exp());
+    assert!((good.deletion[0].1 - p_full).abs() < 1e-5 && (good.insertion[12].1 - p_full).abs() < 1e-5);
+    assert!((good.deletion[12].1 - 0.5).abs() < 1e-6, "all pixels black: y0 = 0, p = 0.5");
+    for c in good.deletion.windows(2) {
+        assert!(c[1].1 <= c[0].1 + 1e-6, "deletion must not rise: {:?}", good.deletion);
+    }
+    for c in good.insertion.windows(2) {
+        assert!(c[1].1 + 1e-6 >= c[0].1, "insertion must not fall: {:?}", good.insertion);
+    }
+    let ((gd, gi), (bd, bi)) = (good.areas(), bad.areas());
+    assert!(gd < bd && gi > bi, "faithful order: deletion {gd} < {bd}, insertion {gi} > {bi}");
+}
+
+/// A 3 × 3 convolution of every channel with every channel, all weights 1 (padding 1).
+struct Ones3x3(usize);
+impl Module for Ones3x3 {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let k = Tensor::ones((3, 3, 3, 3), DType::F32, x.device())?;
+        x.conv2d(&k, 1, self.0, 1, 1)
+    }
+}
+
+#[test]
+fn measured_receptive_fields_match_the_arithmetic_of_kernels_and_strides() {
+    let mut net = Sequential::new();
+    net.push("c1", Ones3x3(1)); // 3 × 3: field 3, stride 1
+    net.push("c2", Ones3x3(2)); // stride 2: field 3 + 2 = 5, stride 2
+    net.push("c3", Ones3x3(1)); // field 5 + 2·2 = 9, stride 2
+    let layers = vec![info("c1", 3, 16), info("c2", 3, 8), info("c3", 3, 8)];
+    let toy = Toy::new(net, layers, vec![]);
+    let mut rng = vision_interp::rng::seeded(0);
+    let mut rf = |l| attribution::receptive_field(&toy, l, 16, &Device::Cpu, &mut rng).unwrap();
+    assert_eq!(rf("c1"), (3, 1.0));
+    assert_eq!(rf("c2"), (5, 2.0));
+    assert_eq!(rf("c3"), (9, 2.0));
+    // Measured at 4 px, c3's field reaches the border, so it is measured again at 8 and 16.
+    let mut rng = vision_interp::rng::seeded(0);
+    assert_eq!(attribution::receptive_field(&toy, "c3", 4, &Device::Cpu, &mut rng).unwrap(), (9, 2.0));
 }

@@ -160,3 +160,18 @@ fn truncated_or_corrupted_idx_files_are_errors() {
     huge[8..12].copy_from_slice(&u32::MAX.to_be_bytes());
     assert!(read_bytes(dir.path(), "gz", &gz(&huge), "huge dims", &read).is_err());
 }
+
+#[test]
+fn grey_and_rgba_photos_are_read_as_rgb() {
+    let dir = std::env::temp_dir().join(format!("vi-photos-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let grey = image::GrayImage::from_fn(5, 3, |x, _| image::Luma([(x * 50) as u8]));
+    let rgba = image::RgbaImage::from_fn(5, 3, |x, y| image::Rgba([x as u8, y as u8, 7, 128]));
+    grey.save(dir.join("grey.png")).unwrap();
+    rgba.save(dir.join("rgba.png")).unwrap();
+    let g = vision_interp::imageio::read_rgb(&dir.join("grey.png")).unwrap();
+    assert_eq!(g.get_pixel(2, 1).0, [100, 100, 100], "grey is copied into R, G and B");
+    let c = vision_interp::imageio::read_rgb(&dir.join("rgba.png")).unwrap();
+    assert_eq!(c.get_pixel(4, 2).0, [4, 2, 7], "alpha is dropped");
+    std::fs::remove_dir_all(&dir).ok();
+}

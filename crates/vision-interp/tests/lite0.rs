@@ -74,3 +74,26 @@ fn layer_listing_matches_shapes() {
         }
     }
 }
+
+#[test]
+fn stem_and_head_are_relu6_of_their_pre_activation_layers() {
+    let m = model();
+    assert_eq!(m.pre_activation("stem"), Some("stem_pre_relu"));
+    assert_eq!(m.pre_activation("head"), Some("head_pre_relu"));
+    assert_eq!(m.pre_activation("stage3"), None, "a linear bottleneck has no activation");
+    let img = vision_interp::imageio::photo("chelsea.png", 224, &Device::Cpu).unwrap().unsqueeze(0).unwrap();
+    let taps = Taps::layers(&["stem_pre_relu", "stem", "head_pre_relu", "head"]);
+    let acts = m.forward_taps(&m.preprocess(&img).unwrap(), &taps).unwrap();
+    for (pre, post) in [("stem_pre_relu", "stem"), ("head_pre_relu", "head")] {
+        let (pre, post) = (acts.get(pre).unwrap(), acts.get(post).unwrap());
+        let d = (pre.clamp(0f32, 6f32).unwrap() - post).unwrap().abs().unwrap().max_all().unwrap();
+        let d = d.to_scalar::<f32>().unwrap();
+        assert!(d == 0.0, "{post} differs from ReLU6 of its input by {d}");
+        // On a real photo both ends of ReLU6 are reached, so the cap matters.
+        let (lo, hi) = (
+            pre.min_all().unwrap().to_scalar::<f32>().unwrap(),
+            pre.max_all().unwrap().to_scalar::<f32>().unwrap(),
+        );
+        assert!(lo < 0.0 && hi > 6.0, "range {lo}..{hi}");
+    }
+}

@@ -23,6 +23,9 @@ fn check_roles(e: &ModelEntry, m: &dyn Model) {
     assert_eq!(r.cam_ladder.len(), 5, "{name}: the Grad-CAM figure has five depths");
     assert_eq!(r.cascade[0], "logits", "{name}: randomisation starts at the logits");
     parse_unit(m, r.showcase_unit).unwrap_or_else(|err| panic!("{name}: showcase unit: {err:#}"));
+    for u in r.lookalikes {
+        parse_unit(m, u).unwrap_or_else(|err| panic!("{name}: lookalike {u}: {err:#}"));
+    }
     if let Some((from, to, unit)) = r.circuit {
         let w = m.connection(from, to).unwrap();
         assert_eq!(w.dims(), &[m.layer(to).unwrap().channels, m.layer(from).unwrap().channels], "{name}");

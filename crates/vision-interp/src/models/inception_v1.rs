@@ -98,6 +98,8 @@ pub const ROLES: super::Roles = super::Roles {
         "mixed3a", "conv2d2", "conv2d1", "conv2d0",
     ],
     circuit: Some(("mixed4a", "mixed4b_1x1", 0)),
+    // Curve detectors of Cammarata et al. (2020), "Curve Detectors", Distill.
+    lookalikes: &["mixed3b:379", "mixed3b:385"],
 };
 
 /// The weight-name prefixes of a layer: a mixed block's branches, one convolution, or the

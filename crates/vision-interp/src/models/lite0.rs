@@ -144,6 +144,15 @@ impl Module for ConvBn {
     }
 }
 
+/// ReLU6 as a layer of its own.
+struct Relu6;
+
+impl Module for Relu6 {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        ops::relu6(x)
+    }
+}
+
 /// Inverted residual block: [1×1 expand] → depthwise k×k → 1×1 project, plus the input when
 /// the shape is kept.
 struct Block {
@@ -256,7 +265,6 @@ impl Module for Classifier {
     }
 }
 
-/// EfficientNet-Lite0 with named layers `stem`, `stage0` … `stage6`, `head`, `logits`.
 /// EfficientNet-Lite0 in the zoo.
 pub const ENTRY: super::ModelEntry = super::ModelEntry {
     name: "efficientnet-lite0",
@@ -277,7 +285,11 @@ pub const ROLES: super::Roles = super::Roles {
     cascade: &[
         "logits", "head", "stage6", "stage5", "stage4", "stage3", "stage2", "stage1", "stage0", "stem",
     ],
-    circuit: Some(("stage6", "head", 7)),
+    // `head` is ReLU6'd, so its units are never negative and a negative weight to a logit is
+    // inhibition; 282 is "tiger cat", chapter 2's class.
+    circuit: Some(("head", "logits", 282)),
+    // From the stage3 atlas: arcs and scallops (0, 3, 39, 49) and a blob of colours (11).
+    lookalikes: &["stage3:0", "stage3:3", "stage3:39", "stage3:49", "stage3:11"],
 };
 
 pub struct EfficientNetLite0 {
@@ -287,6 +299,8 @@ pub struct EfficientNetLite0 {
     stem_weight: Tensor,
     /// The head's 1×1 convolution (BatchNorm folded in), `(1280, 320)`: how `stage6` feeds `head`.
     head_weight: Tensor,
+    /// The classifier, `(1000, 1280)`: how the average of each `head` channel feeds each logit.
+    classifier_weight: Tensor,
 }
 
 impl EfficientNetLite0 {
@@ -321,10 +335,14 @@ impl EfficientNetLite0 {
                 description: description.into(),
             })
         };
-        let stem = ConvBn::load(store, "conv_stem", "bn1", 3, 32, 3, 2, false, true)?;
+        // The stem and the head end in a ReLU6; their raw outputs are layers of their own
+        // (`*_pre_relu`), where an objective keeps its gradient above 6 and below 0.
+        let stem = ConvBn::load(store, "conv_stem", "bn1", 3, 32, 3, 2, false, false)?;
         let stem_weight = stem.weight.clone();
-        net.push("stem", stem);
-        info("stem", 32, 112, "3×3 conv, stride 2, ReLU6");
+        net.push("stem_pre_relu", stem);
+        info("stem_pre_relu", 32, 112, "3×3 conv, stride 2, before its ReLU6");
+        net.push("stem", Relu6);
+        info("stem", 32, 112, "ReLU6 of stem_pre_relu");
         let mut size: usize = 112;
         for (s, blocks) in STAGES.iter().enumerate() {
             let stage = blocks
@@ -348,16 +366,16 @@ impl EfficientNetLite0 {
                 ),
             );
         }
-        let head = ConvBn::load(store, "conv_head", "bn2", 320, 1280, 1, 1, false, true)?;
+        let head = ConvBn::load(store, "conv_head", "bn2", 320, 1280, 1, 1, false, false)?;
         let head_weight = head.weight.reshape((1280, 320))?;
-        net.push("head", head);
-        info("head", 1280, 7, "1×1 conv to 1280 channels, ReLU6 (last convolutional layer)");
+        net.push("head_pre_relu", head);
+        info("head_pre_relu", 1280, 7, "1×1 conv to 1280 channels, before its ReLU6");
+        net.push("head", Relu6);
+        info("head", 1280, 7, "ReLU6 of head_pre_relu (last convolutional layer)");
+        let classifier_weight = store.get("classifier.weight", &[1000, 1280])?;
         net.push(
             "logits",
-            Classifier {
-                weight: store.get("classifier.weight", &[1000, 1280])?,
-                bias: store.get("classifier.bias", &[1000])?,
-            },
+            Classifier { weight: classifier_weight.clone(), bias: store.get("classifier.bias", &[1000])? },
         );
         info("logits", 1000, 1, "global average pool, linear classifier (pre-softmax)");
         let card = ModelCard {
@@ -367,15 +385,15 @@ impl EfficientNetLite0 {
             classes: crate::imagenet::classes(),
             roles: &ROLES,
         };
-        Ok(Self { net, card, stem_weight, head_weight })
+        Ok(Self { net, card, stem_weight, head_weight, classifier_weight })
     }
 
     /// The weight-name prefixes of a layer's convolutions and classifier: what the
     /// model-randomisation test re-draws (BatchNorm statistics are kept).
     pub fn layer_prefixes(layer: &str) -> Vec<String> {
         match layer {
-            "stem" => vec!["conv_stem.".into()],
-            "head" => vec!["conv_head.".into()],
+            "stem" | "stem_pre_relu" => vec!["conv_stem.".into()],
+            "head" | "head_pre_relu" => vec!["conv_head.".into()],
             "logits" => vec!["classifier.".into()],
             s => vec![format!("blocks.{}.", s.trim_start_matches("stage"))],
         }
@@ -402,9 +420,11 @@ impl Model for EfficientNetLite0 {
 
     fn connection(&self, from: &str, to: &str) -> Result<Tensor> {
         match (from, to) {
-            ("stage6", "head") => Ok(self.head_weight.clone()),
+            ("stage6", "head" | "head_pre_relu") => Ok(self.head_weight.clone()),
+            ("head", "logits") => Ok(self.classifier_weight.clone()),
             _ => bail!(
-                "efficientnet-lite0: no direct 1×1 connection from `{from}` to `{to}` (known: stage6 → head)"
+                "efficientnet-lite0: no direct connection from `{from}` to `{to}` \
+                 (known: stage6 → head, head → logits)"
             ),
         }
     }

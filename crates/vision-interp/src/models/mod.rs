@@ -106,9 +106,14 @@ pub struct Roles {
     /// Layers from the logits down, randomised one more at a time in the model-randomisation
     /// test (Adebayo et al., 2018).
     pub cascade: &'static [&'static str],
-    /// A direct 1×1 connection `(from, to, unit of to)` whose weights say how units of `from`
-    /// feed one unit of `to` (chapter 3's circuit), where the model has one.
+    /// A direct connection `(from, to, unit of to)` whose weights say how units of `from` feed
+    /// one unit of `to` (chapter 3's circuit), where the model has one. `from` should be a
+    /// layer after a ReLU, so that its units are never negative and a negative weight means
+    /// inhibition.
     pub circuit: Option<(&'static str, &'static str, usize)>,
+    /// Units whose feature visualisations look like the curve and colour detectors of the
+    /// Circuits papers (a resemblance by eye, for chapter 3; empty where none was picked).
+    pub lookalikes: &'static [&'static str],
 }
 // ANCHOR_END: roles
 
@@ -150,6 +155,16 @@ pub trait Model {
     fn first_conv(&self) -> Result<Tensor> {
         bail!("{}: its first convolution is not exposed", self.name())
     }
+
+    // ANCHOR: pre_activation
+    /// The layer that holds `layer`'s values before its activation function, where the model
+    /// has one (`head_pre_relu` for Lite0's `head`, `conv2d0_pre_relu_conv` for InceptionV1's
+    /// `conv2d0`): an objective there is not cut off where the activation is flat.
+    fn pre_activation(&self, layer: &str) -> Option<&str> {
+        let names = [format!("{layer}_pre_relu"), format!("{layer}_pre_relu_conv")];
+        self.layers().iter().map(|l| l.name.as_str()).find(|n| names.iter().any(|m| m == n))
+    }
+    // ANCHOR_END: pre_activation
 
     /// The index of a class given by name (`"tabby"`, case ignored; a unique prefix or word
     /// also matches) or by number; an error lists the candidates.

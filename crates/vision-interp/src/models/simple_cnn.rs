@@ -122,6 +122,7 @@ pub const ROLES: super::Roles = super::Roles {
     last_conv: "conv3",
     cascade: &["logits", "fc1", "conv3", "conv2", "conv1"],
     circuit: None,
+    lookalikes: &[],
 };
 
 const CHANNELS: [usize; 3] = [32, 64, 128];

@@ -84,6 +84,7 @@ pub const ROLES: super::Roles = super::Roles {
         "features_0",
     ],
     circuit: None,
+    lookalikes: &[],
 };
 
 /// The weight-name prefixes of a layer: its convolution (a ReLU names the convolution before

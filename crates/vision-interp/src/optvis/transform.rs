@@ -37,6 +37,16 @@ pub fn standard() -> Vec<Transform> {
 // ANCHOR_END: standard
 
 impl Transform {
+    /// The kind's name: `pad`, `jitter`, `scale` or `rotate`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Transform::Pad { .. } => "pad",
+            Transform::Jitter(_) => "jitter",
+            Transform::Scale(_) => "scale",
+            Transform::Rotate(_) => "rotate",
+        }
+    }
+
     // ANCHOR: apply
     pub fn apply(&self, x: &Tensor, rng: &mut StdRng) -> Result<Tensor> {
         let (_, _, h, w) = x.dims4()?;
