@@ -43,6 +43,9 @@ fn main() -> Result<()> {
         roles.cam_ladder.join(" "),
         roles.circuit.map_or("none".into(), |(from, to, unit)| format!("{from} → {to}:{unit}"))
     );
+    if !roles.lookalikes.is_empty() {
+        println!("units that look like curve or colour detectors: {}", roles.lookalikes.join(" "));
+    }
     println!("{:<40} {:>8} {:>9}  description", "layer", "units", "size");
     for l in m.layers() {
         println!(
