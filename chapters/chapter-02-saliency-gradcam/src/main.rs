@@ -170,7 +170,11 @@ fn main() -> Result<()> {
         ]);
     }
     // ANCHOR_END: two_classes
-    let spec = GridSpec::new(300).title("One image, two classes").photo();
+    let spec = GridSpec::new(300)
+        .title("One image, two classes")
+        .colorbar(Colorbar::magnitude("saliency"))
+        .colorbar(Colorbar::overlay("Grad-CAM"))
+        .photo();
     s.save_grid(&rows, &spec, (m.name(), "cat-and-espresso", "class-discriminative"))?;
 
     // ANCHOR: sanity
@@ -295,6 +299,10 @@ fn explain_scratch_model(s: &mut Session, cnn: &SimpleCnn, run: &ScratchRun) -> 
         ]);
     }
     // ANCHOR_END: scratch
-    let spec = GridSpec::new(150).title("SimpleCNN (chapter 1), true → predicted").photo();
+    let spec = GridSpec::new(150)
+        .title("SimpleCNN (chapter 1), true → predicted")
+        .colorbar(Colorbar::magnitude("saliency"))
+        .colorbar(Colorbar::overlay("Grad-CAM"))
+        .photo();
     s.save_grid(&rows, &spec, ("simple-cnn", run.data.slug(), "attribution"))
 }
