@@ -19,6 +19,7 @@
 pub mod atomic;
 pub mod attribution;
 pub mod cli;
+pub mod collection;
 pub mod data;
 pub mod devcheck;
 pub mod device;
