@@ -167,9 +167,9 @@ mod tests {
         };
         push(0, 2, 1, 1); // root: one child, node 1
         push(dir, 2, 2, 2); // dir: two children from node 2
-        let mut file = |name, flags, at: u32| {
-            tree.extend((name as u32).to_be_bytes());
-            tree.extend((flags as u16).to_be_bytes());
+        let mut file = |name: u32, flags: u16, at: u32| {
+            tree.extend(name.to_be_bytes());
+            tree.extend(flags.to_be_bytes());
             tree.extend(0u32.to_be_bytes());
             tree.extend(at.to_be_bytes());
             tree.extend(0u64.to_be_bytes());

@@ -723,6 +723,73 @@ pub fn line_chart_with(series: &[Series], spec: &ChartSpec) -> Result<RgbImage> 
     RgbImage::from_raw(width, height, buf).context("chart buffer")
 }
 
+/// A histogram of counts in equal bins from `lo` to `hi`, with labelled vertical lines at
+/// `marks` (`(x, label)`: band edges, zero) in the line colours, on a log count axis when
+/// `log` (a long tail stays visible).
+pub fn histogram_chart(
+    counts: &[u32],
+    (lo, hi): (f32, f32),
+    marks: &[(f32, String)],
+    spec: &ChartSpec,
+    log: bool,
+) -> Result<RgbImage> {
+    register_fonts();
+    let (width, height) = spec.size;
+    let step = (hi - lo) / counts.len().max(1) as f32;
+    let top = counts.iter().copied().max().unwrap_or(1).max(1) as f32;
+    let y = |c: u32| if log { (c as f32 + 1.0).log10() } else { c as f32 };
+    let (x0, x1) =
+        marks.iter().fold((lo - step, hi + step), |(a, b), (x, _)| (a.min(*x - step), b.max(*x + step)));
+    let mut buf = vec![255u8; (width * height * 3) as usize];
+    {
+        let draw_err = |e| anyhow!("drawing failed: {e:?}");
+        let root = BitMapBackend::with_buffer(&mut buf, (width, height)).into_drawing_area();
+        let ymax = y(top as u32) * 1.08;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(&spec.title, ("sans-serif", 20))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(x0..x1, 0f32..ymax)
+            .map_err(draw_err)?;
+        let ticks = |v: &f32| if log { format!("{:.0}", 10f32.powf(*v) - 1.0) } else { format!("{v:.0}") };
+        chart
+            .configure_mesh()
+            .x_desc(&spec.x_label)
+            .y_desc(&spec.y_label)
+            .y_label_formatter(&ticks)
+            .label_style(("sans-serif", 14))
+            .disable_x_mesh()
+            .draw()
+            .map_err(draw_err)?;
+        let grey = RGBColor(0x90, 0x90, 0x90);
+        chart
+            .draw_series(counts.iter().enumerate().map(|(i, &c)| {
+                let a = lo + i as f32 * step;
+                Rectangle::new([(a, 0.0), (a + step, y(c))], grey.filled())
+            }))
+            .map_err(draw_err)?;
+        for (i, (x, label)) in marks.iter().enumerate() {
+            let colour = LINE_COLOURS[i % LINE_COLOURS.len()];
+            chart
+                .draw_series(LineSeries::new([(*x, 0.0), (*x, ymax)], colour.stroke_width(2)))
+                .map_err(draw_err)?
+                .label(label.clone())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2)));
+        }
+        chart
+            .configure_series_labels()
+            .position(spec.legend.clone())
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 14))
+            .draw()
+            .map_err(draw_err)?;
+        root.present().map_err(draw_err)?;
+    }
+    RgbImage::from_raw(width, height, buf).context("chart buffer")
+}
+
 /// The one place that names figure files: `<model>-<subject>-<kind>.png` (or `.jpg`, see
 /// [`Encoding`]), lower case, with anything but letters, digits, `-` and `.` turned into `-`.
 pub fn figure_path(dir: &Path, model: &str, subject: &str, kind: &str) -> PathBuf {

@@ -8,6 +8,7 @@
 //! | result | made by | used by | ask with |
 //! |---|---|---|---|
 //! | SimpleCNN trained from scratch | chapter 1 | chapter 2 | [`ScratchRun::trained`] |
+//! | dataset examples of a layer | chapter 4 | chapter 4, the unit atlas | [`DatasetScan::examples`] |
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
@@ -190,5 +191,58 @@ impl ScratchRun {
         let tensors = names.iter().map(|n| (n.clone(), store.raw(n).expect("listed").clone())).collect();
         let vb = VarBuilder::from_tensors(tensors, DType::F32, device);
         SimpleCnn::new(vb, self.data.classes(), self.size, crate::rng::seeded(seed))
+    }
+}
+
+/// Chapter 4's scan of one layer over the offline photo collection: the settings of the
+/// chapter's run (full or quick), kept in the working folder so that the atlas and a second
+/// run of the chapter reuse it.
+#[derive(Debug, Clone, Copy)]
+pub struct DatasetScan {
+    pub quick: bool,
+    pub seed: u64,
+}
+
+impl DatasetScan {
+    /// Views per photo: 16 (quick: the centre crop only), so the 212 photos give 3,392 views
+    /// (quick: 212).
+    pub fn views_per_image(&self) -> usize {
+        if self.quick {
+            1
+        } else {
+            16
+        }
+    }
+
+    /// The dataset examples of `layer` (every channel), from the working folder when this scan
+    /// has run before (a scan that was stopped resumes), otherwise scanned now.
+    pub fn examples(
+        &self,
+        model: &dyn crate::models::Model,
+        weights: Option<&Path>,
+        layer: &str,
+        device: &Device,
+    ) -> Result<(crate::scan::Examples, crate::scan::Source)> {
+        use crate::scan::{Scan, Source};
+        let source = Source::open("collection")?;
+        let scan = Scan::new(
+            model,
+            weights,
+            &source,
+            layer,
+            None,
+            9,
+            self.views_per_image(),
+            4096,
+            16,
+            self.seed,
+            device,
+        )?;
+        let mode = if self.quick { "quick" } else { "full" };
+        let tag = format!("{}-{}-{mode}-seed{}", model.name(), layer, self.seed);
+        let dir = crate::work_dir().join("scans").join(tag);
+        std::fs::create_dir_all(&dir)?;
+        let examples = scan.run(None, &dir, 20)?.save(&dir, &source)?;
+        Ok((examples, source))
     }
 }

@@ -1,6 +1,6 @@
 //! Images as `(3, H, W)` f32 tensors with values in [0, 1].
 //!
-//! Any format the `image` crate reads (PNG, JPEG) is accepted; greyscale becomes RGB by
+//! Any format the `image` crate reads here (PNG, JPEG, WebP) is accepted; greyscale becomes RGB by
 //! repeating the channel. Files are written atomically: to a temporary file, then renamed.
 use std::path::Path;
 
@@ -13,14 +13,19 @@ use image::{imageops::FilterType, RgbImage};
 /// error rather than a picture with a grey bottom.
 pub fn read_rgb(path: &Path) -> Result<RgbImage> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot open image {}", path.display()))?;
-    if bytes.starts_with(&[0xFF, 0xD8]) && !jpeg_is_complete(&bytes) {
-        bail!("cannot decode image {}: the JPEG data is truncated (no end-of-image marker)", path.display());
+    decode_rgb(&bytes, &path.display().to_string())
+}
+
+/// Decodes an image held in memory (`what` names it in errors), as [`read_rgb`] does a file.
+pub fn decode_rgb(bytes: &[u8], what: &str) -> Result<RgbImage> {
+    if bytes.starts_with(&[0xFF, 0xD8]) && !jpeg_is_complete(bytes) {
+        bail!("cannot decode image {what}: the JPEG data is truncated (no end-of-image marker)");
     }
-    let img = image::ImageReader::new(std::io::Cursor::new(&bytes))
+    let img = image::ImageReader::new(std::io::Cursor::new(bytes))
         .with_guessed_format()
-        .with_context(|| format!("cannot read image {}", path.display()))?
+        .with_context(|| format!("cannot read image {what}"))?
         .decode()
-        .with_context(|| format!("cannot decode image {} (readable formats: PNG, JPEG)", path.display()))?;
+        .with_context(|| format!("cannot decode image {what} (readable formats: PNG, JPEG, WebP)"))?;
     Ok(img.to_rgb8())
 }
 

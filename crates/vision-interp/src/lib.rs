@@ -35,6 +35,7 @@ pub mod optim;
 pub mod optvis;
 pub mod progress;
 pub mod rng;
+pub mod scan;
 pub mod train;
 pub mod weights;
 

@@ -20,6 +20,8 @@ const ROLES: Roles = Roles {
     cascade: &["logits", "features"],
     circuit: None,
     lookalikes: &[],
+    spectrum: &[],
+    polysemantic: None,
 };
 
 impl Toy {

@@ -26,6 +26,18 @@ fn check_roles(e: &ModelEntry, m: &dyn Model) {
     for u in r.lookalikes {
         parse_unit(m, u).unwrap_or_else(|err| panic!("{name}: lookalike {u}: {err:#}"));
     }
+    // Chapter 4 scans one layer for all its spectrum units, and reads it before the activation.
+    assert!(!r.spectrum.is_empty(), "{name}: chapter 4 needs a spectrum unit");
+    let spectrum: Vec<_> =
+        r.spectrum.iter().chain(r.polysemantic.iter()).map(|u| parse_unit(m, u).unwrap()).collect();
+    assert!(spectrum.iter().all(|u| u.layer == spectrum[0].layer), "{name}: spectrum units of one layer");
+    if let Some(pre) = m.pre_activation(&spectrum[0].layer) {
+        assert_eq!(
+            m.layer(pre).unwrap().channels,
+            m.layer(&spectrum[0].layer).unwrap().channels,
+            "{name}: {pre}"
+        );
+    }
     if let Some((from, to, unit)) = r.circuit {
         let w = m.connection(from, to).unwrap();
         assert_eq!(w.dims(), &[m.layer(to).unwrap().channels, m.layer(from).unwrap().channels], "{name}");

@@ -100,6 +100,9 @@ pub const ROLES: super::Roles = super::Roles {
     circuit: Some(("mixed4a", "mixed4b_1x1", 0)),
     // Curve detectors of Cammarata et al. (2020), "Curve Detectors", Distill.
     lookalikes: &["mixed3b:379", "mixed3b:385"],
+    // The showcase unit, then the first units the course's Segment 3 drew.
+    spectrum: &["mixed4a:476", "mixed4a:0", "mixed4a:1", "mixed4a:2"],
+    polysemantic: None,
 };
 
 /// The weight-name prefixes of a layer: a mixed block's branches, one convolution, or the
@@ -171,20 +174,31 @@ impl InceptionV1 {
 
     /// Convolution `name` and its ReLU, both offered to the recorder.
     fn conv_relu(&self, r: &mut Recorder, name: &str, x: &Tensor) -> Result<Tensor> {
+        Ok(self.conv_pre_relu(r, name, x)?.1)
+    }
+
+    /// Convolution `name` and its ReLU: `(before, after)`.
+    fn conv_pre_relu(&self, r: &mut Recorder, name: &str, x: &Tensor) -> Result<(Tensor, Tensor)> {
         let c = self.convs.get(name).with_context(|| format!("no convolution `{name}`"))?;
         let pre = ops::conv2d_padded(x, &c.weight, Some(&c.bias), c.stride, c.pads)?;
         let pre = r.see(&format!("{name}_pre_relu_conv"), pre)?;
-        r.see(name, self.relu(&pre)?)
+        let post = r.see(name, self.relu(&pre)?)?;
+        Ok((pre, post))
     }
 
     fn mixed(&self, r: &mut Recorder, name: &str, x: &Tensor) -> Result<Tensor> {
-        let b1 = self.conv_relu(r, &format!("{name}_1x1"), x)?;
+        let (p1, b1) = self.conv_pre_relu(r, &format!("{name}_1x1"), x)?;
         let b3 = self.conv_relu(r, &format!("{name}_3x3_bottleneck"), x)?;
-        let b3 = self.conv_relu(r, &format!("{name}_3x3"), &b3)?;
+        let (p3, b3) = self.conv_pre_relu(r, &format!("{name}_3x3"), &b3)?;
         let b5 = self.conv_relu(r, &format!("{name}_5x5_bottleneck"), x)?;
-        let b5 = self.conv_relu(r, &format!("{name}_5x5"), &b5)?;
+        let (p5, b5) = self.conv_pre_relu(r, &format!("{name}_5x5"), &b5)?;
         let pool = r.see(&format!("{name}_pool"), ops::max_pool2d(x, 3, 1, 1, false)?)?;
-        let bp = self.conv_relu(r, &format!("{name}_pool_reduce"), &pool)?;
+        let (pp, bp) = self.conv_pre_relu(r, &format!("{name}_pool_reduce"), &pool)?;
+        // The four branches before their ReLUs, in the block's channel order (only computed
+        // when asked for).
+        if r.wants(&format!("{name}_pre_relu")) {
+            r.see(&format!("{name}_pre_relu"), Tensor::cat(&[&p1, &p3, &p5, &pp], 1)?)?;
+        }
         r.see(name, Tensor::cat(&[&b1, &b3, &b5, &bp], 1)?)
     }
 }
@@ -297,6 +311,7 @@ fn layer_table() -> Vec<LayerInfo> {
         conv(&mut add, &format!("{name}_5x5"), c5, size, "5×5 branch");
         add(&format!("{name}_pool"), c_in, size, "3×3 max pool, stride 1 (pool branch)");
         conv(&mut add, &format!("{name}_pool_reduce"), cp, size, "1×1 conv after the pool");
+        add(&format!("{name}_pre_relu"), c1 + c3 + c5 + cp, size, "the four branches before their ReLUs");
         add(name, c1 + c3 + c5 + cp, size, "concatenation of the four branches");
         if name == "mixed3b" || name == "mixed4e" {
             size /= 2;

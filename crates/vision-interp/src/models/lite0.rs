@@ -290,6 +290,8 @@ pub const ROLES: super::Roles = super::Roles {
     circuit: Some(("head", "logits", 282)),
     // From the stage3 atlas: arcs and scallops (0, 3, 39, 49) and a blob of colours (11).
     lookalikes: &["stage3:0", "stage3:3", "stage3:39", "stage3:49", "stage3:11"],
+    spectrum: &["stage3:0", "stage3:3", "stage3:39", "stage3:49", "stage3:11"],
+    polysemantic: None,
 };
 
 pub struct EfficientNetLite0 {

@@ -114,6 +114,13 @@ pub struct Roles {
     /// Units whose feature visualisations look like the curve and colour detectors of the
     /// Circuits papers (a resemblance by eye, for chapter 3; empty where none was picked).
     pub lookalikes: &'static [&'static str],
+    /// Units of one layer whose dataset examples and activation spectra chapter 4 shows,
+    /// `layer:unit`; chapter 4 scans that layer (before its activation function, where
+    /// [`Model::pre_activation`] names one).
+    pub spectrum: &'static [&'static str],
+    /// A unit of the spectrum's layer whose top dataset examples fall into visibly different
+    /// groups (chapter 4), where one was found.
+    pub polysemantic: Option<&'static str>,
 }
 // ANCHOR_END: roles
 
@@ -304,6 +311,12 @@ impl<'a> Recorder<'a> {
     }
 
     /// Whether every requested layer has been seen.
+    /// Whether layer `name` is still to be recorded or probed (for an output that costs extra
+    /// work to make).
+    pub fn wants(&self, name: &str) -> bool {
+        self.pending.contains(name) || self.taps.probes.iter().any(|p| p == name)
+    }
+
     pub fn done(&self) -> bool {
         self.pending.is_empty()
     }

@@ -123,6 +123,8 @@ pub const ROLES: super::Roles = super::Roles {
     cascade: &["logits", "fc1", "conv3", "conv2", "conv1"],
     circuit: None,
     lookalikes: &[],
+    spectrum: &["conv3:0"],
+    polysemantic: None,
 };
 
 const CHANNELS: [usize; 3] = [32, 64, 128];

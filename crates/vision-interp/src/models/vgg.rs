@@ -85,6 +85,8 @@ pub const ROLES: super::Roles = super::Roles {
     ],
     circuit: None,
     lookalikes: &[],
+    spectrum: &["features_22:7"],
+    polysemantic: None,
 };
 
 /// The weight-name prefixes of a layer: its convolution (a ReLU names the convolution before
