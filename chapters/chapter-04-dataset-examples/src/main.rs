@@ -33,14 +33,22 @@ const SHOWN: usize = 5;
 
 /// The crops of the first `n` examples, each labelled with its score.
 fn crops(ex: &Examples, src: &Source, list: &[Example], n: usize, cell: u32) -> Result<Vec<Panel>> {
-    let panels =
-        list.iter().take(n).map(|e| Ok(Panel::new(fit(&crop(ex, src, e)?, cell), format!("{:.2}", e.score))));
+    let panels = list.iter().take(n).map(|e| Ok(Panel::new(fit(&crop(ex, src, e)?, cell), score(e.score))));
     panels.collect()
 }
 
 /// One row of crops of `band`.
 fn band(ex: &Examples, src: &Source, scores: &UnitScores, band: &str, cell: u32) -> Result<Vec<Panel>> {
     crops(ex, src, &scores.bands[band], SHOWN, cell)
+}
+
+/// A score with two decimals, three near zero (so that −0.004 does not print as −0.00).
+fn score(s: f32) -> String {
+    if s.abs() < 0.05 {
+        format!("{s:.3}")
+    } else {
+        format!("{s:.2}")
+    }
 }
 
 fn fit(img: &RgbImage, cell: u32) -> RgbImage {
@@ -136,16 +144,14 @@ fn main() -> Result<()> {
         .photo();
     s.save_grid(&rows, &spec, (m.name(), &format!("{}-{unit}", units[0].layer), "quantiles"))?;
     let q = &scores.quantiles;
-    let edge = |b: &str, last: bool| -> f32 {
-        let e = &scores.bands[b];
-        if last { e.last() } else { e.first() }.map_or(f32::NAN, |e| e.score)
-    };
+    // The lowest score among the top photos: where "what it loves" begins.
+    let loves = scores.bands["max"].last().map_or(f32::NAN, |e| e.score);
     let marks = [
         (0.0, "zero".to_string()),
         (q["p05"], format!("5th percentile {:.2}", q["p05"])),
         (q["p50"], format!("median {:.2}", q["p50"])),
         (q["p95"], format!("95th percentile {:.2}", q["p95"])),
-        (edge("max", true), format!("lowest of the top {} {:.2}", ex.top_k, edge("max", true))),
+        (loves, format!("the top {} photos: above {loves:.2}", ex.top_k)),
     ];
     let title = format!("{}:{unit}: spatial mean over {} sampled views", units[0].layer, ex.sample);
     let chart = ChartSpec::new(&title, "activation (mean over positions)", "views", (720, 380))

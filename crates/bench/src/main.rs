@@ -4,6 +4,7 @@
 //! ci/bench training          # sets up the PyTorch peer in .venv-bench, then runs this
 //! ci/bench models
 //! ci/bench render [--steps 512 --batch 8]
+//! ci/bench scan [--views 1 --batch 32]
 //! cargo run --release -p vision-interp-bench -- training [--python PATH]
 //! ```
 //! Without `--python`, only the Rust side is measured.
@@ -20,6 +21,7 @@ vision_interp::fast_allocator!();
 mod devices;
 mod models;
 mod render;
+mod scan;
 mod training;
 
 #[derive(Parser)]
@@ -46,6 +48,8 @@ enum What {
     Models(models::Args),
     /// Feature visualisation at Lucent's defaults on InceptionV1: one render, and a batch
     Render(render::Args),
+    /// Pass 1 of a dataset scan (decode, crop, forward to a layer, bands), views per second
+    Scan(scan::Args),
     /// The CPU against --device: forward passes, gradients, a render, training steps
     Devices(devices::Args),
 }
@@ -101,6 +105,7 @@ fn main() -> Result<()> {
         What::Training(a) => training::run(a, &device, args.python.as_deref(), threads),
         What::Models(a) => models::run(a, &device, args.python.as_deref(), threads),
         What::Render(a) => render::run(a, &device, args.python.as_deref(), threads),
+        What::Scan(a) => scan::run(a, &device, args.python.as_deref(), threads),
         What::Devices(a) => devices::run(a, &device),
     }
 }

@@ -13,7 +13,8 @@
 //! | [`data`], [`train`], [`optim`] | datasets, training from scratch, Adam |
 //! | [`handoff`] | what one chapter makes and another uses |
 //! | [`imageio`], [`figure`], [`imagenet`] | images, figures and charts, ImageNet's classes and normalisation |
-//! | [`atomic`], [`progress`], [`rng`] | atomic writes, progress bars, seeded randomness |
+//! | [`scan`], [`collection`] | dataset examples at scale, the offline photo collection |
+//! | [`atomic`], [`progress`], [`rng`], [`shard`] | atomic writes, progress bars, seeded randomness, `--shard k/n` |
 //! | [`devcheck`] | the CPU kernels against the portable path, on any device |
 
 pub mod atomic;
@@ -36,6 +37,7 @@ pub mod optvis;
 pub mod progress;
 pub mod rng;
 pub mod scan;
+pub mod shard;
 pub mod train;
 pub mod weights;
 

@@ -183,14 +183,14 @@ fn atlas_resumes_after_an_interruption_to_the_same_images() {
         layer: "mixed3a".into(),
         units: Some(0..10),
         batch: 3,
-        shard: "1/2".parse().unwrap(),
+        shard: "2/2".parse().unwrap(),
         image: ImageSpec::square(24),
         render: RenderConfig { steps: 2, min_input: None, progress: false, ..Default::default() },
         seed: 5,
         out: out.to_path_buf(),
         max_batches,
     };
-    assert_eq!(atlas::batches(0..10, Shard { index: 1, count: 2 }, 3), [vec![1, 3, 5], vec![7, 9]]);
+    assert_eq!(atlas::batches(0..10, Shard { k: 2, n: 2 }, 3), [vec![1, 3, 5], vec![7, 9]]);
     let (whole, parts) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let all = atlas::run(&m, &job(whole.path(), None), &Device::Cpu).unwrap();
     assert_eq!((all.done, all.skipped, all.failed), (5, 0, 0));
@@ -208,7 +208,7 @@ fn atlas_resumes_after_an_interruption_to_the_same_images() {
     }
     let again = atlas::run(&m, &job(parts.path(), None), &Device::Cpu).unwrap();
     assert_eq!((again.done, again.skipped), (0, 5));
-    assert!("2/2".parse::<Shard>().is_err() && "x".parse::<Shard>().is_err());
+    assert!("0/2".parse::<Shard>().is_err() && "x".parse::<Shard>().is_err());
 }
 
 #[test]

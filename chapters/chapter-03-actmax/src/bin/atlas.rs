@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo run --release -p chapter-03-actmax --bin atlas -- --layer stage3
-//! cargo run --release -p chapter-03-actmax --bin atlas -- --layer head --units 0..64 --shard 1/4
+//! cargo run --release -p chapter-03-actmax --bin atlas -- --layer head --units 0..64 --shard 2/4
 //! ```
 //! Kill it at any moment and run the same command again: finished units are skipped, and the
 //! batch in progress is rendered again to the same images.
@@ -13,8 +13,12 @@ use anyhow::Result;
 use clap::Parser;
 use vision_interp::cli::{ModelArgs, RunArgs, Session};
 use vision_interp::figure::{GridSpec, Panel};
+use vision_interp::handoff::DatasetScan;
+use vision_interp::image::imageops;
+use vision_interp::models::Model;
 use vision_interp::optvis::atlas::{self, AtlasJob, Shard};
 use vision_interp::optvis::{ImageSpec, RenderConfig};
+use vision_interp::scan::crop;
 
 vision_interp::fast_allocator!();
 
@@ -34,15 +38,20 @@ struct Args {
     /// Units per optimisation
     #[arg(long, default_value_t = 16)]
     batch: usize,
-    /// This machine's share of the units, `k/n`
-    #[arg(long, default_value = "0/1")]
-    shard: Shard,
+    /// This machine's share of the units, `k/n` from 1/n to n/n [default: from SLURM_ARRAY_TASK_ID
+    /// or JOB_COMPLETION_INDEX, else all]
+    #[arg(long)]
+    shard: Option<Shard>,
     /// Optimisation steps per batch [default: 128; 16 with --quick]
     #[arg(long)]
     steps: Option<usize>,
     /// Folder for the unit PNGs [default: target/vision-interp/atlas/<model>/<layer>]
     #[arg(long)]
     units_dir: Option<PathBuf>,
+    /// Leave out the figures that put each unit beside its top dataset examples (chapter 4's
+    /// scan of the layer, made now if it has not run)
+    #[arg(long)]
+    no_examples: bool,
 }
 
 fn parse_range(s: &str) -> Result<std::ops::Range<usize>> {
@@ -66,12 +75,13 @@ fn main() -> Result<()> {
         .units_dir
         .clone()
         .unwrap_or_else(|| vision_interp::work_dir().join("atlas").join(m.name()).join(&layer));
+    let shard = Shard::or_from_env(args.shard)?;
     // ANCHOR: atlas
     let job = AtlasJob {
         layer: layer.clone(),
         units: args.units.clone(),
         batch: args.batch,
-        shard: args.shard,
+        shard,
         image: ImageSpec::square(64),
         render: RenderConfig { steps, min_input: Some(128), ..Default::default() },
         seed: args.run.seed,
@@ -80,7 +90,7 @@ fn main() -> Result<()> {
     };
     let summary = atlas::run(m, &job, &s.device)?;
     // ANCHOR_END: atlas
-    println!("{} {} (shard {}/{}): {summary}", m.name(), layer, args.shard.index, args.shard.count);
+    println!("{} {} (shard {shard}): {summary}", m.name(), layer);
     let units = args.units.clone().unwrap_or(0..m.layer(&layer)?.channels);
     let missing = units.clone().filter(|&u| !atlas::unit_path(&dir, &layer, u).is_file()).count();
     if missing > 0 {
@@ -96,6 +106,40 @@ fn main() -> Result<()> {
     let rows: Vec<Vec<Panel>> = panels.chunks(10).map(<[Panel]>::to_vec).collect();
     let title = format!("Unit atlas of {} {}, {steps} steps, 64 px, seed {}", m.name(), layer, args.run.seed);
     s.save_grid(&rows, &GridSpec::new(96).title(&title).photo(), (m.name(), &layer, "atlas"))?;
+    if !args.no_examples {
+        with_examples(&mut s, m, &layer, &panels, &args)?;
+    }
     s.finish();
     Ok(())
 }
+
+// ANCHOR: examples
+/// Each unit's image beside the crops of its four top photos (chapter 4's scan, by the spatial
+/// maximum), two units to a row and twenty to a figure, like OpenAI Microscope.
+fn with_examples(s: &mut Session, m: &dyn Model, layer: &str, panels: &[Panel], args: &Args) -> Result<()> {
+    let scan_layer = m.pre_activation(layer).unwrap_or(layer);
+    let run = DatasetScan { quick: s.quick, seed: args.run.seed };
+    let (ex, src) = run.examples(m, args.model.weights.as_deref(), scan_layer, &s.device)?;
+    let first = args.units.as_ref().map_or(0, |r| r.start);
+    let mut cells = Vec::new();
+    for (i, panel) in panels.iter().enumerate() {
+        let unit = first + i;
+        cells.push(Panel::new(panel.image.clone(), format!("{layer}:{unit}")));
+        for e in ex.unit(unit, "max")?.bands["max"].iter().take(4) {
+            let img = imageops::resize(&crop(&ex, &src, e)?, 64, 64, imageops::FilterType::CatmullRom);
+            cells.push(Panel::new(img, format!("{:.1}", e.score)));
+        }
+    }
+    for (part, chunk) in cells.chunks(20 * 5).enumerate() {
+        let (a, b) = (first + 20 * part, first + 20 * part + chunk.len() / 5 - 1);
+        let title = format!("{} {layer}:{a}-{b} and their top photos ({} views)", m.name(), ex.views);
+        let rows: Vec<Vec<Panel>> = chunk.chunks(10).map(<[Panel]>::to_vec).collect();
+        s.save_grid(
+            &rows,
+            &GridSpec::new(72).title(&title).photo(),
+            (m.name(), &format!("{layer}-{a}-{b}"), "examples"),
+        )?;
+    }
+    Ok(())
+}
+// ANCHOR_END: examples

@@ -290,8 +290,10 @@ pub const ROLES: super::Roles = super::Roles {
     circuit: Some(("head", "logits", 282)),
     // From the stage3 atlas: arcs and scallops (0, 3, 39, 49) and a blob of colours (11).
     lookalikes: &["stage3:0", "stage3:3", "stage3:39", "stage3:49", "stage3:11"],
+    // Chapter 3's lookalikes, checked against photos; 57's top photos are fish heads and
+    // measuring instruments (from the full scan of the photo collection).
     spectrum: &["stage3:0", "stage3:3", "stage3:39", "stage3:49", "stage3:11"],
-    polysemantic: None,
+    polysemantic: Some("stage3:57"),
 };
 
 pub struct EfficientNetLite0 {

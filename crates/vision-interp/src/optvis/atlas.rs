@@ -6,7 +6,7 @@
 //!   first unit, so a batch rendered again after a kill gives the same images; only missing
 //!   files are written, each atomically (temporary file, then rename): a kill at any moment
 //!   loses at most the batch in progress.
-//! - **Sharded.** `--shard k/n` takes every unit `u` with `u mod n = k`, so `n` machines (or a
+//! - **Sharded.** `--shard k/n` takes every unit `u` with `u mod n = k − 1`, so `n` machines (or a
 //!   scheduler's array job) split a layer without talking to each other.
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -16,25 +16,7 @@ use anyhow::{bail, Context, Result};
 use super::{objective, render, ImageParam, ImageSpec, Objective, RenderConfig};
 use crate::models::Model;
 
-/// One shard of the units of a layer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Shard {
-    pub index: usize,
-    pub count: usize,
-}
-
-impl std::str::FromStr for Shard {
-    type Err = anyhow::Error;
-    /// `k/n` with `k < n`.
-    fn from_str(s: &str) -> Result<Self> {
-        let (k, n) = s.split_once('/').with_context(|| format!("`{s}`: a shard is written k/n, e.g. 0/4"))?;
-        let (index, count): (usize, usize) = (k.trim().parse()?, n.trim().parse()?);
-        if count == 0 || index >= count {
-            bail!("shard `{s}`: k must be in 0..n (and n > 0)");
-        }
-        Ok(Self { index, count })
-    }
-}
+pub use crate::shard::Shard;
 
 /// What to render.
 #[derive(Debug, Clone)]
@@ -95,7 +77,7 @@ pub fn unit_path(out: &Path, layer: &str, unit: usize) -> PathBuf {
 
 /// The units of this shard, in order, split into the run's fixed batches.
 pub fn batches(units: std::ops::Range<usize>, shard: Shard, batch: usize) -> Vec<Vec<usize>> {
-    let mine: Vec<usize> = units.filter(|u| u % shard.count == shard.index).collect();
+    let mine: Vec<usize> = units.filter(|&u| shard.deals(u)).collect();
     mine.chunks(batch.max(1)).map(<[usize]>::to_vec).collect()
 }
 

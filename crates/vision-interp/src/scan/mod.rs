@@ -27,6 +27,7 @@ use crate::models::{Model, Taps};
 pub mod source;
 pub mod state;
 
+pub use crate::shard::Shard;
 pub use source::{view, Source};
 pub use state::{State, REDUCTIONS, VALUE_BANDS};
 
@@ -53,62 +54,12 @@ pub struct ScanConfig {
     pub size: usize,
     pub batch: usize,
     pub seed: u64,
+    /// The images: [`Source::spec`].
     pub source: String,
     /// [`Source::fingerprint`] of the images.
     pub fingerprint: String,
     pub images: usize,
 }
-
-/// The `k`-th of `n` parts of a scan, `k` from 1.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Shard {
-    pub k: usize,
-    pub n: usize,
-}
-
-impl std::str::FromStr for Shard {
-    type Err = anyhow::Error;
-    fn from_str(s: &str) -> Result<Self> {
-        let (k, n) = s.split_once('/').with_context(|| format!("`{s}` is not of the form k/n (e.g. 2/8)"))?;
-        let (k, n): (usize, usize) = (k.trim().parse()?, n.trim().parse()?);
-        ensure!(n >= 1 && (1..=n).contains(&k), "shard `{s}`: k must be between 1 and n");
-        Ok(Self { k, n })
-    }
-}
-
-impl std::fmt::Display for Shard {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.k, self.n)
-    }
-}
-
-// ANCHOR: shard_env
-impl Shard {
-    /// The shard a scheduler gives this process: a Slurm job array
-    /// (`SLURM_ARRAY_TASK_ID` − `SLURM_ARRAY_TASK_MIN` + 1 of `SLURM_ARRAY_TASK_COUNT`) or a
-    /// Kubernetes Indexed Job (`JOB_COMPLETION_INDEX` + 1 of `DATASET_SCAN_SHARDS`, which the
-    /// manifest sets to the Job's `completions`); none outside a scheduler.
-    pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<Option<Self>> {
-        let num = |name: &str| -> Result<Option<usize>> {
-            var(name)
-                .map(|v| v.trim().parse().with_context(|| format!("{name}={v} is not a number")))
-                .transpose()
-        };
-        if let (Some(id), Some(count)) = (num("SLURM_ARRAY_TASK_ID")?, num("SLURM_ARRAY_TASK_COUNT")?) {
-            let min = num("SLURM_ARRAY_TASK_MIN")?.unwrap_or(0);
-            return Ok(Some(format!("{}/{count}", id + 1 - min.min(id)).parse()?));
-        }
-        if let Some(index) = num("JOB_COMPLETION_INDEX")? {
-            let count = num("DATASET_SCAN_SHARDS")?.context(
-                "JOB_COMPLETION_INDEX is set (a Kubernetes Indexed Job) but DATASET_SCAN_SHARDS is not: \
-                 set it to the Job's completions, or pass --shard k/n",
-            )?;
-            return Ok(Some(format!("{}/{count}", index + 1).parse()?));
-        }
-        Ok(None)
-    }
-}
-// ANCHOR_END: shard_env
 
 /// What a scan knows about the layer's geometry: the activation map's size for the views,
 /// and the receptive field of one position, in input pixels.
@@ -191,7 +142,7 @@ impl<'a> Scan<'a> {
             size: model.input_size(),
             batch,
             seed,
-            source: source.description.clone(),
+            source: source.spec.clone(),
             fingerprint: source.fingerprint(),
             images: source.items.len(),
         };
@@ -205,10 +156,7 @@ impl<'a> Scan<'a> {
     /// Batches `start..end` of shard `shard` (all batches without one).
     pub fn batches(&self, shard: Option<Shard>) -> (usize, usize) {
         let all = (self.total_views() as usize).div_ceil(self.config.batch);
-        match shard {
-            None => (0, all),
-            Some(Shard { k, n }) => ((k - 1) * all / n, k * all / n),
-        }
+        shard.unwrap_or(Shard::ALL).run_of(all)
     }
 
     fn geometry(&self) -> Result<Geometry> {
@@ -535,26 +483,33 @@ impl ScanResult {
                         .map(|p| (format!("p{p:02}"), q(*p as f32 / 100.0)))
                         .collect()
                 };
-                let pick = |from: usize, to: usize, negative: bool| -> Vec<Example> {
-                    sample[from.min(n)..to.min(n)]
-                        .iter()
-                        .map(|(s, v, hi, lo)| Example {
-                            key: self.key(&keys, *v),
-                            score: *s,
-                            crop: self.crop_box(if negative { *lo } else { *hi }),
-                        })
-                        .collect()
+                // `k` sample views of different images, taken in `order` (indices into the
+                // sorted sample), listed in ascending score.
+                let vpi = self.config.views_per_image as u64;
+                let pick = |order: &mut dyn Iterator<Item = usize>, negative: bool| -> Vec<Example> {
+                    let mut seen = std::collections::BTreeSet::new();
+                    let mut chosen: Vec<usize> =
+                        order.filter(|&i| seen.insert(sample[i].1 / vpi)).take(k).collect();
+                    chosen.sort_unstable();
+                    let example = |&(s, v, hi, lo): &(f32, u64, u32, u32)| Example {
+                        key: self.key(&keys, v),
+                        score: s,
+                        crop: self.crop_box(if negative { lo } else { hi }),
+                    };
+                    chosen.iter().map(|&i| example(&sample[i])).collect()
+                };
+                // Indices nearest to `c` first, alternating below and above.
+                let around = |c: usize| {
+                    (0..2 * n)
+                        .map(move |j| if j % 2 == 0 { c + j / 2 } else { c.wrapping_sub(j / 2 + 1) })
+                        .filter(move |&i| i < n)
                 };
                 let at = |p: f32| ((p * n as f32) as usize).min(n.saturating_sub(1));
                 let (i5, i50, i95) = (at(0.05), at(0.5), at(0.95));
-                bands_out
-                    .insert("p05".into(), pick(i5.saturating_sub(k / 2), i5.saturating_sub(k / 2) + k, true));
-                bands_out.insert("below_median".into(), pick(i50.saturating_sub(k), i50, true));
-                bands_out.insert("above_median".into(), pick(i50, i50 + k, false));
-                bands_out.insert(
-                    "p95".into(),
-                    pick(i95.saturating_sub(k / 2), i95.saturating_sub(k / 2) + k, false),
-                );
+                bands_out.insert("p05".into(), pick(&mut around(i5), true));
+                bands_out.insert("below_median".into(), pick(&mut (0..i50).rev(), true));
+                bands_out.insert("above_median".into(), pick(&mut (i50..n), false));
+                bands_out.insert("p95".into(), pick(&mut around(i95), false));
                 let histogram = Histogram::of(&sample.iter().map(|s| s.0).collect::<Vec<_>>(), 40);
                 let views = self.state.views.max(1) as f32;
                 by.insert(

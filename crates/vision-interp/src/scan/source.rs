@@ -40,7 +40,10 @@ pub struct Item {
 /// The images of a scan, sorted by key.
 #[derive(Debug)]
 pub struct Source {
-    /// What was asked for (`collection`, a path), for captions and the results.
+    /// What was asked for: `collection`, `imagenette`, or the folder's absolute path; opening
+    /// it again gives the same images (`merge` does).
+    pub spec: String,
+    /// What the images are, for captions.
     pub description: String,
     pub items: Vec<Item>,
     tars: Vec<PathBuf>,
@@ -58,9 +61,20 @@ impl Source {
                 let dir = crate::data::imagenette_dir(&crate::data::imagenette_remote(), &cache)?;
                 (dir.join("val"), "Imagenette (validation split)".to_owned())
             }
-            path => (PathBuf::from(path), path.to_owned()),
+            path => {
+                let p = PathBuf::from(path);
+                let abs =
+                    std::fs::canonicalize(&p).with_context(|| format!("{path}: no such file or folder"))?;
+                (abs.clone(), abs.display().to_string())
+            }
         };
-        Self::from_path(&root, description)
+        let mut source = Self::from_path(&root, description)?;
+        source.spec = if matches!(spec, "collection" | "imagenette") {
+            spec.to_owned()
+        } else {
+            source.description.clone()
+        };
+        Ok(source)
     }
 
     fn from_path(root: &Path, description: String) -> Result<Self> {
@@ -103,7 +117,7 @@ impl Source {
                 root.display()
             );
         }
-        Ok(Self { description, items, tars })
+        Ok(Self { spec: description.clone(), description, items, tars })
     }
 
     /// A digest of every key and file size: two runs over the same images agree on it, and
