@@ -59,20 +59,20 @@ def main():
         net.load_state_dict(load_file(a.weights))
         name, prep = "Lucent 0.1.8", lambda t: t * 255 - 117
         branches = [getattr(net, f"mixed4a_{b}_pre_relu_conv") for b in ["1x1", "3x3", "5x5", "pool_reduce"]]
-        last = branches[-1]
     else:
         import timm
 
         net = timm.create_model("tf_efficientnet_lite0", pretrained=False)
         name, prep = f"timm {timm.__version__}", lambda t: (t * 255 - 127) / 128
         branches = [net.blocks[3]]
-        last = branches[0]
     net.eval()
     seen = {}
 
     def keep(module, _inp, out):
+        # Stop the forward pass as soon as every branch of the layer has run (whatever order
+        # the model runs them in), as the Rust side stops at the layer.
         seen[module] = out
-        if module is last and len(seen) == len(branches):
+        if len(seen) == len(branches):
             raise Stop
 
     for b in branches:

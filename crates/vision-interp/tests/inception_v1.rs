@@ -63,11 +63,14 @@ fn inceptionv1_matches_lucent_layer_by_layer_and_in_the_input_gradient() {
 fn inceptionv1_lists_lucents_layers_and_rejects_unknown_units() {
     let (_dir, m) = model(0);
     let names: Vec<&str> = m.layers().iter().map(|l| l.name.as_str()).collect();
-    assert_eq!(names.len(), 139, "Lucent's 138 hookable layers and the `logits` alias");
+    // Lucent's 138 hookable layers, the `logits` alias, and each of the nine blocks' branches
+    // before their ReLUs (`mixed4a_pre_relu`, the book's own: Lucent has no such module).
+    assert_eq!(names.len(), 139 + 9, "Lucent's 138 hookable layers, `logits` and 9 `mixedXX_pre_relu`");
     for (name, channels, size) in [
         ("conv2d0", 64, 112),
         ("maxpool1", 192, 28),
         ("mixed4a", 508, 14),
+        ("mixed4a_pre_relu", 508, 14),
         ("mixed4a_3x3_bottleneck", 96, 14),
         ("mixed5b", 1024, 7),
         ("softmax2", 1008, 1),
@@ -109,4 +112,18 @@ fn plain_and_redirected_relus_differ_only_in_the_backward_pass() {
     };
     assert_eq!(diff(&y1, &y2), 0.0);
     assert!(diff(&g1, &g2) > 0.0);
+}
+
+#[test]
+fn a_blocks_values_before_its_relus_are_the_block_before_its_relus() {
+    let (_dir, m) = model(0);
+    let x = vision_interp::models::hash_init::input(1, 64, &candle_core::Device::Cpu).unwrap();
+    let taps = vision_interp::models::Taps::layers(&["mixed3b_pre_relu", "mixed3b"]);
+    let acts = m.forward_taps(&m.preprocess(&x).unwrap(), &taps).unwrap();
+    let (pre, post) = (acts.get("mixed3b_pre_relu").unwrap(), acts.get("mixed3b").unwrap());
+    let diff =
+        (pre.relu().unwrap() - post).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+    assert_eq!(diff, 0.0);
+    let negative = pre.lt(0f32).unwrap().to_dtype(candle_core::DType::F32).unwrap().mean_all().unwrap();
+    assert!(negative.to_scalar::<f32>().unwrap() > 0.05, "values before the ReLUs have both signs");
 }
