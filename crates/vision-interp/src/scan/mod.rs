@@ -329,13 +329,21 @@ fn decode(source: &Source, config: &ScanConfig, batch: usize) -> Result<Batch> {
         ..((batch as u64 + 1) * b).min((config.images * config.views_per_image) as u64))
         .collect();
     let size = config.size as u32;
-    let made: Vec<(u64, Result<Vec<f32>, String>)> = views
+    // The views of one image are consecutive: decode each image of the batch once, then cut
+    // its views.
+    let groups: Vec<&[u64]> = views.chunk_by(|a, b| a / vpi == b / vpi).collect();
+    let made: Vec<(u64, Result<Vec<f32>, String>)> = groups
         .par_iter()
-        .map(|&v| {
-            let item = (v / vpi) as usize;
+        .flat_map_iter(|vs| {
+            let item = (vs[0] / vpi) as usize;
             let key = &source.items[item].key;
             let img = source.image(item).map_err(|e| format!("{e:#}"));
-            (v, img.map(|img| view_pixels(&view(&img, key, (v % vpi) as usize, size, config.seed))))
+            vs.iter()
+                .map(|&v| {
+                    let px = img.as_ref().map_err(Clone::clone);
+                    (v, px.map(|img| view_pixels(&view(img, key, (v % vpi) as usize, size, config.seed))))
+                })
+                .collect::<Vec<_>>()
         })
         .collect();
     let mut out = Batch { count: views.len(), ..Default::default() };
