@@ -118,6 +118,23 @@ impl Map {
         Self { width: self.width, height: self.height, data: self.data.iter().map(|&v| f(v)).collect() }
     }
 
+    /// The `p`-th percentile of the values (0–100, nearest rank).
+    pub fn percentile(&self, p: f32) -> f32 {
+        let mut sorted = self.data.clone();
+        sorted.sort_by(f32::total_cmp);
+        let idx = ((sorted.len().saturating_sub(1)) as f32 * (p / 100.0).clamp(0.0, 1.0)).round() as usize;
+        sorted.get(idx).copied().unwrap_or(0.0)
+    }
+
+    /// Gaussian blur with standard deviation `sigma` pixels (the `image` crate's `blur`).
+    pub fn blur(&self, sigma: f32) -> Self {
+        let buf: ImageBuffer<Luma<f32>, Vec<f32>> =
+            ImageBuffer::from_raw(self.width as u32, self.height as u32, self.data.clone())
+                .expect("map buffer size");
+        let r = image::imageops::blur(&buf, sigma);
+        Self { width: self.width, height: self.height, data: r.into_raw() }
+    }
+
     /// Bilinear resize (for putting a coarse Grad-CAM map over the image).
     pub fn resize(&self, width: u32, height: u32) -> Self {
         let buf: ImageBuffer<Luma<f32>, Vec<f32>> =

@@ -56,6 +56,43 @@ pub fn load_photo(path: &Path, size: u32, device: &Device) -> Result<Tensor> {
     to_tensor(&center_crop_resized(&img, size, 0.875), device)
 }
 
+/// The smallest photo that [`load_square`] accepts, in pixels on its shorter side.
+pub const MIN_SEED_SIDE: u32 = 32;
+
+/// A photo as a square canvas `(1, 3, size, size)` in [0, 1]: its largest central square,
+/// resized (Catmull-Rom) to `size` (Faccent's `img_to_img_tensor`), and a sentence saying what
+/// was done. Grey and RGBA photos become RGB; a photo under [`MIN_SEED_SIDE`] pixels is an
+/// error.
+pub fn load_square(path: &Path, size: u32, device: &Device) -> Result<(Tensor, String)> {
+    let img = read_rgb(path)?;
+    let (w, h) = img.dimensions();
+    let side = w.min(h);
+    if side < MIN_SEED_SIDE {
+        bail!(
+            "{} is {w}×{h} px: a seed photo needs at least {MIN_SEED_SIDE} px on its shorter side",
+            path.display()
+        );
+    }
+    let square = image::imageops::crop_imm(&img, (w - side) / 2, (h - side) / 2, side, side).to_image();
+    let resized = if side == size {
+        square
+    } else {
+        image::imageops::resize(&square, size, size, FilterType::CatmullRom)
+    };
+    let name =
+        path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
+    let note = match side.cmp(&size) {
+        std::cmp::Ordering::Equal => format!("{name}: {w}×{h} px, central {side} px square"),
+        std::cmp::Ordering::Greater => {
+            format!("{name}: {w}×{h} px, central {side} px square shrunk to {size} px")
+        }
+        std::cmp::Ordering::Less => {
+            format!("{name}: {w}×{h} px, central {side} px square enlarged to {size} px")
+        }
+    };
+    Ok((to_tensor(&resized, device)?.unsqueeze(0)?, note))
+}
+
 /// One of the book's photos (`assets/photos/NAME`), prepared as by [`load_photo`].
 pub fn photo(name: &str, size: usize, device: &Device) -> Result<Tensor> {
     load_photo(&crate::asset(&format!("photos/{name}")), size as u32, device)

@@ -22,6 +22,7 @@ const ROLES: Roles = Roles {
     lookalikes: &[],
     spectrum: &[],
     polysemantic: None,
+    accent: None,
 };
 
 impl Toy {

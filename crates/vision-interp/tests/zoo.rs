@@ -38,6 +38,16 @@ fn check_roles(e: &ModelEntry, m: &dyn Model) {
             "{name}: {pre}"
         );
     }
+    // Chapter 5 keeps the image close to its seed at a layer before the one it accentuates.
+    if let Some(a) = &r.accent {
+        let index = |l: &str| m.layers().iter().position(|x| x.name == l);
+        let reg = index(a.class_reg).unwrap_or_else(|| panic!("{name}: accent layer {}", a.class_reg));
+        assert!(reg + 1 < m.layers().len(), "{name}: the class regulariser comes before the logits");
+        let u = parse_unit(m, a.latent.0).unwrap_or_else(|err| panic!("{name}: latent unit: {err:#}"));
+        let latent_reg = index(a.latent.1).unwrap_or_else(|| panic!("{name}: latent layer {}", a.latent.1));
+        assert!(latent_reg < index(&u.layer).unwrap(), "{name}: the latent regulariser comes first");
+        assert!(a.latent.2 > 0.0, "{name}: α");
+    }
     if let Some((from, to, unit)) = r.circuit {
         let w = m.connection(from, to).unwrap();
         assert_eq!(w.dims(), &[m.layer(to).unwrap().channels, m.layer(from).unwrap().channels], "{name}");

@@ -103,6 +103,7 @@ pub const ROLES: super::Roles = super::Roles {
     // The showcase unit, then the first units the course's Segment 3 drew.
     spectrum: &["mixed4a:476", "mixed4a:0", "mixed4a:1", "mixed4a:2"],
     polysemantic: None,
+    accent: Some(super::AccentRoles { class_reg: "mixed3a", latent: ("mixed4a:475", "conv2d2", 0.5) }),
 };
 
 /// The weight-name prefixes of a layer: a mixed block's branches, one convolution, or the

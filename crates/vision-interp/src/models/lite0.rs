@@ -294,6 +294,7 @@ pub const ROLES: super::Roles = super::Roles {
     // measuring instruments (from the full scan of the photo collection).
     spectrum: &["stage3:0", "stage3:3", "stage3:39", "stage3:49", "stage3:11"],
     polysemantic: Some("stage3:57"),
+    accent: Some(super::AccentRoles { class_reg: "stage2", latent: ("stage5:12", "stage1", 0.5) }),
 };
 
 pub struct EfficientNetLite0 {

@@ -121,6 +121,19 @@ pub struct Roles {
     /// A unit of the spectrum's layer whose top dataset examples fall into visibly different
     /// groups (chapter 4), where one was found.
     pub polysemantic: Option<&'static str>,
+    /// Feature accentuation's layers (chapter 5), where they were chosen.
+    pub accent: Option<AccentRoles>,
+}
+
+/// Where feature accentuation keeps the image close to its seed, on one model.
+#[derive(Debug)]
+pub struct AccentRoles {
+    /// The early layer of the regulariser for a class logit (Faccent's demo on InceptionV1:
+    /// `mixed3a`).
+    pub class_reg: &'static str,
+    /// Latent accentuation: a channel `layer:unit`, the layer of its regulariser and α
+    /// (Faccent's demo: `mixed4a:475`, `conv2d2`, 0.5).
+    pub latent: (&'static str, &'static str, f64),
 }
 // ANCHOR_END: roles
 

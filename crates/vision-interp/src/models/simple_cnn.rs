@@ -125,6 +125,7 @@ pub const ROLES: super::Roles = super::Roles {
     lookalikes: &[],
     spectrum: &["conv3:0"],
     polysemantic: None,
+    accent: None,
 };
 
 const CHANNELS: [usize; 3] = [32, 64, 128];

@@ -87,6 +87,7 @@ pub const ROLES: super::Roles = super::Roles {
     lookalikes: &[],
     spectrum: &["features_22:7"],
     polysemantic: None,
+    accent: None,
 };
 
 /// The weight-name prefixes of a layer: its convolution (a ReLU names the convolution before

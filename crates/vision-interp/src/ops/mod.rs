@@ -496,6 +496,41 @@ fn resize_separable(x: &Tensor, ah: &Tensor, aw: &Tensor) -> Result<Tensor> {
     y.reshape(out_dims)
 }
 
+/// Interpolation matrix (`out × inp`) of an antialiased bilinear resize (PyTorch's and PIL's
+/// `antialias=True`, `align_corners=False`): output sample `o` averages the inputs under a
+/// triangle centred on `(o + ½)·s`, `s = inp/out`, that is `max(s, 1)` samples wide on each
+/// side, with weights that sum to one. Upsampling (`s < 1`) is plain bilinear.
+pub fn antialias_matrix(out: usize, inp: usize, device: &candle_core::Device) -> Result<Tensor> {
+    let s = inp as f64 / out as f64;
+    let support = s.max(1.0);
+    let mut a = vec![0f32; out * inp];
+    for o in 0..out {
+        let centre = (o as f64 + 0.5) * s;
+        let lo = ((centre - support + 0.5).floor().max(0.0)) as usize;
+        let hi = ((centre + support + 0.5).floor() as usize).min(inp);
+        let w: Vec<f64> =
+            (lo..hi).map(|j| (1.0 - ((j as f64 - centre + 0.5) / support).abs()).max(0.0)).collect();
+        let total: f64 = w.iter().sum();
+        for (j, wj) in (lo..hi).zip(w) {
+            a[o * inp + j] = (wj / total) as f32;
+        }
+    }
+    Tensor::from_vec(a, (out, inp), device)
+}
+
+/// Differentiable antialiased bilinear resize of the last two axes (see [`antialias_matrix`]):
+/// a crop shrunk to the model's input keeps its detail instead of aliasing it.
+pub fn resize_antialiased(x: &Tensor, out_h: usize, out_w: usize) -> Result<Tensor> {
+    let dims = x.dims();
+    let (h, w) = (dims[dims.len() - 2], dims[dims.len() - 1]);
+    if (h, w) == (out_h, out_w) {
+        return Ok(x.clone());
+    }
+    let ah = antialias_matrix(out_h, h, x.device())?.to_dtype(x.dtype())?;
+    let aw = antialias_matrix(out_w, w, x.device())?.to_dtype(x.dtype())?;
+    resize_separable(x, &ah, &aw)
+}
+
 /// Differentiable bilinear resize of the last two axes: `y = A_h · x · A_wᵀ`.
 /// (Candle's `upsample_bilinear2d` has no backward pass.)
 pub fn resize_bilinear(x: &Tensor, out_h: usize, out_w: usize) -> Result<Tensor> {

@@ -8,8 +8,13 @@
 //!   (see [`super::cppn`]);
 //! - **low-resolution shared tensors** ([`ImageParam::with_lowres`]): coarse images
 //!   interpolated up (over the batch too) and added, so that a batch shares structure;
+//! - **phase only** (Faccent's `fourier_phase`, Fel et al.'s MaCo): the spectrum's magnitude
+//!   is held fixed and only its phase is optimised;
 //! - **decorrelated colour**: three channels mixed by Lucid's square root of ImageNet's colour
 //!   covariance; then a sigmoid to valid RGB in (0, 1).
+//!
+//! [`ImageParam::from_image`] starts any of pixel, FFT and phase at a given image (Faccent's
+//! `img_to_params`: the exact inverse of the map to pixels), for feature accentuation.
 use std::f64::consts::PI;
 
 use anyhow::Result;
@@ -29,6 +34,10 @@ pub const COLOR_CORRELATION: [[f32; 3]; 3] = [
 pub enum Space {
     Pixel,
     Fft,
+    /// The phase of an FFT spectrum whose magnitude is fixed: only from an image
+    /// ([`ImageParam::from_image`]; Faccent's random start needs an ImageNet magnitude
+    /// spectrum that the book does not ship).
+    Phase,
     /// A CPPN with `layers` 1×1 convolutions of `hidden` channels (Lucent: 8 and 24); one image,
     /// no colour decorrelation (the network's own sigmoid makes valid RGB). Optimise it with a
     /// learning rate about ten times lower than an image's (Lucent's notebooks: 0.005).
@@ -96,6 +105,11 @@ pub struct ImageParam {
     cppn: Option<super::cppn::Cppn>,
     lowres: Vec<LowResMap>,
     color: Tensor,
+    /// The values before the colour transform are divided by this (Lucent's FFT: 4; Faccent: 5
+    /// for FFT and pixel, 1 for phase; Lucent's pixel: 1).
+    desaturation: f64,
+    /// The fixed magnitude of [`Space::Phase`], `(B, 3, H, W/2 + 1)`.
+    magnitude: Option<Tensor>,
 }
 
 /// `fftfreq(n)[k]`: `k/n` for `k < n/2`, `(k − n)/n` above (cycles per pixel).
@@ -151,6 +165,9 @@ impl ImageParam {
                 vars = vec![Var::from_tensor(&re)?, Var::from_tensor(&im)?];
                 fourier = Some(fourier_of(height, width, device)?);
             }
+            Space::Phase => {
+                anyhow::bail!("a phase-only image is made from a seed image: use ImageParam::from_image")
+            }
             Space::Cppn { hidden, layers } => {
                 if batch != 1 {
                     anyhow::bail!("a CPPN parametrises one image (batch 1), not {batch}");
@@ -162,7 +179,107 @@ impl ImageParam {
         }
         let color = Tensor::new(&COLOR_CORRELATION, device)?;
         let decorrelate = decorrelate && cppn.is_none();
-        Ok(Self { space, decorrelate, batch, height, width, vars, fourier, cppn, lowres: Vec::new(), color })
+        let desaturation = if space == Space::Fft { 4.0 } else { 1.0 };
+        let lowres = Vec::new();
+        Ok(Self {
+            space,
+            decorrelate,
+            batch,
+            height,
+            width,
+            vars,
+            fourier,
+            cppn,
+            lowres,
+            color,
+            desaturation,
+            magnitude: None,
+        })
+    }
+
+    // ANCHOR: from_image
+    /// An image parametrisation that starts exactly at `seed` `(1, 3, H, W)` in [0, 1]
+    /// (Faccent's `img_to_params`): logit (the sigmoid's inverse, values clamped to
+    /// [10⁻⁶, 1 − 10⁻⁶]), the colour correlation's inverse, times `desaturation`; then, for FFT,
+    /// the orthonormal real FFT divided by the spectrum scale, and for phase, the FFT's phase
+    /// (its magnitude is kept fixed).
+    pub fn from_image(seed: &Tensor, space: Space, desaturation: f64) -> Result<Self> {
+        let (b, c, height, width) = seed.dims4()?;
+        anyhow::ensure!(b == 1 && c == 3, "a seed image is (1, 3, H, W), not {:?}", seed.dims());
+        anyhow::ensure!(desaturation > 0.0, "the desaturation must be positive, not {desaturation}");
+        let device = seed.device().clone();
+        let color = Tensor::new(&COLOR_CORRELATION, &device)?;
+        let mut p = Self {
+            space,
+            decorrelate: true,
+            batch: 1,
+            height,
+            width,
+            vars: Vec::new(),
+            fourier: None,
+            cppn: None,
+            lowres: Vec::new(),
+            color,
+            desaturation,
+            magnitude: None,
+        };
+        let v = p.unsigmoid(seed)?;
+        p.vars = match space {
+            Space::Pixel => vec![Var::from_tensor(&v)?],
+            Space::Fft => {
+                let f = fourier_of(height, width, &device)?;
+                let (re, im) = rfft2_ortho(&v)?;
+                let vars = vec![
+                    Var::from_tensor(&re.broadcast_div(&f.scale)?)?,
+                    Var::from_tensor(&im.broadcast_div(&f.scale)?)?,
+                ];
+                p.fourier = Some(f);
+                vars
+            }
+            Space::Phase => {
+                let (re, im) = rfft2_ortho(&v)?;
+                p.magnitude = Some((re.sqr()? + im.sqr()?)?.sqrt()?);
+                p.fourier = Some(fourier_of(height, width, &device)?);
+                vec![Var::from_tensor(&atan2(&im, &re)?)?]
+            }
+            Space::Cppn { .. } => anyhow::bail!("a CPPN cannot start from an image"),
+        };
+        Ok(p)
+    }
+    // ANCHOR_END: from_image
+
+    /// Moves the parameters so that the image becomes `img` `(1, 3, H, W)` (a projection step;
+    /// a phase-only image keeps its magnitude, so only its phase follows `img`).
+    pub fn set_image(&self, img: &Tensor) -> Result<()> {
+        let v = self.unsigmoid(img)?;
+        match (self.space, &self.fourier) {
+            (Space::Pixel, _) => self.vars[0].set(&v)?,
+            (Space::Fft, Some(f)) => {
+                let (re, im) = rfft2_ortho(&v)?;
+                self.vars[0].set(&re.broadcast_div(&f.scale)?)?;
+                self.vars[1].set(&im.broadcast_div(&f.scale)?)?;
+            }
+            (Space::Phase, Some(_)) => {
+                let (re, im) = rfft2_ortho(&v)?;
+                self.vars[0].set(&atan2(&im, &re)?)?;
+            }
+            _ => anyhow::bail!("set_image: a {:?} image cannot be set from pixels", self.space),
+        }
+        Ok(())
+    }
+
+    /// The inverse of the colour transform and the sigmoid, times the desaturation.
+    fn unsigmoid(&self, img: &Tensor) -> Result<Tensor> {
+        let x = img.to_dtype(candle_core::DType::F32)?.clamp(1e-6f32, 1.0 - 1e-6)?;
+        let logit = (x.log()? - x.affine(-1.0, 1.0)?.log()?)?;
+        let (b, c, h, w) = logit.dims4()?;
+        let v = if self.decorrelate {
+            let inv = Tensor::new(&invert3(&COLOR_CORRELATION), img.device())?;
+            inv.broadcast_matmul(&logit.reshape((b, c, h * w))?)?.reshape((b, c, h, w))?
+        } else {
+            logit
+        };
+        Ok((v * self.desaturation)?)
     }
 
     /// Adds low-resolution tensors (values drawn with standard deviation `sd`): Lucent's
@@ -208,13 +325,18 @@ impl ImageParam {
     /// The values before the colour transform (and before the sigmoid): `(B, 3, H, W)`.
     pub fn raw(&self) -> Result<Tensor> {
         let mut v = match (&self.fourier, &self.cppn) {
+            (Some(f), _) if self.space == Space::Phase => {
+                let (mag, phase) =
+                    (self.magnitude.as_ref().expect("phase magnitude"), self.vars[0].as_tensor());
+                (f.irfft2(&(mag * phase.cos()?)?, &(mag * phase.sin()?)?)? / self.desaturation)?
+            }
             (Some(f), _) => {
                 let a = self.vars[0].as_tensor().broadcast_mul(&f.scale)?;
                 let b = self.vars[1].as_tensor().broadcast_mul(&f.scale)?;
-                (f.irfft2(&a, &b)? / 4.0)?
+                (f.irfft2(&a, &b)? / self.desaturation)?
             }
             (None, Some(net)) => net.forward()?,
-            (None, None) => self.vars[0].as_tensor().clone(),
+            (None, None) => (self.vars[0].as_tensor() / self.desaturation)?,
         };
         for l in &self.lowres {
             v = (v + l.upsampled(self.batch, self.height, self.width)?)?;
@@ -269,6 +391,48 @@ impl Fourier {
     }
 }
 // ANCHOR_END: irfft2
+
+/// The orthonormal real 2-D FFT of `x` `(…, H, W)`: `(re, im)`, each `(…, H, W/2 + 1)`, the
+/// exact inverse of [`irfft2_ortho`] for real images (torch's `rfftn(norm="ortho")`).
+pub fn rfft2_ortho(x: &Tensor) -> Result<(Tensor, Tensor)> {
+    let dims = x.dims();
+    let (h, w) = (dims[dims.len() - 2], dims[dims.len() - 1]);
+    let f = fourier_of(h, w, x.device())?;
+    let wf = w / 2 + 1;
+    let (mut cw, mut sw) = (vec![0f32; w * wf], vec![0f32; w * wf]);
+    for xx in 0..w {
+        for k in 0..wf {
+            let t = 2.0 * PI * (k * xx) as f64 / w as f64;
+            cw[xx * wf + k] = (t.cos() / (w as f64).sqrt()) as f32;
+            sw[xx * wf + k] = (t.sin() / (w as f64).sqrt()) as f32;
+        }
+    }
+    let cw = Tensor::from_vec(cw, (w, wf), x.device())?;
+    let sw = Tensor::from_vec(sw, (w, wf), x.device())?;
+    // Along W (e^{−iθ}): a = x·cos − i x·sin; then along H.
+    let (are, aim) = (x.broadcast_matmul(&cw)?, x.broadcast_matmul(&sw)?.neg()?);
+    let re = (f.ch.broadcast_matmul(&are)? + f.sh.broadcast_matmul(&aim)?)?;
+    let im = (f.ch.broadcast_matmul(&aim)? - f.sh.broadcast_matmul(&are)?)?;
+    Ok((re, im))
+}
+
+/// `atan2(y, x)` elementwise (Candle has none; computed on the host, no gradient).
+fn atan2(y: &Tensor, x: &Tensor) -> Result<Tensor> {
+    let (ys, xs) = (y.flatten_all()?.to_vec1::<f32>()?, x.flatten_all()?.to_vec1::<f32>()?);
+    let v: Vec<f32> = ys.iter().zip(&xs).map(|(a, b)| a.atan2(*b)).collect();
+    Ok(Tensor::from_vec(v, y.shape(), y.device())?)
+}
+
+/// The inverse of a 3 × 3 matrix (by cofactors).
+fn invert3(m: &[[f32; 3]; 3]) -> [[f32; 3]; 3] {
+    let m = m.map(|r| r.map(f64::from));
+    let cof = |r: usize, c: usize| {
+        let (r1, r2, c1, c2) = ((r + 1) % 3, (r + 2) % 3, (c + 1) % 3, (c + 2) % 3);
+        m[r1][c1] * m[r2][c2] - m[r1][c2] * m[r2][c1]
+    };
+    let det: f64 = (0..3).map(|c| m[0][c] * cof(0, c)).sum();
+    std::array::from_fn(|r| std::array::from_fn(|c| (cof(c, r) / det) as f32))
+}
 
 /// [`Fourier::irfft2`] for an `h × w` image (exposed for tests and for readers).
 pub fn irfft2_ortho(re: &Tensor, im: &Tensor, h: usize, w: usize) -> Result<Tensor> {

@@ -1,0 +1,275 @@
+//! Feature accentuation: parametrisations that start exactly at the seed, the phase-only image
+//! that keeps its magnitude, the regulariser's gradient against finite differences, a strong
+//! regulariser that keeps the image near the seed while the class still rises, the CAM maps
+//! against chapter 2's Grad-CAM, the antialiased resize, and the refusals of bad input.
+use candle_core::{Device, Tensor, Var};
+use vision_interp::attribution;
+use vision_interp::imageio::{load_square, photo};
+use vision_interp::models::{EfficientNetLite0, Model, Taps};
+use vision_interp::ops;
+use vision_interp::optvis::accent::{accentuate, alpha_map, l2_distance, posneg_cam, AccentConfig, Views};
+use vision_interp::optvis::param::{irfft2_ortho, rfft2_ortho};
+use vision_interp::optvis::{objective, ImageParam, Space};
+use vision_interp::rng::seeded;
+
+mod common;
+use common::max_abs_diff;
+
+fn lite0() -> EfficientNetLite0 {
+    EfficientNetLite0::load(None, &Device::Cpu).expect("Lite0 weights in assets/")
+}
+
+fn seed(size: usize) -> Tensor {
+    photo("chelsea.png", size, &Device::Cpu).unwrap().unsqueeze(0).unwrap()
+}
+
+/// The squared L2 distance between two images, per pixel (mean over values).
+fn mean_sq(a: &Tensor, b: &Tensor) -> f32 {
+    (a - b).unwrap().sqr().unwrap().mean_all().unwrap().to_scalar::<f32>().unwrap()
+}
+
+#[test]
+fn the_real_fft_inverts_the_inverse_fft() {
+    for (h, w) in [(16, 20), (15, 9), (8, 8)] {
+        let x = vision_interp::rng::randn(&mut seeded(1), (2, 3, h, w), 0.0, 1.0, &Device::Cpu).unwrap();
+        let (re, im) = rfft2_ortho(&x).unwrap();
+        assert_eq!(re.dims(), &[2, 3, h, w / 2 + 1]);
+        let back = irfft2_ortho(&re, &im, h, w).unwrap();
+        assert!(max_abs_diff(&back, &x) < 1e-4, "{h}×{w}: {}", max_abs_diff(&back, &x));
+    }
+}
+
+#[test]
+fn every_parametrisation_starts_exactly_at_the_seed() {
+    for size in [64, 45] {
+        let s = seed(size);
+        for (space, desaturation) in [(Space::Fft, 5.0), (Space::Pixel, 5.0), (Space::Phase, 1.0)] {
+            let p = ImageParam::from_image(&s, space, desaturation).unwrap();
+            let d = max_abs_diff(&p.image().unwrap(), &s);
+            assert!(d < 2e-4, "{space:?} at {size} px: the image is {d} from the seed");
+        }
+    }
+    let p = ImageParam::from_image(&seed(32), Space::Fft, 5.0).unwrap();
+    let other = seed(32).affine(0.5, 0.25).unwrap();
+    p.set_image(&other).unwrap();
+    assert!(max_abs_diff(&p.image().unwrap(), &other) < 2e-4, "set_image moves the image there");
+    assert!(ImageParam::from_image(&seed(32), Space::Fft, 0.0).is_err(), "desaturation 0");
+}
+
+#[test]
+fn the_phase_only_image_keeps_its_magnitude_spectrum() {
+    let s = seed(32);
+    let p = ImageParam::from_image(&s, Space::Phase, 1.0).unwrap();
+    let magnitude = |p: &ImageParam| {
+        let (re, im) = rfft2_ortho(&p.raw().unwrap()).unwrap();
+        // The zero and Nyquist columns are those of a real image; the rest is free.
+        (re.sqr().unwrap() + im.sqr().unwrap()).unwrap().sqrt().unwrap().narrow(3, 1, 15).unwrap()
+    };
+    let before = magnitude(&p);
+    let (_, phase) = p.vars().into_iter().next().unwrap();
+    let shaken = (phase.as_tensor()
+        + vision_interp::rng::randn(&mut seeded(3), phase.shape(), 0.0, 1.0, &Device::Cpu).unwrap())
+    .unwrap();
+    phase.set(&shaken).unwrap();
+    let (img, after) = (p.image().unwrap(), magnitude(&p));
+    assert!(mean_sq(&img, &s) > 1e-3, "new phases make a different image");
+    let scale = common::max_abs(&before);
+    assert!(
+        max_abs_diff(&before, &after) / scale < 1e-4,
+        "magnitude changed by {}",
+        max_abs_diff(&before, &after)
+    );
+}
+
+#[test]
+fn the_regulariser_gradient_matches_finite_differences() {
+    let m = lite0();
+    let (x0, s) = (seed(48), seed(48).affine(0.8, 0.1).unwrap());
+    let cfg = AccentConfig { views: 2, ..Default::default() };
+    let views = Views::draw(48, 48, 2, &cfg, 64, &mut seeded(5), &Device::Cpu).unwrap();
+    // Through the views, the preprocessing and the stem's convolution, which are smooth (the
+    // network's own gradients, ReLU6 kinks and all, are checked in ops_gradcheck).
+    let taps = Taps::layers(&["stem_pre_relu"]);
+    let reg = |x: &Tensor| -> Tensor {
+        let a = m.forward_taps(&m.preprocess(&views.apply(x).unwrap()).unwrap(), &taps).unwrap();
+        let b = m.forward_taps(&m.preprocess(&views.apply(&s).unwrap()).unwrap(), &taps).unwrap();
+        l2_distance(a.get("stem_pre_relu").unwrap(), &b.get("stem_pre_relu").unwrap().detach()).unwrap()
+    };
+    let x = Var::from_tensor(&x0).unwrap();
+    let g = reg(x.as_tensor()).backward().unwrap().get(x.as_tensor()).unwrap().clone();
+    for k in 0..3 {
+        let d = vision_interp::rng::randn(&mut seeded(10 + k), x0.shape(), 0.0, 1.0, &Device::Cpu).unwrap();
+        let eps = 3e-3;
+        let plus = reg(&(&x0 + (&d * eps).unwrap()).unwrap()).to_scalar::<f32>().unwrap();
+        let minus = reg(&(&x0 - (&d * eps).unwrap()).unwrap()).to_scalar::<f32>().unwrap();
+        let numeric = (plus - minus) / (2.0 * eps as f32);
+        let analytic = (&g * &d).unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap();
+        let rel = (numeric - analytic).abs() / analytic.abs().max(1e-6);
+        assert!(rel < 0.01, "direction {k}: finite difference {numeric}, gradient {analytic}");
+    }
+}
+
+#[test]
+fn the_distance_gradient_matches_finite_differences_in_f64() {
+    let a = common::randn64(1, &[3, 5, 2, 2]);
+    let b = common::randn64(2, &[3, 5, 2, 2]);
+    let v = Var::from_tensor(&a).unwrap();
+    let g = l2_distance(v.as_tensor(), &b).unwrap().backward().unwrap().get(v.as_tensor()).unwrap().clone();
+    let (flat, g) = (
+        a.flatten_all().unwrap().to_vec1::<f64>().unwrap(),
+        g.flatten_all().unwrap().to_vec1::<f64>().unwrap(),
+    );
+    for i in [0, 7, 23, 59] {
+        let at = |e: f64| {
+            let mut x = flat.clone();
+            x[i] += e;
+            let x = Tensor::from_vec(x, a.shape(), &Device::Cpu).unwrap();
+            l2_distance(&x, &b).unwrap().to_scalar::<f64>().unwrap()
+        };
+        let numeric = (at(1e-6) - at(-1e-6)) / 2e-6;
+        assert!((numeric - g[i]).abs() < 1e-7, "element {i}: {numeric} vs {}", g[i]);
+    }
+}
+
+/// The class logit on the whole image (resized to 96 px).
+fn logit(m: &dyn Model, img: &Tensor, class: usize) -> f32 {
+    let x = ops::resize_antialiased(img, 96, 96).unwrap();
+    m.logits(&x).unwrap().get(0).unwrap().get(class).unwrap().to_scalar::<f32>().unwrap()
+}
+
+#[test]
+fn a_strong_regulariser_keeps_the_image_near_the_seed_while_the_class_still_rises() {
+    let m = lite0();
+    let s = seed(64);
+    let class = m.class_index("goldfish").unwrap();
+    let obj = objective::channel("logits", class, None);
+    let run = |alpha: f64| {
+        let cfg = AccentConfig {
+            steps: 10,
+            views: 4,
+            input: Some(96),
+            reg_layer: Some("stage2".into()),
+            alpha,
+            progress: false,
+            ..Default::default()
+        };
+        let p = ImageParam::from_image(&s, Space::Fft, 5.0).unwrap();
+        let out = accentuate(&m, &obj, &p, &s, &cfg, &mut seeded(0)).unwrap();
+        assert_eq!(out.frames.iter().map(|f| f.step).collect::<Vec<_>>(), [0, 2, 4, 6, 8, 9]);
+        (out.last().image.clone(), out)
+    };
+    let (free, free_run) = run(0.0);
+    let (held, held_run) = run(20.0);
+    assert!(free_run.balance.is_none() && free_run.distances.is_empty(), "α = 0 has no regulariser");
+    let b = held_run.balance.unwrap();
+    assert!(b.is_finite() && b > 0.0, "balance {b}");
+    let (d_free, d_held) = (mean_sq(&free, &s), mean_sq(&held, &s));
+    assert!(d_held < 0.25 * d_free, "α = 20 moved the image {d_held} (α = 0: {d_free})");
+    let start = logit(&m, &s, class);
+    let (l_free, l_held) = (logit(&m, &free, class), logit(&m, &held, class));
+    assert!(l_free > start + 1.0, "unregularised: the goldfish logit went {start} → {l_free}");
+    assert!(l_held > start, "regularised: the goldfish logit went {start} → {l_held}");
+    // The transparency is the objective's own gradient: zero nowhere it counts, scaled to 1.
+    let a = alpha_map(&held_run.last().transparency, 10.0, 2.0).unwrap();
+    let max = a.data.iter().cloned().fold(0.0, f32::max);
+    assert!(a.data.iter().all(|v| (0.0..=1.0 + 1e-6).contains(v)) && max > 0.5, "alpha map in [0, 1]");
+}
+
+#[test]
+fn the_cutoff_stops_early_and_pgd_stays_on_its_ball() {
+    let m = lite0();
+    let s = seed(48);
+    let obj = objective::channel("logits", m.class_index("goldfish").unwrap(), None);
+    let base = AccentConfig { steps: 8, views: 2, input: Some(64), progress: false, ..Default::default() };
+    let p = ImageParam::from_image(&s, Space::Fft, 5.0).unwrap();
+    let out =
+        accentuate(&m, &obj, &p, &s, &AccentConfig { cutoff: Some(-1e9), ..base.clone() }, &mut seeded(0))
+            .unwrap();
+    assert_eq!((out.stopped_at, out.frames.len()), (Some(0), 1), "a cutoff already passed stops at once");
+    let p = ImageParam::from_image(&s, Space::Fft, 5.0).unwrap();
+    let cfg = AccentConfig { pgd: Some(0.5), lr: 2.0, ..base };
+    accentuate(&m, &obj, &p, &s, &cfg, &mut seeded(0)).unwrap();
+    let d = (p.image().unwrap() - &s).unwrap().sqr().unwrap().sum_all().unwrap().sqrt().unwrap();
+    let d = d.to_scalar::<f32>().unwrap();
+    assert!(d <= 0.5 + 1e-2 && d > 0.1, "PGD: the image ends {d} from the seed (radius 0.5)");
+}
+
+#[test]
+fn bad_settings_are_refused_before_any_step() {
+    let m = lite0();
+    let s = seed(32);
+    let obj = objective::channel("logits", 1, None);
+    let p = ImageParam::from_image(&s, Space::Fft, 5.0).unwrap();
+    let err = |cfg: AccentConfig| {
+        format!("{:#}", accentuate(&m, &obj, &p, &s, &cfg, &mut seeded(0)).err().unwrap())
+    };
+    assert!(err(AccentConfig { alpha: -1.0, ..Default::default() }).contains("α must be zero or positive"));
+    let e = err(AccentConfig { reg_layer: Some("stage9".into()), ..Default::default() });
+    assert!(e.contains("no layer `stage9`") && e.contains("stage2"), "{e}");
+    assert!(err(AccentConfig { crop: (0.0, 0.5), ..Default::default() }).contains("crop sizes"));
+}
+
+#[test]
+fn cam_maps_split_gradient_times_activation_and_average_to_grad_cam() {
+    let m = lite0();
+    let s = seed(96);
+    let class = m.class_index("tiger cat").unwrap();
+    let cams = posneg_cam(&m, &s, ("logits", class), &["stage5", "head"], false).unwrap();
+    let averaged = posneg_cam(&m, &s, ("logits", class), &["head"], true).unwrap();
+    for c in &cams {
+        let acts = m.forward_taps(&m.preprocess(&s).unwrap(), &Taps::layers(&[c.layer.as_str()])).unwrap();
+        assert_eq!(c.positive.dims(), &acts.get(&c.layer).unwrap().dims()[2..]);
+    }
+    // `head` is ReLU6'd (A ≥ 0), so both maps are sums of non-negative terms there.
+    let min = |t: &Tensor| t.flatten_all().unwrap().min(0).unwrap().to_scalar::<f32>().unwrap();
+    assert!(min(&cams[1].positive) >= 0.0 && min(&cams[1].negative) >= 0.0);
+    assert!(common::max_abs(&cams[1].positive) > 0.0 && common::max_abs(&cams[1].negative) > 0.0);
+    let cam = attribution::grad_cam(&m, &s.squeeze(0).unwrap(), class, "head").unwrap().cam;
+    let ours = (&averaged[0].positive - &averaged[0].negative).unwrap().relu().unwrap();
+    assert!(max_abs_diff(&ours, &cam) / common::max_abs(&cam) < 1e-4, "averaged gradients give Grad-CAM");
+}
+
+#[test]
+fn the_antialiased_resize_averages_with_a_triangle() {
+    let a = ops::antialias_matrix(4, 8, &Device::Cpu).unwrap().to_vec2::<f32>().unwrap();
+    for row in &a {
+        assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+    }
+    // Halving: weights 1/8, 3/8, 3/8, 1/8 around each output (PIL's and PyTorch's).
+    let want = [0.125, 0.375, 0.375, 0.125];
+    for (j, w) in want.iter().enumerate() {
+        assert!((a[1][1 + j] - w).abs() < 1e-6, "{:?}", a[1]);
+    }
+    let up = ops::antialias_matrix(9, 4, &Device::Cpu).unwrap();
+    let plain = ops::bilinear_matrix(9, 4, &Device::Cpu).unwrap();
+    assert!(max_abs_diff(&up, &plain) < 1e-6, "upsampling is plain bilinear");
+}
+
+#[test]
+fn seed_photos_are_squared_and_bad_ones_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let (cmyk, note) = load_square(&fixtures.join("cmyk-48x40.jpg"), 64, &Device::Cpu).unwrap();
+    assert_eq!(cmyk.dims(), &[1, 3, 64, 64]);
+    assert!(note.contains("48×40") && note.contains("enlarged to 64"), "{note}");
+    // A CMYK JPEG of the cat is a colour photo, not an inverted one: brighter than black.
+    let mean = cmyk.mean_all().unwrap().to_scalar::<f32>().unwrap();
+    let want = seed(64).mean_all().unwrap().to_scalar::<f32>().unwrap();
+    assert!((mean - want).abs() < 0.1, "CMYK photo mean {mean}, RGB {want}");
+    let grey = dir.path().join("grey.png");
+    vision_interp::image::GrayImage::from_pixel(50, 70, vision_interp::image::Luma([128]))
+        .save(&grey)
+        .unwrap();
+    let (g, note) = load_square(&grey, 32, &Device::Cpu).unwrap();
+    assert_eq!(g.dims(), &[1, 3, 32, 32]);
+    assert!(note.contains("shrunk to 32"), "{note}");
+    let tiny = dir.path().join("tiny.png");
+    vision_interp::image::RgbImage::new(20, 100).save(&tiny).unwrap();
+    let e = format!("{:#}", load_square(&tiny, 64, &Device::Cpu).unwrap_err());
+    assert!(e.contains("20×100") && e.contains("at least 32"), "{e}");
+    let e = format!("{:#}", load_square(&dir.path().join("missing.jpg"), 64, &Device::Cpu).unwrap_err());
+    assert!(e.contains("cannot open image"), "{e}");
+    let text = dir.path().join("notes.jpg");
+    std::fs::write(&text, "not an image").unwrap();
+    assert!(load_square(&text, 64, &Device::Cpu).is_err());
+}
