@@ -166,6 +166,23 @@ pub fn save_jpeg(img: &RgbImage, path: &Path, quality: u8) -> Result<()> {
     })
 }
 
+/// Writes an animated GIF that loops forever, `delay_ms` per frame, atomically (the `image`
+/// crate's encoder quantises each frame to 256 colours).
+pub fn save_gif(frames: &[RgbImage], delay_ms: u32, path: &Path) -> Result<()> {
+    use image::codecs::gif::{GifEncoder, Repeat};
+    use image::{Delay, Frame};
+    crate::atomic::write_with(path, |tmp| {
+        let mut enc = GifEncoder::new_with_speed(std::io::BufWriter::new(tmp.as_file()), 10);
+        enc.set_repeat(Repeat::Infinite)?;
+        let delay = Delay::from_numer_denom_ms(delay_ms, 1);
+        let frames = frames
+            .iter()
+            .map(|f| Frame::from_parts(image::DynamicImage::ImageRgb8(f.clone()).to_rgba8(), 0, 0, delay));
+        enc.encode_frames(frames)?;
+        Ok(())
+    })
+}
+
 /// Saves a figure as PNG or JPEG, by the path's extension.
 pub fn save_figure(img: &RgbImage, path: &Path) -> Result<()> {
     match path.extension().and_then(|e| e.to_str()) {

@@ -207,6 +207,9 @@ fn bad_settings_are_refused_before_any_step() {
     let e = err(AccentConfig { reg_layer: Some("stage9".into()), ..Default::default() });
     assert!(e.contains("no layer `stage9`") && e.contains("stage2"), "{e}");
     assert!(err(AccentConfig { crop: (0.0, 0.5), ..Default::default() }).contains("crop sizes"));
+    // The chapter's default class: `tiger` is the first name of 292 only (282 is "tiger cat").
+    assert_eq!((m.class_index("tiger").unwrap(), m.class_index("tiger cat").unwrap()), (292, 282));
+    assert!(m.class_index("tig").is_err(), "a prefix of several classes stays ambiguous");
 }
 
 #[test]

@@ -218,7 +218,14 @@ fn find_class(classes: &[String], model: &str, label: &str) -> Result<usize> {
         Ok(i) => bail!("{model}: class {i} is out of range (0..{})", classes.len()),
         Err(_) => {}
     }
-    let exact: Vec<usize> = (0..classes.len()).filter(|&i| classes[i].to_lowercase() == lower).collect();
+    // A class's full name, or its first name (`tiger` for "tiger, Panthera tigris", which
+    // `tiger cat` and `tiger shark` only begin with).
+    let exact: Vec<usize> = (0..classes.len())
+        .filter(|&i| {
+            let c = classes[i].to_lowercase();
+            c == lower || c.split(',').next().is_some_and(|first| first.trim() == lower)
+        })
+        .collect();
     let loose: Vec<usize> = (0..classes.len())
         .filter(|&i| {
             let c = classes[i].to_lowercase();
