@@ -471,14 +471,7 @@ pub fn bilinear_matrix_aligned(out: usize, inp: usize, device: &candle_core::Dev
 
 /// [`resize_bilinear`] with `align_corners = true` (Lucent's `nn.Upsample`).
 pub fn resize_bilinear_aligned(x: &Tensor, out_h: usize, out_w: usize) -> Result<Tensor> {
-    let dims = x.dims();
-    let (h, w) = (dims[dims.len() - 2], dims[dims.len() - 1]);
-    if (h, w) == (out_h, out_w) {
-        return Ok(x.clone());
-    }
-    let ah = bilinear_matrix_aligned(out_h, h, x.device())?.to_dtype(x.dtype())?;
-    let aw = bilinear_matrix_aligned(out_w, w, x.device())?.to_dtype(x.dtype())?;
-    resize_separable(x, &ah, &aw)
+    resize_with(x, out_h, out_w, bilinear_matrix_aligned)
 }
 
 /// `A_h · x · A_wᵀ` over the last two axes, as two plain 2-D matrix products on contiguous
@@ -521,25 +514,29 @@ pub fn antialias_matrix(out: usize, inp: usize, device: &candle_core::Device) ->
 /// Differentiable antialiased bilinear resize of the last two axes (see [`antialias_matrix`]):
 /// a crop shrunk to the model's input keeps its detail instead of aliasing it.
 pub fn resize_antialiased(x: &Tensor, out_h: usize, out_w: usize) -> Result<Tensor> {
+    resize_with(x, out_h, out_w, antialias_matrix)
+}
+
+/// `A_h · x · A_wᵀ` with the interpolation matrices that `matrix(out, inp, device)` makes (`x`
+/// itself when the size does not change).
+fn resize_with(
+    x: &Tensor,
+    out_h: usize,
+    out_w: usize,
+    matrix: fn(usize, usize, &candle_core::Device) -> Result<Tensor>,
+) -> Result<Tensor> {
     let dims = x.dims();
     let (h, w) = (dims[dims.len() - 2], dims[dims.len() - 1]);
     if (h, w) == (out_h, out_w) {
         return Ok(x.clone());
     }
-    let ah = antialias_matrix(out_h, h, x.device())?.to_dtype(x.dtype())?;
-    let aw = antialias_matrix(out_w, w, x.device())?.to_dtype(x.dtype())?;
+    let ah = matrix(out_h, h, x.device())?.to_dtype(x.dtype())?;
+    let aw = matrix(out_w, w, x.device())?.to_dtype(x.dtype())?;
     resize_separable(x, &ah, &aw)
 }
 
 /// Differentiable bilinear resize of the last two axes: `y = A_h · x · A_wᵀ`.
 /// (Candle's `upsample_bilinear2d` has no backward pass.)
 pub fn resize_bilinear(x: &Tensor, out_h: usize, out_w: usize) -> Result<Tensor> {
-    let dims = x.dims();
-    let (h, w) = (dims[dims.len() - 2], dims[dims.len() - 1]);
-    if (h, w) == (out_h, out_w) {
-        return Ok(x.clone());
-    }
-    let ah = bilinear_matrix(out_h, h, x.device())?.to_dtype(x.dtype())?;
-    let aw = bilinear_matrix(out_w, w, x.device())?.to_dtype(x.dtype())?;
-    resize_separable(x, &ah, &aw)
+    resize_with(x, out_h, out_w, bilinear_matrix)
 }

@@ -399,21 +399,26 @@ pub fn rfft2_ortho(x: &Tensor) -> Result<(Tensor, Tensor)> {
     let (h, w) = (dims[dims.len() - 2], dims[dims.len() - 1]);
     let f = fourier_of(h, w, x.device())?;
     let wf = w / 2 + 1;
-    let (mut cw, mut sw) = (vec![0f32; w * wf], vec![0f32; w * wf]);
-    for xx in 0..w {
-        for k in 0..wf {
-            let t = 2.0 * PI * (k * xx) as f64 / w as f64;
-            cw[xx * wf + k] = (t.cos() / (w as f64).sqrt()) as f32;
-            sw[xx * wf + k] = (t.sin() / (w as f64).sqrt()) as f32;
-        }
-    }
-    let cw = Tensor::from_vec(cw, (w, wf), x.device())?;
-    let sw = Tensor::from_vec(sw, (w, wf), x.device())?;
+    let (cw, sw) = dft_tables(w, wf, w, x.device())?;
     // Along W (e^{−iθ}): a = x·cos − i x·sin; then along H.
     let (are, aim) = (x.broadcast_matmul(&cw)?, x.broadcast_matmul(&sw)?.neg()?);
     let re = (f.ch.broadcast_matmul(&are)? + f.sh.broadcast_matmul(&aim)?)?;
     let im = (f.ch.broadcast_matmul(&aim)? - f.sh.broadcast_matmul(&are)?)?;
     Ok((re, im))
+}
+
+/// `cos(2π·r·c/n)/√n` and `sin(2π·r·c/n)/√n` for `r < rows`, `c < cols`: the orthonormal DFT's
+/// real and imaginary parts as `(rows, cols)` matrices.
+fn dft_tables(rows: usize, cols: usize, n: usize, device: &Device) -> Result<(Tensor, Tensor)> {
+    let (mut c, mut s) = (vec![0f32; rows * cols], vec![0f32; rows * cols]);
+    for r in 0..rows {
+        for k in 0..cols {
+            let t = 2.0 * PI * (r * k) as f64 / n as f64;
+            c[r * cols + k] = (t.cos() / (n as f64).sqrt()) as f32;
+            s[r * cols + k] = (t.sin() / (n as f64).sqrt()) as f32;
+        }
+    }
+    Ok((Tensor::from_vec(c, (rows, cols), device)?, Tensor::from_vec(s, (rows, cols), device)?))
 }
 
 /// `atan2(y, x)` elementwise (Candle has none; computed on the host, no gradient).
@@ -456,14 +461,7 @@ fn fourier_of(h: usize, w: usize, device: &Device) -> Result<Fourier> {
         }
     }
     // ANCHOR_END: spectrum_scale
-    let (mut ch, mut sh) = (vec![0f32; h * h], vec![0f32; h * h]);
-    for y in 0..h {
-        for k in 0..h {
-            let t = 2.0 * PI * (k * y) as f64 / h as f64;
-            ch[y * h + k] = (t.cos() / (h as f64).sqrt()) as f32;
-            sh[y * h + k] = (t.sin() / (h as f64).sqrt()) as f32;
-        }
-    }
+    let (ch, sh) = dft_tables(h, h, h, device)?;
     let (mut cw, mut sw) = (vec![0f32; wf * w], vec![0f32; wf * w]);
     for k in 0..wf {
         let c = if k == 0 || (w % 2 == 0 && k == w / 2) { 1.0 } else { 2.0 };
@@ -475,8 +473,8 @@ fn fourier_of(h: usize, w: usize, device: &Device) -> Result<Fourier> {
     }
     Ok(Fourier {
         scale: Tensor::from_vec(scale, (h, wf), device)?,
-        ch: Tensor::from_vec(ch, (h, h), device)?,
-        sh: Tensor::from_vec(sh, (h, h), device)?,
+        ch,
+        sh,
         cw: Tensor::from_vec(cw, (wf, w), device)?,
         sw: Tensor::from_vec(sw, (wf, w), device)?,
     })
