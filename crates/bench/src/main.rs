@@ -5,6 +5,7 @@
 //! ci/bench models
 //! ci/bench render [--steps 512 --batch 8]
 //! ci/bench scan [--views 1 --batch 32]
+//! ci/bench accent [--quick]
 //! cargo run --release -p vision-interp-bench -- training [--python PATH]
 //! ```
 //! Without `--python`, only the Rust side is measured.
@@ -18,6 +19,7 @@ use vision_interp::device::{describe, select_device, DeviceChoice};
 
 vision_interp::fast_allocator!();
 
+mod accent;
 mod devices;
 mod models;
 mod render;
@@ -50,6 +52,8 @@ enum What {
     Render(render::Args),
     /// Pass 1 of a dataset scan (decode, crop, forward to a layer, bands), views per second
     Scan(scan::Args),
+    /// Feature accentuation at Faccent's defaults on Lite0: one run
+    Accent(accent::Args),
     /// The CPU against --device: forward passes, gradients, a render, training steps
     Devices(devices::Args),
 }
@@ -106,6 +110,7 @@ fn main() -> Result<()> {
         What::Models(a) => models::run(a, &device, args.python.as_deref(), threads),
         What::Render(a) => render::run(a, &device, args.python.as_deref(), threads),
         What::Scan(a) => scan::run(a, &device, args.python.as_deref(), threads),
+        What::Accent(a) => accent::run(a, &device, args.python.as_deref(), threads),
         What::Devices(a) => devices::run(a, &device),
     }
 }
