@@ -1,6 +1,6 @@
 //! Images as `(3, H, W)` f32 tensors with values in [0, 1].
 //!
-//! Any format the `image` crate reads here (PNG, JPEG, WebP) is accepted; greyscale becomes RGB by
+//! Any format the `image` crate reads here (PNG, JPEG, WebP, GIF) is accepted; greyscale becomes RGB by
 //! repeating the channel. Files are written atomically: to a temporary file, then renamed.
 use std::path::Path;
 
@@ -25,7 +25,7 @@ pub fn decode_rgb(bytes: &[u8], what: &str) -> Result<RgbImage> {
         .with_guessed_format()
         .with_context(|| format!("cannot read image {what}"))?
         .decode()
-        .with_context(|| format!("cannot decode image {what} (readable formats: PNG, JPEG, WebP)"))?;
+        .with_context(|| format!("cannot decode image {what} (readable formats: PNG, JPEG, WebP, GIF)"))?;
     Ok(img.to_rgb8())
 }
 
