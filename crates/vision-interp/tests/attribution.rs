@@ -23,6 +23,7 @@ const ROLES: Roles = Roles {
     spectrum: &[],
     polysemantic: None,
     accent: None,
+    tutorial: None,
 };
 
 impl Toy {

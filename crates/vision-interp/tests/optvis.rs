@@ -108,6 +108,72 @@ fn transformations_are_exact() {
 }
 
 #[test]
+fn reflect_padding_mirrors_without_repeating_the_edge_and_sums_gradients() {
+    // Lucent's test_pad_reflect: pad(1) on ones(1, 3, 2, 2) is ones(1, 3, 4, 4).
+    let ones = Tensor::ones((1, 3, 2, 2), candle_core::DType::F32, &Device::Cpu).unwrap();
+    let p = transform::pad_reflect(&ones, 1).unwrap();
+    assert!(
+        max_abs_diff(&p, &Tensor::ones((1, 3, 4, 4), candle_core::DType::F32, &Device::Cpu).unwrap()) == 0.0
+    );
+    // A real reflection, not a replicate pad: row 0 1 2 3 padded by 2 is 2 1 0 1 2 3 2 1.
+    let ramp = Tensor::arange(0f32, 4.0, &Device::Cpu).unwrap().reshape((1, 1, 1, 4)).unwrap();
+    let ramp = ramp.repeat((1, 1, 3, 1)).unwrap();
+    let r = transform::pad_reflect(&ramp, 2).unwrap();
+    assert_eq!(r.dims(), &[1, 1, 7, 8]);
+    let row: Vec<f32> = r.get(0).unwrap().get(0).unwrap().get(0).unwrap().to_vec1().unwrap();
+    assert_eq!(row, [2., 1., 0., 1., 2., 3., 2., 1.]);
+    // The gradient of the sum counts how often each source pixel appears.
+    let v = candle_core::Var::from_tensor(&ramp).unwrap();
+    let g = transform::pad_reflect(v.as_tensor(), 2).unwrap().sum_all().unwrap().backward().unwrap();
+    let g: Vec<f32> = g.get(&v).unwrap().get(0).unwrap().get(0).unwrap().get(1).unwrap().to_vec1().unwrap();
+    // Padded columns read 2 1 0 1 2 3 2 1 (columns 0…3 appear 1, 3, 3, 1 times) and padded
+    // rows read 2 1 0 1 2 1 0 (the middle row, read here, appears 3 times).
+    assert_eq!(g, [3., 9., 9., 3.]);
+    assert!(transform::pad_reflect(&ones, 2).is_err(), "a reflection wider than the image is refused");
+}
+
+#[test]
+fn the_extended_suite_is_the_notebooks_and_scaling_shrinks_only_pixel_amounts() {
+    use transform::Transform::*;
+    let ext = transform::extended();
+    assert_eq!(ext[0], PadReflect(16));
+    let Scale(s) = &ext[2] else { panic!("scale third") };
+    assert_eq!((s.len(), s[0], *s.last().unwrap()), (40, 0.80, 1.19));
+    let Rotate(a) = &ext[3] else { panic!("rotate fourth") };
+    assert_eq!(a.len(), 20 + 10 + 40);
+    assert_eq!(a.iter().filter(|&&d| d == 0.0).count(), 1 + 1 + 10, "small angles come most often");
+    let small = transform::scaled(&transform::standard(), 128, 32);
+    assert_eq!(small[0], Pad { width: 3, value: 0.5 });
+    assert_eq!((&small[1], &small[4]), (&Jitter(2), &Jitter(2)), "a jitter keeps one pixel of movement");
+    assert_eq!(small[2..4], transform::standard()[2..4]);
+    assert_eq!(transform::scaled(&ext, 128, 256)[0], PadReflect(32));
+}
+
+#[test]
+fn a_fixed_input_size_resizes_every_step_and_a_custom_objective_reads_its_layer() {
+    let m = model();
+    // The channel's mean in the left half minus the right half, from a closure.
+    let left_minus_right = objective::custom("left − right", &["mixed3a"], |acts, _| {
+        let a = acts.get("mixed3a")?.narrow(1, 5, 1)?;
+        let w = a.dim(3)?;
+        Ok((a.narrow(3, w / 2, w - w / 2)?.mean_all()? - a.narrow(3, 0, w / 2)?.mean_all()?)?)
+    });
+    assert_eq!(left_minus_right.layers, ["mixed3a"]);
+    let p = ImageParam::new(&ImageSpec::square(24), &mut seeded(1), &Device::Cpu).unwrap();
+    let cfg = RenderConfig {
+        steps: 5,
+        fixed_input: Some(40),
+        min_input: Some(400),
+        progress: false,
+        ..Default::default()
+    };
+    let r = render::render(&m, &left_minus_right, &p, &cfg, &mut seeded(2)).unwrap();
+    assert!(r.losses.last().unwrap() < &r.losses[0], "{:?}", r.losses);
+    assert_eq!(r.last().dims(), &[1, 3, 24, 24]);
+    assert!(r.steps_per_second() > 0.0);
+}
+
+#[test]
 fn each_objective_decreases_on_a_random_weight_model() {
     let m = model();
     let cfg = RenderConfig { steps: 6, min_input: None, progress: false, ..Default::default() };
@@ -309,12 +375,12 @@ fn cppn_starts_grey_and_fits_xor() {
     assert_eq!(grey.dims(), &[1, 3, 16, 16]);
     assert!(max_abs_diff(&grey, &grey.ones_like().unwrap().affine(0.5, 0.0).unwrap()) < 1e-6);
     let corners = |img: &Tensor, y: usize, x: usize| img.narrow(2, y, 1).unwrap().narrow(3, x, 1).unwrap();
-    let xor = objective::custom("xor corners", move |_, img| {
+    let xor = objective::custom("xor corners", &[], move |_, img| {
         let a = corners(img, 0, 0).sqr()?.sum_all()?;
         let b = corners(img, 15, 0).affine(-1.0, 1.0)?.sqr()?.sum_all()?;
         let c = corners(img, 15, 15).sqr()?.sum_all()?;
         let d = corners(img, 0, 15).affine(-1.0, 1.0)?.sqr()?.sum_all()?;
-        (a + b + c + d)?.neg()
+        Ok((a + b + c + d)?.neg()?)
     });
     let cfg = RenderConfig {
         steps: 200,

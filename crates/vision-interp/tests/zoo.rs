@@ -48,6 +48,12 @@ fn check_roles(e: &ModelEntry, m: &dyn Model) {
         assert!(latent_reg < index(&u.layer).unwrap(), "{name}: the latent regulariser comes first");
         assert!(a.latent.2 > 0.0, "{name}: α");
     }
+    // Chapter 6's second channel shares the showcase unit's layer.
+    if let Some((second, favourite)) = r.tutorial {
+        let (show, second) = (parse_unit(m, r.showcase_unit).unwrap(), parse_unit(m, second).unwrap());
+        assert_eq!(show.layer, second.layer, "{name}: the second channel is of the showcase layer");
+        parse_unit(m, favourite).unwrap_or_else(|err| panic!("{name}: favourite unit: {err:#}"));
+    }
     if let Some((from, to, unit)) = r.circuit {
         let w = m.connection(from, to).unwrap();
         assert_eq!(w.dims(), &[m.layer(to).unwrap().channels, m.layer(from).unwrap().channels], "{name}");

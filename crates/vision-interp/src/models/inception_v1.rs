@@ -104,6 +104,7 @@ pub const ROLES: super::Roles = super::Roles {
     spectrum: &["mixed4a:476", "mixed4a:0", "mixed4a:1", "mixed4a:2"],
     polysemantic: None,
     accent: Some(super::AccentRoles { class_reg: "mixed3a", latent: ("mixed4a:475", "conv2d2", 0.5) }),
+    tutorial: Some(("mixed4a:465", "mixed4d_3x3_bottleneck_pre_relu_conv:139")),
 };
 
 /// The weight-name prefixes of a layer: a mixed block's branches, one convolution, or the

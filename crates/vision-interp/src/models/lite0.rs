@@ -295,6 +295,7 @@ pub const ROLES: super::Roles = super::Roles {
     spectrum: &["stage3:0", "stage3:3", "stage3:39", "stage3:49", "stage3:11"],
     polysemantic: Some("stage3:57"),
     accent: Some(super::AccentRoles { class_reg: "stage2", latent: ("stage5:12", "stage1", 0.5) }),
+    tutorial: Some(("stage5:0", "stage3:42")),
 };
 
 pub struct EfficientNetLite0 {

@@ -123,6 +123,12 @@ pub struct Roles {
     pub polysemantic: Option<&'static str>,
     /// Feature accentuation's layers (chapter 5), where they were chosen.
     pub accent: Option<AccentRoles>,
+    /// Chapter 6's two units after Lucent's tutorial notebook, `layer:unit`: a second channel
+    /// of the showcase unit's layer, rendered beside it and added to it, and a favourite unit
+    /// for the grid of parametrisations and transformations (the notebook's `mixed4a:465` and
+    /// `mixed4d_3x3_bottleneck_pre_relu_conv:139`); without them, the showcase unit's next
+    /// channel and the showcase unit.
+    pub tutorial: Option<(&'static str, &'static str)>,
 }
 
 /// Where feature accentuation keeps the image close to its seed, on one model.

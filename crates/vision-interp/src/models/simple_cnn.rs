@@ -126,6 +126,7 @@ pub const ROLES: super::Roles = super::Roles {
     spectrum: &["conv3:0"],
     polysemantic: None,
     accent: None,
+    tutorial: None,
 };
 
 const CHANNELS: [usize; 3] = [32, 64, 128];

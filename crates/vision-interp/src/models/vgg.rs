@@ -88,6 +88,7 @@ pub const ROLES: super::Roles = super::Roles {
     spectrum: &["features_22:7"],
     polysemantic: None,
     accent: None,
+    tutorial: None,
 };
 
 /// The weight-name prefixes of a layer: its convolution (a ReLU names the convolution before

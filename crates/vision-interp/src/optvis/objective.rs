@@ -51,13 +51,19 @@ impl Objective {
     }
 }
 
-/// An objective on the image alone (Lucent accepts any callable): `f(image)` is the loss.
+// ANCHOR: custom
+/// Any loss as an objective (Lucent's `@wrap_objective`): `f(activations, image)` returns a
+/// scalar to minimise, reading the activations of `layers` with `acts.get(layer)` (they are
+/// recorded because they are named here) or the image itself.
 pub fn custom(
     name: &str,
-    f: impl Fn(&Activations, &Tensor) -> candle_core::Result<Tensor> + Send + Sync + 'static,
+    layers: &[&str],
+    f: impl Fn(&Activations, &Tensor) -> Result<Tensor> + Send + Sync + 'static,
 ) -> Objective {
-    Objective::new(vec![], name.to_owned(), move |a, x| Ok(f(a, x)?))
+    let layers = layers.iter().map(|l| l.to_string()).collect();
+    Objective::new(layers, name.to_owned(), f)
 }
+// ANCHOR_END: custom
 
 /// The activations of `layer`, restricted to image `batch` when given.
 fn acts_of(acts: &Activations, layer: &str, batch: Option<usize>) -> Result<Tensor> {

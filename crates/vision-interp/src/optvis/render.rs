@@ -2,6 +2,7 @@
 //! upsampling to the model's size → forward pass to the objective's layers → loss → gradient →
 //! Adam step on the image parameters.
 use anyhow::{bail, Result};
+use candle_core::Tensor;
 use rand::rngs::StdRng;
 
 use super::{compose, ImageParam, Objective, Transform};
@@ -19,6 +20,9 @@ pub struct RenderConfig {
     pub thresholds: Vec<usize>,
     /// Inputs smaller than this are upsampled to it (bilinear, corners aligned).
     pub min_input: Option<usize>,
+    /// Every input is resized to exactly this size instead (bilinear, corners aligned):
+    /// Lucent's `fixed_image_size`, for models trained on small images.
+    pub fixed_input: Option<usize>,
     pub progress: bool,
 }
 
@@ -30,16 +34,45 @@ impl Default for RenderConfig {
             transforms: super::transform::standard(),
             thresholds: vec![],
             min_input: Some(224),
+            fixed_input: None,
             progress: true,
         }
     }
 }
 
-/// What a render returns: the images at each threshold `(step, (B, 3, H, W))`, and the loss
-/// after every step.
+impl RenderConfig {
+    /// A preprocessed batch resized as the model receives it: to exactly `fixed_input`, or up
+    /// to `min_input` when smaller.
+    pub fn model_input(&self, x: &Tensor) -> Result<Tensor> {
+        let (_, _, h, w) = x.dims4()?;
+        Ok(if let Some(size) = self.fixed_input {
+            crate::ops::resize_bilinear_aligned(x, size, size)?
+        } else if let Some(min) = self.min_input.filter(|&min| h < min || w < min) {
+            crate::ops::resize_bilinear_aligned(x, min, min)?
+        } else {
+            x.clone()
+        })
+    }
+}
+
+/// What a render returns: the images at each threshold `(step, (B, 3, H, W))`, the loss
+/// after every step, and how long the steps took.
 pub struct Rendered {
-    pub images: Vec<(usize, candle_core::Tensor)>,
+    pub images: Vec<(usize, Tensor)>,
     pub losses: Vec<f32>,
+    pub elapsed: std::time::Duration,
+}
+
+impl Rendered {
+    /// The final images, `(B, 3, H, W)`.
+    pub fn last(&self) -> &Tensor {
+        &self.images.last().expect("the last step is always kept").1
+    }
+
+    /// Optimisation steps per second of wall-clock time.
+    pub fn steps_per_second(&self) -> f64 {
+        self.losses.len() as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
 }
 
 // ANCHOR: render
@@ -58,15 +91,10 @@ pub fn render(
     let taps = Taps::layers(&objective.layers);
     let bar = cfg.progress.then(|| crate::progress::bar(cfg.steps as u64, "render"));
     let (mut images, mut losses) = (Vec::new(), Vec::with_capacity(cfg.steps));
+    let start = std::time::Instant::now();
     for step in 1..=cfg.steps {
         let img = param.image()?;
-        let mut x = model.preprocess(&compose(&cfg.transforms, &img, rng)?)?;
-        if let Some(min) = cfg.min_input {
-            let (_, _, h, w) = x.dims4()?;
-            if h < min || w < min {
-                x = crate::ops::resize_bilinear_aligned(&x, min, min)?;
-            }
-        }
+        let x = cfg.model_input(&model.preprocess(&compose(&cfg.transforms, &img, rng)?)?)?;
         // An objective on the image alone needs no forward pass.
         let acts = if taps.layers.is_empty() { Default::default() } else { model.forward_taps(&x, &taps)? };
         let loss = objective.loss(&acts, &img)?;
@@ -86,6 +114,21 @@ pub fn render(
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    Ok(Rendered { images, losses })
+    Ok(Rendered { images, losses, elapsed: start.elapsed() })
 }
 // ANCHOR_END: render
+
+// ANCHOR: score
+/// The value `objective` maximises (its loss, negated) on `images` `(B, 3, H, W)` without the
+/// random transformations, resized as `cfg` resizes them: what a finished render reached,
+/// comparable between renders whatever their transformations.
+pub fn score(model: &dyn Model, objective: &Objective, images: &Tensor, cfg: &RenderConfig) -> Result<f32> {
+    let x = cfg.model_input(&model.preprocess(images)?)?;
+    let acts = if objective.layers.is_empty() {
+        Default::default()
+    } else {
+        model.forward_taps(&x, &Taps::layers(&objective.layers))?
+    };
+    Ok(-objective.loss(&acts, images)?.to_scalar::<f32>()?)
+}
+// ANCHOR_END: score

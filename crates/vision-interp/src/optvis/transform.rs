@@ -12,6 +12,10 @@ use crate::ops;
 pub enum Transform {
     /// Pad every side by `width` with a constant.
     Pad { width: usize, value: f64 },
+    /// Pad every side by `width` with the image mirrored at its border, the edge pixel not
+    /// repeated (torch's `reflect`, Lucent's default `pad` mode); `width` must be smaller than
+    /// the image.
+    PadReflect(usize),
     /// Move the content right and down by whole pixels in `0..d`, zero fill, same size.
     Jitter(usize),
     /// Resize by a factor from the list (bilinear, corners aligned) to `ceil(s·H)`; pad with
@@ -36,11 +40,46 @@ pub fn standard() -> Vec<Transform> {
 }
 // ANCHOR_END: standard
 
+// ANCHOR: extended
+/// The stronger suite of Lucent's tutorial notebook: reflect pad 16, jitter 8, scale
+/// 0.80…1.19, rotations from three overlapping ranges (small angles most often), jitter 2.
+pub fn extended() -> Vec<Transform> {
+    let angles = (-10..10).chain(-5..5).chain((0..10).flat_map(|_| -2..2));
+    vec![
+        Transform::PadReflect(16),
+        Transform::Jitter(8),
+        Transform::Scale((80..120).map(|n| f64::from(n) / 100.0).collect()),
+        Transform::Rotate(angles.map(f64::from).collect()),
+        Transform::Jitter(2),
+    ]
+}
+// ANCHOR_END: extended
+
+// ANCHOR: scaled
+/// `transforms` with their pixel amounts (pads and jitters) scaled from an image of `from`
+/// pixels to one of `to`, rounded, a jitter keeping at least one pixel of movement; scales and
+/// angles are relative already and stay. Lucent's recipe was tuned on 128-pixel images; on a
+/// 32-pixel image its jitter of 8 moves the content by a quarter of the image (Lucent issue
+/// #10), `scaled(&standard(), 128, 32)` by one pixel in 16.
+pub fn scaled(transforms: &[Transform], from: usize, to: usize) -> Vec<Transform> {
+    let px = |n: usize| (n as f64 * to as f64 / from as f64).round() as usize;
+    transforms
+        .iter()
+        .map(|t| match t {
+            Transform::Pad { width, value } => Transform::Pad { width: px(*width), value: *value },
+            Transform::PadReflect(width) => Transform::PadReflect(px(*width)),
+            Transform::Jitter(d) => Transform::Jitter(px(*d).max(2)),
+            other => other.clone(),
+        })
+        .collect()
+}
+// ANCHOR_END: scaled
+
 impl Transform {
     /// The kind's name: `pad`, `jitter`, `scale` or `rotate`.
     pub fn kind(&self) -> &'static str {
         match self {
-            Transform::Pad { .. } => "pad",
+            Transform::Pad { .. } | Transform::PadReflect(_) => "pad",
             Transform::Jitter(_) => "jitter",
             Transform::Scale(_) => "scale",
             Transform::Rotate(_) => "rotate",
@@ -54,6 +93,7 @@ impl Transform {
             Transform::Pad { width: p, value: v } => {
                 ((x - *v)?.pad_with_zeros(2, *p, *p)?.pad_with_zeros(3, *p, *p)? + *v)?
             }
+            Transform::PadReflect(p) => pad_reflect(x, *p)?,
             Transform::Jitter(d) => {
                 let (dx, dy) = (rng.random_range(0..*d), rng.random_range(0..*d));
                 translate(x, dx, dy)?
@@ -74,6 +114,31 @@ impl Transform {
         })
     }
     // ANCHOR_END: apply
+}
+
+/// Pads height and width by `p` on every side with the mirrored image (torch's `reflect`):
+/// padded index `i` reads source index `|i − p|`, folded back at the far edge. One gather per
+/// axis ([`ops::select::select`]), so the gradient of a border pixel sums its reflections.
+pub fn pad_reflect(x: &Tensor, p: usize) -> Result<Tensor> {
+    let (_, _, h, w) = x.dims4()?;
+    anyhow::ensure!(p < h && p < w, "a reflect pad of {p} needs an image larger than {p} px, not {h}×{w}");
+    let rows = |n: usize| -> Vec<Option<u32>> {
+        (0..n + 2 * p)
+            .map(|i| {
+                let j = i as i64 - p as i64;
+                let j = if j < 0 {
+                    -j
+                } else if j >= n as i64 {
+                    2 * (n as i64 - 1) - j
+                } else {
+                    j
+                };
+                Some(j as u32)
+            })
+            .collect()
+    };
+    let y = ops::select::select(&x.contiguous()?, &rows(h), 2)?;
+    Ok(ops::select::select(&y, &rows(w), 3)?)
 }
 
 /// Moves the content right by `dx` and down by `dy` pixels, zero fill, same size.
