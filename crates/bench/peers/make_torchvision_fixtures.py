@@ -1,12 +1,16 @@
 """Writes crates/vision-interp/tests/fixtures/torchvision-parity.json: for timm's resnet18,
-resnet50 and vgg16 (torchvision's architectures), every tensor name and shape, and the logits
+resnet50, vgg16 (torchvision's architectures), mobilenetv2_100, tf_efficientnet_lite1 and
+tf_efficientnet_lite2, and torchvision's googlenet, every tensor name and shape, and the logits
 and a few layer summaries for weights and an input rebuilt from the integer-hash recipe that
 InceptionV1's parity fixture uses (extended to BatchNorm):
 
   seed(name) = FNV-1a 32-bit of name, XOR phase;  u(seed, j) = mix32(j*2654435761 + seed) / 2^32
   rank >= 2 ".weight": sqrt(6 / fan_in) * (2u - 1);  rank-1 ".weight" (BatchNorm): 1 + 0.1 (2u - 1)
   ".bias": 0.01 (2u - 1);  ".running_mean": 0.1 (2u - 1);  ".running_var": 1 + u
-  input [1, 3, 224, 224]: u of the name "input"; the model sees ImageNet-normalised input.
+  input [1, 3, S, S]: u of the name "input"; the model sees ImageNet-normalised input (GoogLeNet
+  maps it to [-1, 1] itself, as torchvision's weights expect; EfficientNet-Lite sees
+  (255 x - 127) / 128, its TensorFlow convention).
+Layers are keyed by the book's layer names.
 
 Run with the peer environment: .venv-bench/bin/python crates/bench/peers/make_torchvision_fixtures.py
 """
@@ -16,6 +20,7 @@ import os
 import numpy as np
 import timm
 import torch
+import torchvision
 
 M32 = np.uint64(0xFFFFFFFF)
 
@@ -68,24 +73,43 @@ def summary(t):
 def main():
     torch.set_num_threads(2)
     out = {"about": __doc__.strip().splitlines()[0], "models": {}}
-    x = torch.from_numpy(uniform("input", 3 * 224 * 224)).reshape(1, 3, 224, 224)
     mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
     std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
-    hooks = {"resnet18": ["layer1", "layer3.1", "layer4"], "resnet50": ["layer2.3", "layer4"],
-             "vgg16": ["features.15", "features.30"]}
-    for arch in ["resnet18", "resnet50", "vgg16"]:
-        net = timm.create_model(arch, pretrained=False).eval()
+    imagenet = lambda x: (x - mean) / std  # noqa: E731
+    tf = lambda x: (255 * x - 127) / 128  # noqa: E731
+    timm_model = lambda name: lambda: timm.create_model(name, pretrained=False)  # noqa: E731
+    googlenet = lambda: torchvision.models.googlenet(  # noqa: E731
+        weights=None, aux_logits=False, transform_input=True, init_weights=False)
+    # book name: (constructor, input size, preprocessing, {book layer: module})
+    models = {
+        "resnet18": (timm_model("resnet18"), 224, imagenet,
+                     {"layer1": "layer1", "layer3_1": "layer3.1", "layer4": "layer4"}),
+        "resnet50": (timm_model("resnet50"), 224, imagenet, {"layer2_3": "layer2.3", "layer4": "layer4"}),
+        "vgg16": (timm_model("vgg16"), 224, imagenet, {"features_15": "features.15", "features_30": "features.30"}),
+        "mobilenet-v2": (timm_model("mobilenetv2_100"), 224, imagenet,
+                         {"features_10": "blocks.3", "features_15": "blocks.5.1", "features_18": "bn2"}),
+        "efficientnet-lite1": (timm_model("tf_efficientnet_lite1"), 240, tf,
+                               {"stage3": "blocks.3", "stage5": "blocks.5", "head": "bn2"}),
+        "efficientnet-lite2": (timm_model("tf_efficientnet_lite2"), 260, tf,
+                               {"stage3": "blocks.3", "stage5": "blocks.5", "head": "bn2"}),
+        "googlenet": (googlenet, 224, imagenet,
+                      {"inception3a": "inception3a", "inception4c": "inception4c", "inception5b": "inception5b"}),
+    }
+    for arch, (make, size, pre, hooks) in models.items():
+        x = torch.from_numpy(uniform("input", 3 * size * size)).reshape(1, 3, size, size)
+        net = make().eval()
         sd = {k: v for k, v in net.state_dict().items() if not k.endswith("num_batches_tracked")}
         net.load_state_dict({k: torch.from_numpy(value(k, tuple(v.shape))).reshape(v.shape) for k, v in sd.items()},
                             strict=False)
         acts = {}
-        for name in hooks[arch]:
-            net.get_submodule(name).register_forward_hook(lambda m, i, o, name=name: acts.__setitem__(name, o))
+        for book, module in hooks.items():
+            net.get_submodule(module).register_forward_hook(lambda m, i, o, book=book: acts.__setitem__(book, o))
         with torch.no_grad():
-            logits = net((x - mean) / std)
+            logits = net(pre(x))
         out["models"][arch] = {
+            "input_size": size,
             "tensors": {k: list(v.shape) for k, v in sd.items()},
-            "layers": {k.replace(".", "_"): summary(v) for k, v in acts.items()},
+            "layers": {k: summary(v) for k, v in acts.items()},
             "logits": summary(logits),
         }
     path = os.path.join(os.path.dirname(__file__), "../../vision-interp/tests/fixtures/torchvision-parity.json")

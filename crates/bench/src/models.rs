@@ -1,8 +1,9 @@
 //! `bench models`: forward pass, and forward pass plus the gradient of one logit with respect
-//! to the input, at 224 px, for InceptionV1 (against Lucent) and EfficientNet-Lite0 (against
-//! timm). InceptionV1 uses the parity fixtures' hash-built weights, which the PyTorch peer loads
-//! from the same file; Lite0 uses the book's weights here and random ones in timm (the speed
-//! does not depend on the values).
+//! to the input, at 224 px, for InceptionV1 (against Lucent), EfficientNet-Lite0 and MobileNetV2
+//! (against timm) and GoogLeNet (against torchvision). InceptionV1 uses the parity fixtures'
+//! hash-built weights, which the PyTorch peer loads from the same file; Lite0 uses the book's
+//! weights here, the others hash-built ones where no weights file is found, and the peers
+//! random ones (the speed does not depend on the values).
 use std::path::Path;
 
 use anyhow::{Context, Result};
@@ -16,7 +17,11 @@ use crate::{run_peer, table, time_it, Timing};
 #[derive(clap::Args)]
 pub struct Args {
     /// Models to measure
-    #[arg(long, value_delimiter = ',', default_value = "inceptionv1,efficientnet-lite0")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "inceptionv1,efficientnet-lite0,googlenet,mobilenet-v2"
+    )]
     models: Vec<String>,
     /// Timed runs (the median is reported)
     #[arg(long, default_value_t = 10)]
@@ -41,7 +46,10 @@ pub fn run(a: &Args, device: &Device, python: Option<&Path>, threads: usize) -> 
             )?;
             Box::new(InceptionV1::load(Some(&weights), device)?)
         } else {
-            models::load(name, None, device)?
+            match models::load(name, None, device) {
+                Ok(m) => m,
+                Err(_) => models::entry(name)?.hashed(0, device)?,
+            }
         };
         let class = 1;
         let forward = time_it(2, a.runs, 1, || {

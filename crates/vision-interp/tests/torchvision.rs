@@ -1,7 +1,8 @@
-//! ResNet-18, ResNet-50 and VGG16 against timm (torchvision's architectures): every tensor name
-//! and shape of the real state dicts, weights and input rebuilt from the hash recipe, written
-//! as safetensors and loaded through `models::load(name, --weights)`, then layer summaries and
-//! logits compared with what timm computed (`crates/bench/peers/make_torchvision_fixtures.py`).
+//! ResNet-18, ResNet-50, VGG16, MobileNetV2 and EfficientNet-Lite1/2 against timm, GoogLeNet
+//! against torchvision: every tensor name and shape of the real state dicts, weights and input
+//! rebuilt from the hash recipe, written as safetensors and loaded through
+//! `models::load(name, --weights)`, then layer summaries and logits compared with what the
+//! peer computed (`crates/bench/peers/make_torchvision_fixtures.py`).
 use candle_core::Device;
 use serde_json::Value;
 use vision_interp::models::{self, hash_init, parse_unit, Taps};
@@ -31,7 +32,9 @@ fn parity(arch: &str, params: usize) {
     let weights = dir.path().join(format!("{arch}.safetensors"));
     candle_core::safetensors::save(&hash_init::tensors(&shapes, 0, &Device::Cpu).unwrap(), &weights).unwrap();
     let m = models::load(arch, Some(&weights), &Device::Cpu).unwrap();
-    let x = hash_init::input(0, 224, &Device::Cpu).unwrap();
+    let size = fx["input_size"].as_u64().unwrap() as usize;
+    assert_eq!(size, m.input_size(), "{arch}: input size");
+    let x = hash_init::input(0, size, &Device::Cpu).unwrap();
     let layers: Vec<&str> = fx["layers"].as_object().unwrap().keys().map(String::as_str).collect();
     let mut wanted = layers.clone();
     wanted.push("logits");
@@ -62,4 +65,24 @@ fn resnet50_matches_timm() {
 #[test]
 fn vgg16_matches_timm() {
     parity("vgg16", 138_357_544);
+}
+
+#[test]
+fn mobilenet_v2_matches_timm() {
+    parity("mobilenet-v2", 3_504_872);
+}
+
+#[test]
+fn efficientnet_lite1_matches_timm() {
+    parity("efficientnet-lite1", 5_416_680);
+}
+
+#[test]
+fn efficientnet_lite2_matches_timm() {
+    parity("efficientnet-lite2", 6_092_072);
+}
+
+#[test]
+fn googlenet_matches_torchvision() {
+    parity("googlenet", 6_624_904);
 }

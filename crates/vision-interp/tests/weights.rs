@@ -15,6 +15,7 @@ const MISSING: WeightSpec = WeightSpec {
     hub_file: "model.safetensors",
     hub_revision: "main",
     url: None,
+    make: None,
 };
 
 /// Environment variables are process-wide, so every check that sets them lives in this one test.
@@ -73,7 +74,7 @@ fn lite0_tensors() -> HashMap<String, Tensor> {
 
 fn build(tensors: HashMap<String, Tensor>) -> String {
     let store = WeightStore::from_tensors(Path::new("edited.safetensors"), tensors);
-    match EfficientNetLite0::from_store(&store) {
+    match EfficientNetLite0::from_store(&vision_interp::models::mobile::LITE0, &store) {
         Ok(_) => "loaded".into(),
         Err(e) => format!("{e:#}"),
     }

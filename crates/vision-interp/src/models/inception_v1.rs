@@ -34,6 +34,7 @@ pub const WEIGHTS: WeightSpec = WeightSpec {
     hub_file: "",
     hub_revision: "",
     url: Some("https://github.com/ProGamerGov/pytorch-old-tensorflow-models/raw/master/inception5h.pth"),
+    make: None,
 };
 
 /// A mixed block: name, input channels, and the output channels of `1x1`,

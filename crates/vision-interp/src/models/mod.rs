@@ -9,16 +9,17 @@ use std::collections::{BTreeSet, HashMap};
 use anyhow::{bail, Context, Result};
 use candle_core::{Module, Tensor, Var};
 
+pub mod googlenet;
 pub mod hash_init;
 pub mod inception_v1;
-pub mod lite0;
+pub mod mobile;
 pub mod resnet;
 pub mod simple_cnn;
 pub mod vgg;
 pub mod zoo;
 
 pub use inception_v1::InceptionV1;
-pub use lite0::EfficientNetLite0;
+pub use mobile::{EfficientNetLite0, MobileNet};
 pub use simple_cnn::SimpleCnn;
 pub use zoo::{entry, load, load_randomized, ModelEntry, MODELS};
 

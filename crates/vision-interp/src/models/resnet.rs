@@ -58,6 +58,7 @@ pub const RESNET18: Variant = Variant {
         hub_file: "model.safetensors",
         hub_revision: "main",
         url: None,
+        make: None,
     },
 };
 
@@ -87,6 +88,7 @@ pub const RESNET50: Variant = Variant {
         hub_file: "model.safetensors",
         hub_revision: "main",
         url: None,
+        make: None,
     },
 };
 

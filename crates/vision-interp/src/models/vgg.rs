@@ -23,6 +23,7 @@ pub const WEIGHTS: WeightSpec = WeightSpec {
     hub_file: "model.safetensors",
     hub_revision: "main",
     url: None,
+    make: None,
 };
 
 /// Output channels of the 13 convolutions; 0 marks a max pool.

@@ -36,8 +36,12 @@ pub struct ModelEntry {
 // ANCHOR: models
 /// Every model `--model` accepts, the offline default first.
 pub static MODELS: &[&ModelEntry] = &[
-    &super::lite0::ENTRY,
+    &super::mobile::ENTRY,
+    &super::mobile::LITE1_ENTRY,
+    &super::mobile::LITE2_ENTRY,
+    &super::mobile::MOBILENET_V2_ENTRY,
     &super::inception_v1::ENTRY,
+    &super::googlenet::ENTRY,
     &super::resnet::RESNET18_ENTRY,
     &super::resnet::RESNET50_ENTRY,
     &super::vgg::ENTRY,
