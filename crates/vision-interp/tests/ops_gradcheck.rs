@@ -378,6 +378,23 @@ fn redirected_relu_passes_a_tenth_of_the_gradient_where_off() {
 }
 
 #[test]
+fn redirected_relu6_is_relu6_forward_and_passes_a_tenth_of_the_gradient_outside() {
+    let x = Tensor::new(&[-2f32, 0.0, 0.5, 3.0, 6.0, 7.5], &Device::Cpu).unwrap();
+    let g = Tensor::new(&[1f32, 2.0, 4.0, 5.0, 3.0, -2.0], &Device::Cpu).unwrap();
+    let v = Var::from_tensor(&x).unwrap();
+    let y = ops::redirected_relu6(v.as_tensor()).unwrap();
+    assert_eq!(y.to_vec1::<f32>().unwrap(), ops::relu6(&x).unwrap().to_vec1::<f32>().unwrap());
+    let grads = (y * &g).unwrap().sum_all().unwrap().backward().unwrap();
+    let dx = grads.get(v.as_tensor()).unwrap().to_vec1::<f32>().unwrap();
+    assert_eq!(dx, [0.1, 2.0, 4.0, 5.0, 3.0, -0.2]);
+    // Finite differences agree inside the linear part, where the function is differentiable.
+    let f = |t: f32| {
+        ops::redirected_relu6(&Tensor::new(&[t], &Device::Cpu).unwrap()).unwrap().to_vec1::<f32>().unwrap()[0]
+    };
+    assert!(((f(2.001) - f(1.999)) / 0.002 - 1.0).abs() < 1e-2);
+}
+
+#[test]
 fn local_response_norm_matches_the_formula_and_its_gradient() {
     let x = rand64(70, &[1, 11, 3, 2]);
     let y = ops::local_response_norm(&x, 9, 1e-1, 0.5, 1.0).unwrap();

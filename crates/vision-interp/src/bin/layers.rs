@@ -34,27 +34,6 @@ fn main() -> Result<()> {
         return Ok(());
     }
     let m = args.model.load(&select_device(DeviceChoice::Cpu)?)?;
-    let roles = m.card().roles;
-    println!("{}: {} layers at {} px", m.name(), m.layers().len(), m.input_size());
-    println!(
-        "roles: showcase unit {}, last convolution {}, Grad-CAM ladder {}, circuit {}",
-        roles.showcase_unit,
-        roles.last_conv,
-        roles.cam_ladder.join(" "),
-        roles.circuit.map_or("none".into(), |(from, to, unit)| format!("{from} → {to}:{unit}"))
-    );
-    if !roles.lookalikes.is_empty() {
-        println!("units that look like curve or colour detectors: {}", roles.lookalikes.join(" "));
-    }
-    println!("{:<40} {:>8} {:>9}  description", "layer", "units", "size");
-    for l in m.layers() {
-        println!(
-            "{:<40} {:>8} {:>9}  {}",
-            l.name,
-            l.channels,
-            format!("{}×{}", l.height, l.width),
-            l.description
-        );
-    }
+    print!("{}", vision_interp::models::layer_table(m.as_ref()));
     Ok(())
 }

@@ -13,7 +13,7 @@
 //!
 //! Every convolution is named `<layer>_pre_relu_conv` (its raw output) and `<layer>` (after the
 //! ReLU); `mixedXY` is the concatenation of the ReLU'd branches. As in Lucent the ReLUs are
-//! *redirected* by default (see [`ops::redirected_relu`]); [`InceptionV1::set_redirected_relu`]
+//! *redirected* by default (see [`ops::redirected_relu`]); [`Model::set_redirected_relu`]
 //! switches to plain ReLUs. `logits` is an alias of `softmax2_pre_activation_matmul`.
 use std::collections::HashMap;
 use std::path::Path;
@@ -126,7 +126,7 @@ pub struct InceptionV1 {
     fc_weight: Tensor,
     fc_bias: Tensor,
     card: ModelCard,
-    redirected: bool,
+    redirected: std::sync::atomic::AtomicBool,
 }
 
 impl InceptionV1 {
@@ -161,18 +161,13 @@ impl InceptionV1 {
                 classes: class_names()?,
                 roles: &ROLES,
             },
-            redirected: true,
+            redirected: std::sync::atomic::AtomicBool::new(true),
         })
     }
 
-    /// Plain ReLUs (`false`) or Lucent's redirected ReLUs (`true`, the default), whose
-    /// backward pass lets 0.1 of the gradient through where the unit is off.
-    pub fn set_redirected_relu(&mut self, on: bool) {
-        self.redirected = on;
-    }
-
     fn relu(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(if self.redirected { ops::redirected_relu(x)? } else { x.relu()? })
+        let redirected = self.redirected.load(std::sync::atomic::Ordering::Relaxed);
+        Ok(if redirected { ops::redirected_relu(x)? } else { x.relu()? })
     }
 
     /// Convolution `name` and its ReLU, both offered to the recorder.
@@ -220,6 +215,11 @@ fn lrn(x: &Tensor) -> Result<Tensor> {
 impl Model for InceptionV1 {
     fn card(&self) -> &ModelCard {
         &self.card
+    }
+
+    fn set_redirected_relu(&self, on: bool) -> Result<()> {
+        self.redirected.store(on, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
     }
 
     /// Lucid's convention: `x·255 − 117`, values in [−117, 138].

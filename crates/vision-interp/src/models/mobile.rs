@@ -20,6 +20,8 @@
 //! Tensor names follow timm (`blocks.3.0.conv_pw.weight`); files with EfficientNet-PyTorch's
 //! names (the PyPI wheels' `.pth`) are renamed on load.
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use candle_core::{Device, Module, Tensor};
@@ -465,6 +467,8 @@ struct ConvBn {
     depthwise: bool,
     relu6: bool,
     padding: Padding,
+    /// Shared by every ReLU6 of the model: see [`Model::set_redirected_relu`].
+    redirect: Arc<AtomicBool>,
 }
 
 /// What a [`ConvBn`] is: its tensors' names, shape and behaviour.
@@ -480,7 +484,7 @@ struct ConvSpec<'a> {
 }
 
 impl ConvBn {
-    fn load(store: &WeightStore, v: &Variant, s: ConvSpec) -> Result<Self> {
+    fn load(store: &WeightStore, v: &Variant, s: ConvSpec, redirect: &Arc<AtomicBool>) -> Result<Self> {
         let per_filter = if s.depthwise { 1 } else { s.c_in };
         let (weight, bias) =
             store.conv_bn(s.conv, s.bn, &[s.c_out, per_filter, s.kernel, s.kernel], v.bn_eps())?;
@@ -493,6 +497,7 @@ impl ConvBn {
             depthwise: s.depthwise,
             relu6: s.relu6,
             padding,
+            redirect: redirect.clone(),
         })
     }
 }
@@ -515,20 +520,24 @@ impl Module for ConvBn {
             ops::conv2d_padded(x, &self.weight, None, self.stride, [top, bottom, left, right])?
         };
         // The folded BatchNorm's bias and the ReLU6 in one pass.
-        if self.relu6 {
-            ops::add_channel_bias_relu6(&y, &self.bias)
-        } else {
-            ops::add_channel_bias(&y, &self.bias)
+        match (self.relu6, self.redirect.load(Ordering::Relaxed)) {
+            (true, false) => ops::add_channel_bias_relu6(&y, &self.bias),
+            (true, true) => ops::redirected_relu6(&ops::add_channel_bias(&y, &self.bias)?),
+            (false, _) => ops::add_channel_bias(&y, &self.bias),
         }
     }
 }
 
 /// ReLU6 as a layer of its own.
-struct Relu6;
+struct Relu6(Arc<AtomicBool>);
 
 impl Module for Relu6 {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        ops::relu6(x)
+        if self.0.load(Ordering::Relaxed) {
+            ops::redirected_relu6(x)
+        } else {
+            ops::relu6(x)
+        }
     }
 }
 
@@ -540,13 +549,19 @@ struct Block {
 }
 
 impl Block {
-    fn load(store: &WeightStore, v: &Variant, prefix: &str, a: BlockArgs) -> Result<Self> {
+    fn load(
+        store: &WeightStore,
+        v: &Variant,
+        prefix: &str,
+        a: BlockArgs,
+        redirect: &Arc<AtomicBool>,
+    ) -> Result<Self> {
         let mid = a.c_in * a.expand;
         let name = |part: &str| format!("{prefix}.{part}");
         let conv = |conv: &str, bn: &str, c_in, c_out, kernel, stride, depthwise, relu6| {
             let (conv, bn) = (name(conv), name(bn));
             let spec = ConvSpec { conv: &conv, bn: &bn, c_in, c_out, kernel, stride, depthwise, relu6 };
-            ConvBn::load(store, v, spec)
+            ConvBn::load(store, v, spec, redirect)
         };
         let convs = if a.expand == 1 {
             // timm's DepthwiseSeparableConv: conv_dw, bn1, conv_pw, bn2
@@ -612,6 +627,7 @@ pub struct MobileNet {
     head_weight: Tensor,
     /// The classifier, `(1000, 1280)`: how the average of each head channel feeds each logit.
     classifier_weight: Tensor,
+    redirect: Arc<AtomicBool>,
 }
 
 /// The book's default model.
@@ -632,6 +648,7 @@ impl MobileNet {
     /// Builds `variant` from named tensors (timm's names).
     pub fn from_store(variant: &'static Variant, store: &WeightStore) -> Result<Self> {
         let v = variant;
+        let redirect = Arc::new(AtomicBool::new(false));
         let mut net = Sequential::new();
         let mut layers = Vec::new();
         let mut info = |name: &str, channels, size, description: &str| {
@@ -656,12 +673,12 @@ impl MobileNet {
             depthwise: false,
             relu6: false,
         };
-        let stem = ConvBn::load(store, v, spec)?;
+        let stem = ConvBn::load(store, v, spec, &redirect)?;
         let stem_weight = stem.weight.clone();
         let stem_name = v.stem_layer();
         net.push(&format!("{stem_name}_pre_relu"), stem);
         info(&format!("{stem_name}_pre_relu"), v.stem, size, "3×3 conv, stride 2, before its ReLU6");
-        net.push(stem_name, Relu6);
+        net.push(stem_name, Relu6(redirect.clone()));
         info(stem_name, v.stem, size, "ReLU6 of the stem");
         let mut feature = 1;
         let mut c_last = v.stem;
@@ -669,7 +686,7 @@ impl MobileNet {
             let loaded = blocks
                 .iter()
                 .enumerate()
-                .map(|(i, a)| Block::load(store, v, &format!("blocks.{s}.{i}"), *a))
+                .map(|(i, a)| Block::load(store, v, &format!("blocks.{s}.{i}"), *a, &redirect))
                 .collect::<Result<Vec<_>>>()?;
             let a = blocks[0];
             let kind = format!("{}×{} depthwise, expand ×{}", a.kernel, a.kernel, a.expand);
@@ -698,12 +715,12 @@ impl MobileNet {
             depthwise: false,
             relu6: false,
         };
-        let head = ConvBn::load(store, v, spec)?;
+        let head = ConvBn::load(store, v, spec, &redirect)?;
         let head_weight = head.weight.reshape((v.head, c_last))?;
         let head_name = v.head_layer();
         net.push(&format!("{head_name}_pre_relu"), head);
         info(&format!("{head_name}_pre_relu"), v.head, size, "1×1 conv, before its ReLU6");
-        net.push(&head_name, Relu6);
+        net.push(&head_name, Relu6(redirect.clone()));
         info(&head_name, v.head, size, "ReLU6 of the head (last convolutional layer)");
         let classifier_weight = store.get("classifier.weight", &[1000, v.head])?;
         net.push(
@@ -718,7 +735,7 @@ impl MobileNet {
             classes: crate::imagenet::classes(),
             roles: v.roles,
         };
-        Ok(Self { variant, net, card, stem_weight, head_weight, classifier_weight })
+        Ok(Self { variant, net, card, stem_weight, head_weight, classifier_weight, redirect })
     }
 
     /// Lite0's [`layer_prefixes`].
@@ -744,6 +761,11 @@ impl Model for MobileNet {
 
     fn forward_taps(&self, x: &Tensor, taps: &Taps) -> Result<Activations> {
         self.net.run(x, taps)
+    }
+
+    fn set_redirected_relu(&self, on: bool) -> Result<()> {
+        self.redirect.store(on, Ordering::Relaxed);
+        Ok(())
     }
 
     fn first_conv(&self) -> Result<Tensor> {

@@ -193,6 +193,16 @@ pub trait Model {
     }
     // ANCHOR_END: pre_activation
 
+    /// Plain ReLUs (`false`) or redirected ones (`true`: [`crate::ops::redirected_relu`],
+    /// [`crate::ops::redirected_relu6`]), whose backward pass lets a little gradient through
+    /// where the unit is off, so that an objective behind a dead unit can start (Lucent's
+    /// `redirected_relu`). Forward values are the same either way. InceptionV1 starts
+    /// redirected, as Lucent's does; the mobile family starts plain.
+    fn set_redirected_relu(&self, on: bool) -> Result<()> {
+        let _ = on;
+        bail!("{}: redirected ReLUs are not available for this model", self.name())
+    }
+
     /// The index of a class given by name (`"tabby"`, case ignored; a unique prefix or word
     /// also matches) or by number; an error lists the candidates.
     fn class_index(&self, label: &str) -> Result<usize> {
@@ -215,6 +225,32 @@ pub trait Model {
             format!("{} has no layer `{name}`{hint}; its layers are: {}", self.name(), names.join(", "))
         })
     }
+}
+
+/// The `layers` tool's table of a model: its roles, then every named layer with its units,
+/// spatial size and description.
+pub fn layer_table(m: &dyn Model) -> String {
+    use std::fmt::Write;
+    let roles = m.card().roles;
+    let mut out = format!("{}: {} layers at {} px\n", m.name(), m.layers().len(), m.input_size());
+    let circuit = roles.circuit.map_or("none".into(), |(from, to, unit)| format!("{from} → {to}:{unit}"));
+    let _ = writeln!(
+        out,
+        "roles: showcase unit {}, last convolution {}, Grad-CAM ladder {}, circuit {circuit}",
+        roles.showcase_unit,
+        roles.last_conv,
+        roles.cam_ladder.join(" "),
+    );
+    if !roles.lookalikes.is_empty() {
+        let _ =
+            writeln!(out, "units that look like curve or colour detectors: {}", roles.lookalikes.join(" "));
+    }
+    let _ = writeln!(out, "{:<40} {:>8} {:>9}  description", "layer", "units", "size");
+    for l in m.layers() {
+        let size = format!("{}×{}", l.height, l.width);
+        let _ = writeln!(out, "{:<40} {:>8} {:>9}  {}", l.name, l.channels, size, l.description);
+    }
+    out
 }
 
 /// See [`Model::class_index`].

@@ -364,6 +364,17 @@ pub fn redirected_relu(x: &Tensor) -> Result<Tensor> {
     }
 }
 
+/// ReLU6 redirected at both ends, as [`redirected_relu`] is at 0: the values of
+/// `min(max(x, 0), 6)`, with a gradient of 1 where `0 <= x <= 6` and 0.1 outside, so that a
+/// unit stuck below 0 (or above 6) still receives a signal during feature visualisation.
+/// Portable Candle operations on every device (it runs only in renders that ask for it).
+pub fn redirected_relu6(x: &Tensor) -> Result<Tensor> {
+    let inside = x.ge(0f64)?.mul(&x.le(6f64)?)?;
+    // Outside: the clamped value, plus 0.1·(x − x) = 0 with the gradient 0.1.
+    let outside = (((x - x.detach())? * 0.1)? + x.clamp(0f32, 6f32)?.detach())?;
+    inside.where_cond(x, &outside)
+}
+
 /// Local response normalisation across channels, PyTorch's semantics:
 /// `b_c = a_c · (k + α/n · Σ_{c'} a_{c'}²)^(−β)`, the sum over the `n` channels centred on `c`
 /// (zero outside), always divided by `n`.

@@ -149,6 +149,26 @@ pub fn class_logit(model: &dyn Model, label: &str, batch: Option<usize>) -> Resu
     }))
 }
 
+// ANCHOR: class_probability
+/// A class's softmax probability, summed over the batch (or of image `batch`), negated: what
+/// Lucent's `labels` objective optimises on a model whose last layer is a softmax
+/// (InceptionV1's `labels:229`). Its gradient is `p_c (e_c − p)` with respect to the logits:
+/// it can grow `p_c` by lowering the other logits as well as by raising `c`'s, and it vanishes
+/// once `p_c` is near 1, so the image stops improving long before the logit does.
+pub fn class_probability(model: &dyn Model, label: &str, batch: Option<usize>) -> Result<Objective> {
+    let classes = model.classes();
+    let class = model.class_index(label)?;
+    let name = format!("class_probability {class} ({})", classes[class]);
+    Ok(Objective::new(vec!["logits".into()], name, move |acts, _| {
+        let a = acts_of(acts, "logits", batch)?.flatten_from(1)?;
+        // Built from exp, sum and div (whose gradients Candle has), after subtracting the max.
+        let e = a.broadcast_sub(&a.max_keepdim(1)?.detach())?.exp()?;
+        let p = e.broadcast_div(&e.sum_keepdim(1)?)?;
+        Ok(p.narrow(1, class, 1)?.sum_all()?.neg()?)
+    }))
+}
+// ANCHOR_END: class_probability
+
 /// Lucent's `diversity`: minus the mean pairwise similarity of the images' normalised Gram
 /// matrices at `layer`, `−Σ_{i≠j} ⟨Ĝ_i, Ĝ_j⟩ / B` (use it subtracted: `obj − k·diversity`).
 pub fn diversity(layer: &str) -> Objective {
