@@ -11,9 +11,7 @@ use vision_interp::figure::{GridSpec, Panel};
 use vision_interp::handoff::ScratchArgs;
 use vision_interp::models::{parse_unit, Model, Unit};
 use vision_interp::optvis::transform::{self, Transform};
-use vision_interp::optvis::{
-    objective, render, score, ImageParam, ImageSpec, Objective, RenderConfig, Space,
-};
+use vision_interp::optvis::{objective, render_new, score, ImageSpec, Objective, RenderConfig, Space};
 
 vision_interp::fast_allocator!();
 
@@ -161,16 +159,10 @@ fn run(
     cfg: &RenderConfig,
     what: &str,
 ) -> Result<(vision_interp::Tensor, Timing)> {
-    let param = ImageParam::new(&spec, &mut s.rng, &s.device)?;
-    let out = render(m, obj, &param, cfg, &mut s.rng)?;
-    println!("{what:<44} loss {:>9.3} → {:>9.3}", out.losses[0], out.losses.last().expect("steps"));
-    let t = Timing {
-        what: what.to_owned(),
-        images: spec.batch,
-        steps: cfg.steps,
-        seconds: out.elapsed.as_secs_f64(),
-    };
-    Ok((out.last().clone(), t))
+    let out = render_new(m, obj, &spec, cfg, &mut s.rng, &s.device)?;
+    println!("{what:<44} {}", out.summary());
+    let seconds = out.elapsed.as_secs_f64();
+    Ok((out.last().clone(), Timing { what: what.to_owned(), images: spec.batch, steps: cfg.steps, seconds }))
 }
 
 /// Five images from five combinations of two channels `a` and `b`, each labelled with the

@@ -396,3 +396,22 @@ fn cppn_starts_grey_and_fits_xor() {
     assert!(mean(0, 0) > 0.99 && mean(15, 15) > 0.99, "{} {}", mean(0, 0), mean(15, 15));
     assert!(mean(15, 0) < 0.01 && mean(0, 15) < 0.01, "{} {}", mean(15, 0), mean(0, 15));
 }
+
+#[test]
+fn class_probability_is_the_softmax_of_the_logits() {
+    let m = model();
+    let images = hash_init::input(3, 64, &Device::Cpu).unwrap().repeat((2, 1, 1, 1)).unwrap();
+    let cfg = RenderConfig { min_input: None, ..Default::default() };
+    let c = vision_interp::models::Model::class_index(&m, "tabby").unwrap();
+    let logits = vision_interp::models::Model::logits(&m, &images).unwrap().to_vec2::<f32>().unwrap();
+    let z = &logits[0];
+    let peak = z.iter().cloned().fold(f32::MIN, f32::max);
+    let want = (z[c] - peak).exp() / z.iter().map(|v| (v - peak).exp()).sum::<f32>();
+    let one = render::score(&m, &objective::class_probability(&m, "tabby", Some(1)).unwrap(), &images, &cfg)
+        .unwrap();
+    assert!((one - want).abs() < 1e-5 * want.max(1e-3), "{one} vs {want}");
+    // Summed over the batch without an index, like class_logit.
+    let both =
+        render::score(&m, &objective::class_probability(&m, "tabby", None).unwrap(), &images, &cfg).unwrap();
+    assert!((both - 2.0 * want).abs() < 2e-5 * want.max(1e-3), "{both} vs 2 × {want}");
+}

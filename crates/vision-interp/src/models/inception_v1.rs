@@ -217,9 +217,8 @@ impl Model for InceptionV1 {
         &self.card
     }
 
-    fn set_redirected_relu(&self, on: bool) -> Result<()> {
-        self.redirected.store(on, std::sync::atomic::Ordering::Relaxed);
-        Ok(())
+    fn set_redirected_relu(&self, on: bool) -> Result<bool> {
+        Ok(self.redirected.swap(on, std::sync::atomic::Ordering::Relaxed))
     }
 
     /// Lucid's convention: `x·255 − 117`, values in [−117, 138].

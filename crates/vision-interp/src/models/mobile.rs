@@ -763,9 +763,8 @@ impl Model for MobileNet {
         self.net.run(x, taps)
     }
 
-    fn set_redirected_relu(&self, on: bool) -> Result<()> {
-        self.redirect.store(on, Ordering::Relaxed);
-        Ok(())
+    fn set_redirected_relu(&self, on: bool) -> Result<bool> {
+        Ok(self.redirect.swap(on, Ordering::Relaxed))
     }
 
     fn first_conv(&self) -> Result<Tensor> {

@@ -197,8 +197,9 @@ pub trait Model {
     /// [`crate::ops::redirected_relu6`]), whose backward pass lets a little gradient through
     /// where the unit is off, so that an objective behind a dead unit can start (Lucent's
     /// `redirected_relu`). Forward values are the same either way. InceptionV1 starts
-    /// redirected, as Lucent's does; the mobile family starts plain.
-    fn set_redirected_relu(&self, on: bool) -> Result<()> {
+    /// redirected, as Lucent's does; the mobile family starts plain. Returns the previous
+    /// setting.
+    fn set_redirected_relu(&self, on: bool) -> Result<bool> {
         let _ = on;
         bail!("{}: redirected ReLUs are not available for this model", self.name())
     }

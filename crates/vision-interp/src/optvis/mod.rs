@@ -12,5 +12,5 @@ pub mod transform;
 pub use accent::{accentuate, AccentConfig, Accented};
 pub use objective::Objective;
 pub use param::{ImageParam, ImageSpec, LowRes, Space};
-pub use render::{render, score, RenderConfig, Rendered};
+pub use render::{render, render_new, score, RenderConfig, Rendered};
 pub use transform::{compose, Transform};

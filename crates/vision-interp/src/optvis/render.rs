@@ -73,6 +73,26 @@ impl Rendered {
     pub fn steps_per_second(&self) -> f64 {
         self.losses.len() as f64 / self.elapsed.as_secs_f64().max(1e-9)
     }
+
+    /// One line for a chapter's output: the loss before and after, and the speed.
+    pub fn summary(&self) -> String {
+        let (first, last) =
+            (self.losses.first().unwrap_or(&f32::NAN), self.losses.last().unwrap_or(&f32::NAN));
+        format!("loss {first:>9.3} → {last:>9.3}  {:>5.1} steps/s", self.steps_per_second())
+    }
+}
+
+/// [`render`] from a fresh parametrisation `spec`, drawn from `rng` on `device`.
+pub fn render_new(
+    model: &dyn Model,
+    objective: &Objective,
+    spec: &crate::optvis::ImageSpec,
+    cfg: &RenderConfig,
+    rng: &mut StdRng,
+    device: &candle_core::Device,
+) -> Result<Rendered> {
+    let param = ImageParam::new(spec, rng, device)?;
+    render(model, objective, &param, cfg, rng)
 }
 
 // ANCHOR: render
