@@ -160,7 +160,7 @@ fn run(
     what: &str,
 ) -> Result<(vision_interp::Tensor, Timing)> {
     let out = render_new(m, obj, &spec, cfg, &mut s.rng, &s.device)?;
-    println!("{what:<44} {}", out.summary());
+    println!("{what:<44} loss {:>9.3} → {:>9.3}", out.losses[0], out.losses.last().expect("steps"));
     let seconds = out.elapsed.as_secs_f64();
     Ok((out.last().clone(), Timing { what: what.to_owned(), images: spec.batch, steps: cfg.steps, seconds }))
 }

@@ -174,13 +174,13 @@ fn labels(s: &mut Session, m: &dyn Model, class: &str, steps: usize) -> Result<(
         }
         let (last_l, last_p) = (l.last().expect("steps").1, p.last().expect("steps").1.exp());
         println!("{what:<24} logit {last_l:>7.2}   probability {last_p:.4}");
-        reached.push(format!("{what}\nlogit {last_l:.1}, p = {last_p:.3}"));
+        reached.push(format!("{what}: z = {last_l:.1}, p = {last_p:.3}"));
         curves[0].push(Series { label: what.into(), points: l });
         curves[1].push(Series { label: what.into(), points: p });
     }
     let short = m.classes()[m.class_index(class)?].split(',').next().unwrap_or(class).to_owned();
     let chart = |series: &[Series], y: &str, legend| {
-        let spec = ChartSpec::new(&format!("{short}, {}: objective", m.name()), "step", y, (440, 300));
+        let spec = ChartSpec::new(&format!("{short} on {}", m.name()), "step", y, (440, 300));
         line_chart_with(series, &spec.legend(legend))
     };
     let (logits, logp) = (&curves[0], &curves[1]);
@@ -226,7 +226,7 @@ fn shared_class(s: &mut Session, tour: &[Box<dyn Model>], class: &str, steps: us
         let (size, cfg) = recipe(m, s.quick, steps);
         let img = run(s, m, &obj, ImageSpec::square(size), &cfg)?;
         println!("{:<22} {last}:{unit} weighs {:.3} in the logit of {class}", m.name(), w[unit]);
-        row.push(Panel::image(&img.get(0)?, format!("{}\n{last}:{unit}, w {:.2}", m.name(), w[unit]))?);
+        row.push(Panel::image(&img.get(0)?, format!("{} {last}:{unit}, w {:.2}", m.name(), w[unit]))?);
     }
     let spec = GridSpec::new(170)
         .title(&format!("The last layer's unit that weighs most in the {class} logit, {steps} steps"))

@@ -12,7 +12,7 @@
 use anyhow::Result;
 use candle_core::{Tensor, D};
 
-use super::{Activations, LayerInfo, Model, ModelCard, Recorder, Taps};
+use super::{Activations, FoldedConv, LayerInfo, Model, ModelCard, Recorder, Taps};
 use crate::ops;
 use crate::weights::{WeightSpec, WeightStore};
 
@@ -112,13 +112,8 @@ fn layer_prefixes(layer: &str) -> Vec<String> {
     }
 }
 
-/// `BasicConv2d` with its BatchNorm folded in.
-struct Conv {
-    weight: Tensor,
-    bias: Tensor,
-    stride: usize,
-    pad: usize,
-}
+/// `BasicConv2d`: a convolution with its BatchNorm folded in, then a ReLU.
+struct Conv(FoldedConv);
 
 impl Conv {
     fn load(
@@ -129,18 +124,12 @@ impl Conv {
         k: usize,
         stride: usize,
     ) -> Result<Self> {
-        let (weight, bias) = store.conv_bn(
-            &format!("{prefix}.conv"),
-            &format!("{prefix}.bn"),
-            &[c_out, c_in, k, k],
-            BN_EPS,
-        )?;
-        Ok(Self { weight, bias, stride, pad: k / 2 })
+        let (conv, bn) = (format!("{prefix}.conv"), format!("{prefix}.bn"));
+        Ok(Self(FoldedConv::load(store, &conv, &bn, [c_out, c_in, k, k], stride, BN_EPS)?))
     }
 
-    /// Convolution, BatchNorm, ReLU.
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(ops::conv2d_padded(x, &self.weight, Some(&self.bias), self.stride, [self.pad; 4])?.relu()?)
+        Ok(self.0.forward(x)?.relu()?)
     }
 }
 
@@ -259,7 +248,7 @@ impl Model for GoogLeNet {
     }
 
     fn first_conv(&self) -> Result<Tensor> {
-        Ok(self.stem[0].weight.clone())
+        Ok(self.stem[0].0.weight.clone())
     }
 
     fn connection(&self, from: &str, to: &str) -> Result<Tensor> {

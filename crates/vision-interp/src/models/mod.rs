@@ -390,6 +390,33 @@ impl<'a> Recorder<'a> {
     }
 }
 
+/// A convolution with its BatchNorm (evaluation mode) folded in, zero-padded by `k / 2` on every
+/// side: ResNet's and GoogLeNet's building block.
+pub(crate) struct FoldedConv {
+    pub(crate) weight: Tensor,
+    bias: Tensor,
+    stride: usize,
+    pad: usize,
+}
+
+impl FoldedConv {
+    pub(crate) fn load(
+        store: &crate::weights::WeightStore,
+        conv: &str,
+        bn: &str,
+        shape: [usize; 4],
+        stride: usize,
+        eps: f64,
+    ) -> Result<Self> {
+        let (weight, bias) = store.conv_bn(conv, bn, &shape, eps)?;
+        Ok(Self { weight, bias, stride, pad: shape[2] / 2 })
+    }
+
+    pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(crate::ops::conv2d_padded(x, &self.weight, Some(&self.bias), self.stride, [self.pad; 4])?)
+    }
+}
+
 /// A chain of named stages: the executor behind [`Model::forward_taps`] for models whose named
 /// layers follow one another.
 pub struct Sequential {

@@ -13,7 +13,7 @@
 use anyhow::Result;
 use candle_core::{Tensor, D};
 
-use super::{Activations, LayerInfo, Model, ModelCard, Recorder, Taps};
+use super::{Activations, FoldedConv, LayerInfo, Model, ModelCard, Recorder, Taps};
 use crate::ops;
 use crate::weights::{WeightSpec, WeightStore};
 
@@ -133,33 +133,30 @@ fn layer_prefixes(layer: &str) -> Vec<String> {
     }
 }
 
-struct Conv {
-    weight: Tensor,
-    bias: Tensor,
-    stride: usize,
-    pad: usize,
-}
+/// A convolution with its BatchNorm folded in, loaded with ResNet's eps.
+struct Conv;
 
 impl Conv {
-    fn load(store: &WeightStore, prefix: &str, bn: &str, shape: [usize; 4], stride: usize) -> Result<Self> {
-        let (weight, bias) = store.conv_bn(prefix, bn, &shape, BN_EPS)?;
-        Ok(Self { weight, bias, stride, pad: shape[2] / 2 })
-    }
-
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(ops::conv2d_padded(x, &self.weight, Some(&self.bias), self.stride, [self.pad; 4])?)
+    fn load(
+        store: &WeightStore,
+        prefix: &str,
+        bn: &str,
+        shape: [usize; 4],
+        stride: usize,
+    ) -> Result<FoldedConv> {
+        FoldedConv::load(store, prefix, bn, shape, stride, BN_EPS)
     }
 }
 
 struct Block {
     name: String,
-    convs: Vec<Conv>,
-    downsample: Option<Conv>,
+    convs: Vec<FoldedConv>,
+    downsample: Option<FoldedConv>,
 }
 
 /// A ResNet with named layers.
 pub struct ResNet {
-    stem: Conv,
+    stem: FoldedConv,
     blocks: Vec<Block>,
     fc_weight: Tensor,
     fc_bias: Tensor,
@@ -180,7 +177,7 @@ impl ResNet {
                 let p = format!("layer{}.{i}", stage + 1);
                 let stride = if i == 0 && stage > 0 { 2 } else { 1 };
                 let c_out = width * expansion;
-                let conv = |name: &str, shape: [usize; 4], s: usize| -> Result<Conv> {
+                let conv = |name: &str, shape: [usize; 4], s: usize| -> Result<FoldedConv> {
                     Conv::load(store, &format!("{p}.conv{name}"), &format!("{p}.bn{name}"), shape, s)
                 };
                 let convs = if variant.bottleneck {
