@@ -161,8 +161,7 @@ fn labels(s: &mut Session, m: &dyn Model, class: &str, steps: usize) -> Result<(
     let spec = ImageSpec { batch: 2, ..ImageSpec::square(size) };
     let out = render_new(m, &(on_logit + on_softmax), &spec, &cfg, &mut s.rng, &s.device)?;
     let clean = RenderConfig { transforms: vec![], ..cfg };
-    let (logit, prob) =
-        (objective::class_logit(m, class, None)?, objective::class_probability(m, class, None)?);
+    let (logit, c) = (objective::class_logit(m, class, None)?, m.class_index(class)?);
     let mut curves: [Vec<Series>; 2] = Default::default();
     let mut reached = Vec::new();
     for (i, what) in ["on the logit", "on the probability"].into_iter().enumerate() {
@@ -170,7 +169,7 @@ fn labels(s: &mut Session, m: &dyn Model, class: &str, steps: usize) -> Result<(
         for (step, images) in &out.images {
             let img = images.narrow(0, i, 1)?;
             l.push((*step as f32, score(m, &logit, &img, &clean)?));
-            p.push((*step as f32, score(m, &prob, &img, &clean)?.ln()));
+            p.push((*step as f32, log_probability(m, &img, c, &clean)?));
         }
         let (last_l, last_p) = (l.last().expect("steps").1, p.last().expect("steps").1.exp());
         println!("{what:<24} logit {last_l:>7.2}   probability {last_p:.4}");
@@ -197,6 +196,16 @@ fn labels(s: &mut Session, m: &dyn Model, class: &str, steps: usize) -> Result<(
     ];
     let spec = GridSpec::new(200).title(&format!("{short} on {}, {steps} steps", m.name())).photo();
     s.save_grid(&[row], &spec, (m.name(), "labels", "renders"))
+}
+
+/// `log p_c = z_c − log Σ_j exp z_j` of the images as the model sees them under `cfg`, from
+/// the logits (a probability computed first would round to 0, and its log to −∞).
+fn log_probability(m: &dyn Model, images: &Tensor, c: usize, cfg: &RenderConfig) -> Result<f32> {
+    let x = cfg.model_input(&m.preprocess(images)?)?;
+    let z = m.forward_taps(&x, &Taps::layers(&["logits"]))?.get("logits")?.flatten_all()?.to_vec1::<f32>()?;
+    let peak = z.iter().copied().fold(f32::MIN, f32::max);
+    let sum: f32 = z.iter().map(|v| (v - peak).exp()).sum();
+    Ok(z[c] - peak - sum.ln())
 }
 
 /// For each model, the unit of its last convolutional layer that feeds the class logit with

@@ -671,6 +671,16 @@ pub fn line_chart(
 
 /// A line chart laid out by `spec`.
 pub fn line_chart_with(series: &[Series], spec: &ChartSpec) -> Result<RgbImage> {
+    // plotters loops without end on an infinite axis range: refuse such a point instead.
+    for s in series {
+        if let Some(&(x, y)) = s.points.iter().find(|(x, y)| !x.is_finite() || !y.is_finite()) {
+            anyhow::bail!(
+                "chart `{}`: series `{}` has the point ({x}, {y}), which cannot be drawn",
+                spec.title,
+                s.label
+            );
+        }
+    }
     register_fonts();
     let (width, height) = spec.size;
     let pts = series.iter().flat_map(|s| s.points.iter());

@@ -175,3 +175,13 @@ fn grey_and_rgba_photos_are_read_as_rgb() {
     assert_eq!(c.get_pixel(4, 2).0, [4, 2, 7], "alpha is dropped");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn a_chart_with_an_infinite_point_is_an_error_not_an_endless_loop() {
+    use vision_interp::figure::{line_chart, Series};
+    let good = Series { label: "log p".into(), points: vec![(1.0, -8.0), (2.0, -0.5)] };
+    assert!(line_chart(std::slice::from_ref(&good), "t", "step", "log p", (200, 120)).is_ok());
+    let bad = Series { label: "log p".into(), points: vec![(1.0, f32::NEG_INFINITY), (2.0, -0.5)] };
+    let err = format!("{:#}", line_chart(&[bad], "t", "step", "log p", (200, 120)).unwrap_err());
+    assert!(err.contains("cannot be drawn"), "{err}");
+}
