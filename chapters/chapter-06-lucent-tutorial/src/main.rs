@@ -126,7 +126,7 @@ fn main() -> Result<()> {
         .columns(&column_titles)
         .rows(&row_titles)
         .photo();
-    s.save_grid(&rows, &spec, (m.name(), &slug(&favourite), "grid"))?;
+    s.save_grid(&rows, &spec, (m.name(), &favourite.slug(), "grid"))?;
 
     let (panels, t) = algebra(&mut s, m, (&first, &second), size, &recipe)?;
     timings.push(t);
@@ -143,11 +143,6 @@ fn main() -> Result<()> {
     }
     s.finish();
     Ok(())
-}
-
-/// `stage3:42` → `stage3-42`, for file names.
-fn slug(u: &Unit) -> String {
-    u.to_string().replace(':', "-")
 }
 
 /// Renders `obj` from a fresh parametrisation; returns the final images and the run's timing.

@@ -94,6 +94,20 @@ impl Session {
         Ok(())
     }
 
+    /// Saves `frames` as a looping GIF `<model>-<subject>-<kind>.gif`, `delay_ms` apart.
+    pub fn save_animation(
+        &mut self,
+        frames: &[image::RgbImage],
+        delay_ms: u32,
+        name: (&str, &str, &str),
+    ) -> Result<()> {
+        let path = self.figure(name.0, name.1, name.2).with_extension("gif");
+        crate::imageio::save_gif(frames, delay_ms, &path)?;
+        println!("wrote {}", path.display());
+        self.written.push(path);
+        Ok(())
+    }
+
     /// Draws a grid of panels and saves it as `<model>-<subject>-<kind>.png` (`.jpg` for a
     /// photographic grid, see [`crate::figure::GridSpec::photo`]).
     pub fn save_grid(

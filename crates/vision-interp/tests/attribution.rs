@@ -24,6 +24,8 @@ const ROLES: Roles = Roles {
     polysemantic: None,
     accent: None,
     tutorial: None,
+    diversity: &[],
+    interaction: None,
 };
 
 impl Toy {

@@ -54,6 +54,21 @@ fn check_roles(e: &ModelEntry, m: &dyn Model) {
         assert_eq!(show.layer, second.layer, "{name}: the second channel is of the showcase layer");
         parse_unit(m, favourite).unwrap_or_else(|err| panic!("{name}: favourite unit: {err:#}"));
     }
+    // Chapter 8's recipes; chapter 9's interpolations stay within one layer.
+    for d in r.diversity {
+        parse_unit(m, d.unit).unwrap_or_else(|err| panic!("{name}: diversity unit: {err:#}"));
+        assert!(d.weight > 0.0, "{name}: diversity weight of {}", d.unit);
+    }
+    if let Some(i) = &r.interaction {
+        let pairs = i.pairs.iter().chain(i.interpolations);
+        for u in i.negative.iter().chain(pairs.clone().flat_map(|(a, b)| [a, b])) {
+            parse_unit(m, u).unwrap_or_else(|err| panic!("{name}: interaction unit: {err:#}"));
+        }
+        for (a, b) in i.interpolations {
+            let (a, b) = (parse_unit(m, a).unwrap(), parse_unit(m, b).unwrap());
+            assert_eq!(a.layer, b.layer, "{name}: an interpolation within one layer");
+        }
+    }
     if let Some((from, to, unit)) = r.circuit {
         let w = m.connection(from, to).unwrap();
         assert_eq!(w.dims(), &[m.layer(to).unwrap().channels, m.layer(from).unwrap().channels], "{name}");

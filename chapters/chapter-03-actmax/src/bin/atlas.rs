@@ -14,11 +14,10 @@ use clap::Parser;
 use vision_interp::cli::{ModelArgs, RunArgs, Session};
 use vision_interp::figure::{GridSpec, Panel};
 use vision_interp::handoff::DatasetScan;
-use vision_interp::image::imageops;
 use vision_interp::models::Model;
 use vision_interp::optvis::atlas::{self, AtlasJob, Shard};
 use vision_interp::optvis::{ImageSpec, RenderConfig};
-use vision_interp::scan::crop;
+use vision_interp::scan::top_crops;
 
 vision_interp::fast_allocator!();
 
@@ -125,9 +124,8 @@ fn with_examples(s: &mut Session, m: &dyn Model, layer: &str, panels: &[Panel], 
     for (i, panel) in panels.iter().enumerate() {
         let unit = first + i;
         cells.push(Panel::new(panel.image.clone(), format!("{layer}:{unit}")));
-        for e in ex.unit(unit, "max")?.bands["max"].iter().take(4) {
-            let img = imageops::resize(&crop(&ex, &src, e)?, 64, 64, imageops::FilterType::CatmullRom);
-            cells.push(Panel::new(img, format!("{:.1}", e.score)));
+        for (img, score) in top_crops(&ex, &src, unit, 4, 64)? {
+            cells.push(Panel::new(img, format!("{score:.1}")));
         }
     }
     for (part, chunk) in cells.chunks(20 * 5).enumerate() {

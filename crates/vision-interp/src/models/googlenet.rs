@@ -79,6 +79,8 @@ pub const ROLES: super::Roles = super::Roles {
     polysemantic: None,
     accent: None,
     tutorial: None,
+    diversity: &[],
+    interaction: None,
 };
 
 /// An inception block's widths: 1×1; 3×3 reduce, 3×3; "5×5" reduce, "5×5" (a 3×3); pool

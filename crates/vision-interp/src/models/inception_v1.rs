@@ -21,7 +21,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use candle_core::{Device, Tensor, D};
 
-use super::{Activations, LayerInfo, Model, ModelCard, Recorder, Taps};
+use super::{Activations, DiversityRecipe, InteractionRoles, LayerInfo, Model, ModelCard, Recorder, Taps};
 use crate::ops;
 use crate::weights::{WeightSpec, WeightStore};
 
@@ -106,6 +106,44 @@ pub const ROLES: super::Roles = super::Roles {
     polysemantic: None,
     accent: Some(super::AccentRoles { class_reg: "mixed3a", latent: ("mixed4a:475", "conv2d2", 0.5) }),
     tutorial: Some(("mixed4a:465", "mixed4d_3x3_bottleneck_pre_relu_conv:139")),
+    // The diversity notebook's five recipes, with its headings.
+    diversity: &[
+        DiversityRecipe {
+            unit: "mixed5a:9",
+            weight: 1e2,
+            decorrelate: true,
+            caption: "a channel of mixed5a",
+        },
+        DiversityRecipe {
+            unit: "mixed4a:97",
+            weight: 1e3,
+            decorrelate: true,
+            caption: "different curvy facets",
+        },
+        DiversityRecipe {
+            unit: "mixed4a:143",
+            weight: 1e2,
+            decorrelate: true,
+            caption: "different shapes with the same fur texture",
+        },
+        DiversityRecipe { unit: "mixed4e:55", weight: 1e2, decorrelate: true, caption: "cars and cats" },
+        DiversityRecipe {
+            unit: "mixed4d_3x3_bottleneck_pre_relu_conv:139",
+            weight: 1e3,
+            decorrelate: false,
+            caption: "flowers and other stuff",
+        },
+    ],
+    // The neuron-interaction notebook's units.
+    interaction: Some(InteractionRoles {
+        negative: &["mixed4a:492", "mixed4a:104", "mixed4b:154"],
+        pairs: &[("mixed4b:111", "mixed4a:476")],
+        interpolations: &[
+            ("mixed4a:476", "mixed4a:465"),
+            ("mixed4a:476", "mixed4a:455"),
+            ("mixed4a:460", "mixed4a:501"),
+        ],
+    }),
 };
 
 /// The weight-name prefixes of a layer: a mixed block's branches, one convolution, or the

@@ -26,7 +26,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 use candle_core::{Device, Module, Tensor};
 
-use super::{Activations, LayerInfo, Model, ModelCard, Sequential, Taps};
+use super::{Activations, DiversityRecipe, InteractionRoles, LayerInfo, Model, ModelCard, Sequential, Taps};
 use crate::ops;
 use crate::weights::{WeightSpec, WeightStore};
 
@@ -312,6 +312,29 @@ pub const ROLES: super::Roles = super::Roles {
     polysemantic: Some("stage3:57"),
     accent: Some(super::AccentRoles { class_reg: "stage2", latent: ("stage5:12", "stage1", 0.5) }),
     tutorial: Some(("stage5:0", "stage3:42")),
+    // Picked by rendering batches of four at weight 10 (48 steps, 96 px) for eight units each
+    // of stage4, stage5 and stage6 and keeping those whose four images differed most by eye.
+    // Lite0's channel means reach about 15–30, so Lucent's weights of 1e2 and 1e3 (made for
+    // InceptionV1) swamp them; 10 is this model's moderate weight and 30 its strong one.
+    diversity: &[
+        DiversityRecipe { unit: "stage5:12", weight: 10.0, decorrelate: true, caption: "the showcase unit" },
+        DiversityRecipe { unit: "stage4:17", weight: 30.0, decorrelate: true, caption: "a strong weight" },
+        DiversityRecipe { unit: "stage5:55", weight: 10.0, decorrelate: true, caption: "a unit of stage5" },
+        DiversityRecipe { unit: "stage6:50", weight: 10.0, decorrelate: true, caption: "the last stage" },
+        DiversityRecipe {
+            unit: "stage4:3",
+            weight: 10.0,
+            decorrelate: false,
+            caption: "colours not decorrelated",
+        },
+    ],
+    // Units of the diversity recipes, whose renders are known to differ; each interpolation
+    // stays within one layer, and the pair shares one so that its direction can be rendered.
+    interaction: Some(InteractionRoles {
+        negative: &["stage5:12", "stage4:17", "stage5:55"],
+        pairs: &[("stage5:12", "stage5:55")],
+        interpolations: &[("stage5:12", "stage5:55"), ("stage4:17", "stage4:3")],
+    }),
 };
 
 /// Lite1's and Lite2's roles: Lite0's layer names, no units picked by eye.
@@ -327,6 +350,8 @@ pub const LITE12_ROLES: super::Roles = super::Roles {
     polysemantic: None,
     accent: None,
     tutorial: None,
+    diversity: &[],
+    interaction: None,
 };
 
 /// MobileNetV2's roles, in torchvision's layer names; the showcase unit is the one Lucent's
@@ -364,6 +389,8 @@ pub const MOBILENET_V2_ROLES: super::Roles = super::Roles {
     polysemantic: None,
     accent: None,
     tutorial: None,
+    diversity: &[],
+    interaction: None,
 };
 
 /// Tensor names of EfficientNet-PyTorch (lukemelas; used by the PyPI wheels) → timm's

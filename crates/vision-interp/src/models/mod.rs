@@ -64,6 +64,12 @@ pub struct Activations {
 }
 
 impl Activations {
+    /// Activations given by hand, `(layer, tensor)`: an objective evaluated on tensors that no
+    /// model made (tests, and parity with Lucent's objectives).
+    pub fn from_tensors(tensors: impl IntoIterator<Item = (String, Tensor)>) -> Self {
+        Self { acts: tensors.into_iter().collect(), probes: HashMap::new() }
+    }
+
     pub fn get(&self, layer: &str) -> Result<&Tensor> {
         self.acts.get(layer).with_context(|| format!("layer `{layer}` was not recorded in this forward pass"))
     }
@@ -130,6 +136,37 @@ pub struct Roles {
     /// `mixed4d_3x3_bottleneck_pre_relu_conv:139`); without them, the showcase unit's next
     /// channel and the showcase unit.
     pub tutorial: Option<(&'static str, &'static str)>,
+    /// Chapter 8's diversity recipes after Lucent's diversity notebook (InceptionV1's
+    /// `mixed5a:9` at weight 1e2, …); the first is also the unit of the weight sweep. Empty: the
+    /// showcase unit at weight 1e2.
+    pub diversity: &'static [DiversityRecipe],
+    /// Chapter 9's units after Lucent's neuron-interaction notebook, where they were chosen.
+    pub interaction: Option<InteractionRoles>,
+}
+
+/// One batch of chapter 8: a channel, minus `weight` times the diversity of its layer.
+#[derive(Debug)]
+pub struct DiversityRecipe {
+    /// `layer:unit`.
+    pub unit: &'static str,
+    pub weight: f64,
+    /// Colours decorrelated (the notebook's last recipe turns it off).
+    pub decorrelate: bool,
+    /// What the batch shows (the notebook's headings: "different curvy facets").
+    pub caption: &'static str,
+}
+
+/// Chapter 9's units, `layer:unit`.
+#[derive(Debug)]
+pub struct InteractionRoles {
+    /// Channels shown negative and positive (the notebook's `mixed4a:492`, `mixed4a:104`,
+    /// `mixed4b:154`).
+    pub negative: &'static [&'static str],
+    /// Pairs rendered alone and combined (the notebook's `mixed4b:111` and `mixed4a:476`).
+    pub pairs: &'static [(&'static str, &'static str)],
+    /// Pairs of one layer interpolated from the first to the second (the notebook's
+    /// `mixed4a:476` → `mixed4a:465`, …).
+    pub interpolations: &'static [(&'static str, &'static str)],
 }
 
 /// Where feature accentuation keeps the image close to its seed, on one model.
@@ -315,6 +352,13 @@ pub struct Unit {
     pub unit: usize,
 }
 
+impl Unit {
+    /// `stage3:42` → `stage3-42`, for file names.
+    pub fn slug(&self) -> String {
+        format!("{}-{}", self.layer, self.unit)
+    }
+}
+
 impl std::fmt::Display for Unit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}:{}", self.layer, self.unit)
@@ -374,13 +418,13 @@ impl<'a> Recorder<'a> {
         Ok(x)
     }
 
-    /// Whether every requested layer has been seen.
     /// Whether layer `name` is still to be recorded or probed (for an output that costs extra
     /// work to make).
     pub fn wants(&self, name: &str) -> bool {
         self.pending.contains(name) || self.taps.probes.iter().any(|p| p == name)
     }
 
+    /// Whether every requested layer has been seen.
     pub fn done(&self) -> bool {
         self.pending.is_empty()
     }

@@ -127,6 +127,8 @@ pub const ROLES: super::Roles = super::Roles {
     polysemantic: None,
     accent: None,
     tutorial: None,
+    diversity: &[],
+    interaction: None,
 };
 
 const CHANNELS: [usize; 3] = [32, 64, 128];

@@ -90,6 +90,8 @@ pub const ROLES: super::Roles = super::Roles {
     polysemantic: None,
     accent: None,
     tutorial: None,
+    diversity: &[],
+    interaction: None,
 };
 
 /// The weight-name prefixes of a layer: its convolution (a ReLU names the convolution before

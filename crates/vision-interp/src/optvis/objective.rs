@@ -69,9 +69,21 @@ pub fn custom(
 fn acts_of(acts: &Activations, layer: &str, batch: Option<usize>) -> Result<Tensor> {
     let t = acts.get(layer)?;
     Ok(match batch {
-        Some(b) => t.narrow(0, b, 1)?,
+        Some(b) => {
+            let n = t.dim(0)?;
+            ensure!(b < n, "{layer}: batch index {b} is out of range for a batch of {n} image(s)");
+            t.narrow(0, b, 1)?
+        }
         None => t.clone(),
     })
+}
+
+/// Channel `unit` of `a`, the activations of `layer` `(B, C, …)`, with an error that names the
+/// layer when it has no such channel.
+fn unit_of(a: &Tensor, layer: &str, unit: usize) -> Result<Tensor> {
+    let c = a.dim(1)?;
+    ensure!(unit < c, "{layer} has units 0..={} ({c} channels); unit {unit} is out of range", c - 1);
+    Ok(a.narrow(1, unit, 1)?)
 }
 
 // ANCHOR: channel
@@ -81,8 +93,7 @@ pub fn channel(layer: &str, unit: usize, batch: Option<usize>) -> Objective {
     let l = layer.to_owned();
     let name = format!("channel {layer}:{unit}");
     Objective::new(vec![layer.into()], name, move |acts, _| {
-        let a = acts_of(acts, &l, batch)?;
-        Ok(a.narrow(1, unit, 1)?.mean_all()?.neg()?)
+        Ok(unit_of(&acts_of(acts, &l, batch)?, &l, unit)?.mean_all()?.neg()?)
     })
 }
 // ANCHOR_END: channel
@@ -95,7 +106,7 @@ pub fn neuron(layer: &str, unit: usize, batch: Option<usize>) -> Objective {
     Objective::new(vec![layer.into()], name, move |acts, _| {
         let a = acts_of(acts, &l, batch)?;
         let (_, _, h, w) = a.dims4()?;
-        Ok(a.narrow(1, unit, 1)?.narrow(2, h / 2, 1)?.narrow(3, w / 2, 1)?.mean_all()?.neg()?)
+        Ok(unit_of(&a, &l, unit)?.narrow(2, h / 2, 1)?.narrow(3, w / 2, 1)?.mean_all()?.neg()?)
     })
 }
 
@@ -169,45 +180,98 @@ pub fn class_probability(model: &dyn Model, label: &str, batch: Option<usize>) -
 }
 // ANCHOR_END: class_probability
 
-/// Lucent's `diversity`: minus the mean pairwise similarity of the images' normalised Gram
-/// matrices at `layer`, `−Σ_{i≠j} ⟨Ĝ_i, Ĝ_j⟩ / B` (use it subtracted: `obj − k·diversity`).
+// ANCHOR: diversity
+/// The features that diversity compares between the images of a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Features {
+    /// Each image's Gram matrix of the layer, `G = F Fᵀ` with `F` its `C × HW` activations:
+    /// which channels fire together, wherever they fire (Lucent's choice; style, not layout).
+    Gram,
+    /// Each image's channel means over positions: how much each channel fires.
+    Pooled,
+}
+
+/// The features `f` of every image of `a` `(B, C, H, W)`, one row each, scaled to unit length
+/// (Frobenius norm for a Gram matrix, PyTorch's `normalize` with eps 1e-12).
+fn unit_features(a: &Tensor, f: Features) -> Result<Tensor> {
+    let (b, c, h, w) = a.dims4()?;
+    let rows = match f {
+        Features::Gram => {
+            let flat = a.reshape((b, c, h * w))?;
+            flat.matmul(&flat.transpose(1, 2)?)?.reshape((b, c * c))?
+        }
+        Features::Pooled => a.reshape((b, c, h * w))?.mean(2)?,
+    };
+    Ok(rows.broadcast_div(&rows.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12f32, f32::MAX)?)?)
+}
+
+/// `Σ_{i≠j} ⟨f̂_i, f̂_j⟩`: the cosine similarities of every ordered pair of different images.
+fn pairwise_similarity_sum(a: &Tensor, f: Features) -> Result<Tensor> {
+    let g = unit_features(a, f)?;
+    let sim = g.matmul(&g.t()?)?; // (B, B), ones on the diagonal
+    let eye = Tensor::eye(sim.dim(0)?, sim.dtype(), sim.device())?;
+    Ok((sim.sum_all()? - (&sim * eye)?.sum_all()?)?)
+}
+
+/// Lucent's `diversity`: minus the similarities of every pair of images' normalised Gram
+/// matrices at `layer`, over the batch size, `−Σ_{i≠j} ⟨Ĝ_i, Ĝ_j⟩ / B` (use it subtracted:
+/// `obj − k·diversity`).
 pub fn diversity(layer: &str) -> Objective {
+    diversity_of(layer, Features::Gram)
+}
+
+/// [`diversity`] on other features of the layer: `−Σ_{i≠j} ⟨f̂_i, f̂_j⟩ / B`.
+pub fn diversity_of(layer: &str, features: Features) -> Objective {
     let l = layer.to_owned();
-    Objective::new(vec![layer.into()], format!("diversity {layer}"), move |acts, _| {
+    let name = match features {
+        Features::Gram => format!("diversity {layer}"),
+        Features::Pooled => format!("pooled diversity {layer}"),
+    };
+    Objective::new(vec![layer.into()], name, move |acts, _| {
         let a = acts.get(&l)?;
-        let (b, c, h, w) = a.dims4()?;
-        ensure!(b >= 2, "diversity needs a batch of at least two images");
-        let f = a.reshape((b, c, h * w))?;
-        let g = f.matmul(&f.transpose(1, 2)?)?.reshape((b, c * c))?;
-        let g = g.broadcast_div(&g.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12f32, f32::MAX)?)?;
-        let sim = g.matmul(&g.t()?)?; // (B, B)
-        let eye = Tensor::eye(b, sim.dtype(), sim.device())?;
-        let off_diagonal = (sim.sum_all()? - (&sim * eye)?.sum_all()?)?;
-        Ok((off_diagonal / b as f64)?.neg()?)
+        let (b, c, _, _) = a.dims4()?;
+        ensure!(b >= 2, "diversity needs a batch of at least two images, not {b}");
+        ensure!(
+            c >= 2,
+            "diversity on {l}: a layer of one channel has the same normalised Gram matrix (1) for every image, so there is nothing to pull apart; choose a layer with more channels"
+        );
+        Ok((pairwise_similarity_sum(a, features)? / b as f64)?.neg()?)
     })
+}
+// ANCHOR_END: diversity
+
+/// How alike the images of a batch are at a layer, `a` `(B, C, H, W)` with `B ≥ 2`: the mean
+/// cosine similarity of their features over the `B(B−1)` ordered pairs of different images
+/// (1: the same features; 0: nothing in common).
+pub fn similarity(a: &Tensor, features: Features) -> Result<f32> {
+    let b = a.dim(0)?;
+    ensure!(b >= 2, "similarity needs a batch of at least two images, not {b}");
+    Ok(pairwise_similarity_sum(a, features)?.to_scalar::<f32>()? / (b * (b - 1)) as f32)
 }
 
 /// Lucent's `channel_interpolate`: image `n` of a batch of `B` weighs channel `unit1` of
 /// `layer1` by `1 − n/(B−1)` and channel `unit2` of `layer2` by `n/(B−1)`, so the batch moves
-/// from one feature to the other.
+/// from one feature to the other. The two layers must have one spatial size: the means of
+/// layers of different resolutions are on different scales, and "halfway" would mean nothing.
 pub fn channel_interpolate(layer1: &str, unit1: usize, layer2: &str, unit2: usize) -> Objective {
     let (l1, l2) = (layer1.to_owned(), layer2.to_owned());
     let name = format!("interpolate {layer1}:{unit1} → {layer2}:{unit2}");
     Objective::new(merged(std::slice::from_ref(&l1), std::slice::from_ref(&l2)), name, move |acts, _| {
         let (a1, a2) = (acts.get(&l1)?, acts.get(&l2)?);
         let b = a1.dim(0)?;
-        ensure!(b >= 2, "channel_interpolate needs a batch of at least two images");
-        let mut total: Option<Tensor> = None;
-        for n in 0..b {
-            let w = n as f64 / (b - 1) as f64;
-            let term = ((a1.narrow(0, n, 1)?.narrow(1, unit1, 1)?.mean_all()? * (1.0 - w))?
-                + (a2.narrow(0, n, 1)?.narrow(1, unit2, 1)?.mean_all()? * w)?)?;
-            total = Some(match total {
-                None => term,
-                Some(t) => (t + term)?,
-            });
-        }
-        Ok(total.expect("b >= 2").neg()?)
+        ensure!(b >= 2, "channel_interpolate needs a batch of at least two images, not {b}");
+        let (s1, s2) = (&a1.dims()[2..], &a2.dims()[2..]);
+        ensure!(
+            s1 == s2,
+            "channel_interpolate between layers of different sizes: {l1} is {s1:?} and {l2} is {s2:?}; interpolate between units of one layer, or of layers of one size"
+        );
+        let (c1, c2) = (unit_of(a1, &l1, unit1)?, unit_of(a2, &l2, unit2)?);
+        // Per image means, weighted by 1 − w_n and w_n.
+        let w: Vec<f32> = (0..b).map(|n| n as f32 / (b - 1) as f32).collect();
+        let w = Tensor::new(w.as_slice(), a1.device())?.to_dtype(a1.dtype())?;
+        let (m1, m2) = (c1.flatten_from(1)?.mean(1)?, c2.flatten_from(1)?.mean(1)?);
+        let total = ((m1 * w.affine(-1.0, 1.0)?)?.sum_all()? + (m2 * w)?.sum_all()?)?;
+        Ok(total.neg()?)
     })
 }
 

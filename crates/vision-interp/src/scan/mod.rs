@@ -729,6 +729,23 @@ pub fn crop(examples: &Examples, source: &Source, ex: &Example) -> Result<image:
     Ok(image::imageops::crop_imm(&img, x0, y0, x1 - x0, y1 - y0).to_image())
 }
 
+/// The crops of `unit`'s `n` top examples by the spatial maximum, each resized to `size` ×
+/// `size` pixels, with their scores: the dataset examples a figure shows beside a render.
+pub fn top_crops(
+    examples: &Examples,
+    source: &Source,
+    unit: usize,
+    n: usize,
+    size: u32,
+) -> Result<Vec<(image::RgbImage, f32)>> {
+    let filter = image::imageops::FilterType::CatmullRom;
+    examples.unit(unit, "max")?.bands["max"]
+        .iter()
+        .take(n)
+        .map(|e| Ok((image::imageops::resize(&crop(examples, source, e)?, size, size, filter), e.score)))
+        .collect()
+}
+
 /// Pass 2: for `units` (all when empty), writes the view and the crop of every example of the
 /// `max` score's `min` and `max` bands to `out/examples/<layer>-u<unit>/<band>-<rank>-{view,crop}.jpg`,
 /// reading only the images that were kept (each once); files already there are kept, so a
