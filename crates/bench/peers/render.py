@@ -1,7 +1,7 @@
 """PyTorch peer of `bench render`: Lucent's render_vis at its defaults (128-px FFT image with
 decorrelated colour, standard transforms, upsampled to 224, Adam 0.05) on InceptionV1 with the
-weights the Rust side wrote; one unit, then a batch of units (one image per unit). Prints one
-JSON object."""
+weights the Rust side wrote; for each batch size, one render of that many units (one image per
+unit). Prints one JSON object."""
 import argparse
 import json
 import time
@@ -15,7 +15,7 @@ def main():
     p.add_argument("--weights", required=True)
     p.add_argument("--unit", default="mixed4a:476")
     p.add_argument("--steps", type=int, default=512)
-    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--batches", default="1,8")
     p.add_argument("--threads", type=int, default=2)
     a = p.parse_args()
     torch.set_num_threads(a.threads)
@@ -26,16 +26,14 @@ def main():
     net.load_state_dict(load_file(a.weights))
     net.eval()
     kw = dict(thresholds=(a.steps,), show_image=False, progress=False)
-    t = time.perf_counter()
-    render.render_vis(net, a.unit, **kw)
-    single = time.perf_counter() - t
     layer, unit = a.unit.split(":")
-    obj = objectives.Objective.sum([objectives.channel(layer, (int(unit) + b) % 508, batch=b) for b in range(a.batch)])
-    t = time.perf_counter()
-    render.render_vis(net, obj, param_f=lambda: param.image(128, batch=a.batch), **kw)
-    batch = time.perf_counter() - t
-    print(json.dumps({"name": f"Lucent 0.1.8 (PyTorch {torch.__version__})", "single_s": single, "batch_s": batch}))
-
+    seconds = {}
+    for b in [int(x) for x in a.batches.split(",")]:
+        obj = objectives.Objective.sum([objectives.channel(layer, (int(unit) + i) % 508, batch=i) for i in range(b)])
+        t = time.perf_counter()
+        render.render_vis(net, obj, param_f=lambda: param.image(128, batch=b), **kw)
+        seconds[str(b)] = time.perf_counter() - t
+    print(json.dumps({"name": f"Lucent 0.1.8 (PyTorch {torch.__version__})", "seconds": seconds}))
 
 if __name__ == "__main__":
     main()

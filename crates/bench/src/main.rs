@@ -3,7 +3,7 @@
 //! ```text
 //! ci/bench training          # sets up the PyTorch peer in .venv-bench, then runs this
 //! ci/bench models
-//! ci/bench render [--steps 512 --batch 8]
+//! ci/bench render [--steps 512 --batches 1,8]
 //! ci/bench scan [--views 1 --batch 32]
 //! ci/bench accent [--quick]
 //! cargo run --release -p vision-interp-bench -- training [--python PATH]

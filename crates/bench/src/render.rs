@@ -1,7 +1,7 @@
 //! `bench render`: feature visualisation at Lucent's defaults (a 128-px Fourier image with
 //! decorrelated colour, the standard transformations, upsampled to 224 px, Adam 0.05) on
 //! InceptionV1 with the parity fixtures' hash-built weights, which Lucent loads from the same
-//! file: one unit, then a batch of units, one image each.
+//! file: batches of 1, 8, … units, one image each, and what each costs per image.
 use std::path::Path;
 
 use anyhow::{Context, Result};
@@ -17,9 +17,9 @@ pub struct Args {
     /// Steps per render (Lucent's default: 512)
     #[arg(long, default_value_t = 512)]
     steps: usize,
-    /// Units rendered together in the batch measurement
-    #[arg(long, default_value_t = 8)]
-    batch: usize,
+    /// Batch sizes: each is one render of that many units, one image each
+    #[arg(long, value_delimiter = ',', default_value = "1,8")]
+    batches: Vec<usize>,
 }
 
 pub fn run(a: &Args, device: &Device, python: Option<&Path>, threads: usize) -> Result<()> {
@@ -38,30 +38,39 @@ pub fn run(a: &Args, device: &Device, python: Option<&Path>, threads: usize) -> 
     };
     // Warm-up (on a GPU, the first use of each kernel loads it).
     time_render(&objective::channel("mixed4a", 476, None), 1, &warmup)?;
-    let single = time_render(&objective::channel("mixed4a", 476, None), 1, &cfg)?;
     // Units 476, 477, … of mixed4a (508 channels), wrapping around past the last.
-    let batch_obj =
-        Objective::sum((0..a.batch).map(|b| objective::channel("mixed4a", (476 + b) % 508, Some(b))))?;
-    let batch = time_render(&batch_obj, a.batch, &cfg)?;
-    let mut one = vec![Timing { name: "Candle (this book)".into(), seconds: single }];
-    let mut many = vec![Timing { name: "Candle (this book)".into(), seconds: batch }];
-    if let Some(python) = python {
-        let args: Vec<String> = [
-            ("--weights", weights.display().to_string()),
-            ("--steps", a.steps.to_string()),
-            ("--batch", a.batch.to_string()),
-            ("--threads", threads.to_string()),
-        ]
-        .into_iter()
-        .flat_map(|(k, v)| [k.to_string(), v])
-        .collect();
-        let peer = run_peer(python, "render.py", &args)?;
-        let name = peer["name"].as_str().context("peer name")?.to_string();
-        one.push(Timing { name: name.clone(), seconds: peer["single_s"].as_f64().context("single_s")? });
-        many.push(Timing { name, seconds: peer["batch_s"].as_f64().context("batch_s")? });
+    let units =
+        |b: usize| Objective::sum((0..b).map(|i| objective::channel("mixed4a", (476 + i) % 508, Some(i))));
+    let mut ours = Vec::new();
+    for &b in &a.batches {
+        ours.push(time_render(&units(b)?, b, &cfg)?);
     }
-    table(&format!("inceptionv1: one {}-step render of mixed4a:476", a.steps), "renders/min", 60.0, &one);
-    let title = format!("inceptionv1: {} units of mixed4a in one batch, {} steps", a.batch, a.steps);
-    table(&title, "units/min", 60.0 * a.batch as f64, &many);
+    let peer = match python {
+        Some(python) => {
+            let batches = a.batches.iter().map(usize::to_string).collect::<Vec<_>>().join(",");
+            let args: Vec<String> = [
+                ("--weights", weights.display().to_string()),
+                ("--steps", a.steps.to_string()),
+                ("--batches", batches),
+                ("--threads", threads.to_string()),
+            ]
+            .into_iter()
+            .flat_map(|(k, v)| [k.to_string(), v])
+            .collect();
+            Some(run_peer(python, "render.py", &args)?)
+        }
+        None => None,
+    };
+    for (&b, &seconds) in a.batches.iter().zip(&ours) {
+        let mut rows = vec![Timing { name: "Candle (this book)".into(), seconds }];
+        if let Some(peer) = &peer {
+            let name = peer["name"].as_str().context("peer name")?.to_string();
+            let s =
+                peer["seconds"][b.to_string()].as_f64().with_context(|| format!("peer seconds for {b}"))?;
+            rows.push(Timing { name, seconds: s });
+        }
+        let title = format!("inceptionv1: {b} unit(s) of mixed4a in one batch, {} steps", a.steps);
+        table(&title, "units/min", 60.0 * b as f64, &rows);
+    }
     Ok(())
 }
