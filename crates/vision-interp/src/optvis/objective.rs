@@ -294,6 +294,37 @@ pub fn alignment(layer: &str, decay_ratio: f64) -> Objective {
     })
 }
 
+// ANCHOR: dot_compare
+/// Lucid's `dot_compare`, the objective of feature inversion: image 0's activations `φ₀` at
+/// `layer` against those of image `target` of the same batch (the photo, in the batch so that
+/// it is transformed with the image), `−⟨φ₀, φ_t⟩ · max(cos(φ₀, φ_t), 0.1)^p` with `p` =
+/// `cossim_pow`. `p = 0` rewards the dot product alone, which a larger `φ₀` also raises; a
+/// larger `p` asks more and more for the same *direction* as the photo's. Lucid divides the
+/// dot product by `‖φ₀‖` alone, which is `‖φ_t‖ cos`: the same objective up to the constant
+/// factor `‖φ_t‖^p`. The cosine is held at 0.1 or more, as Lucid's direction objectives
+/// hold it, so that a fractional power of a negative cosine is never taken.
+pub fn dot_compare(layer: &str, target: usize, cossim_pow: f64) -> Objective {
+    let l = layer.to_owned();
+    let name = format!("dot_compare {layer} (cossim_pow {cossim_pow})");
+    Objective::new(vec![layer.into()], name, move |acts, _| {
+        let a = acts.get(&l)?;
+        let n = a.dim(0)?;
+        ensure!(
+            target > 0 && target < n,
+            "dot_compare: the target is image {target} of a batch of {n}; it must be another image than 0, the one optimised"
+        );
+        let (x, t) = (a.get(0)?.flatten_all()?, a.get(target)?.flatten_all()?);
+        let dot = (&x * &t)?.sum_all()?;
+        if cossim_pow == 0.0 {
+            return Ok(dot.neg()?);
+        }
+        let norms = (x.sqr()?.sum_all()?.sqrt()? * t.sqr()?.sum_all()?.sqrt()?)?;
+        let cos = (&dot / (norms + 1e-6)?)?.clamp(0.1f32, f32::MAX)?;
+        Ok((dot * cos.powf(cossim_pow)?)?.neg()?)
+    })
+}
+// ANCHOR_END: dot_compare
+
 /// Lucent's `blur_input_each_step`: `−½ Σ (x − blur(x))²`, the blurred image held fixed (no
 /// gradient). Subtracted, `obj − k·blur_input_each_step()`, each step moves the image a
 /// fraction `k` of the way towards its own 3 × 3 blur: a smoothness prior.

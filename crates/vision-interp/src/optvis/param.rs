@@ -110,6 +110,8 @@ pub struct ImageParam {
     desaturation: f64,
     /// The fixed magnitude of [`Space::Phase`], `(B, 3, H, W/2 + 1)`.
     magnitude: Option<Tensor>,
+    /// Images in (0, 1) appended to the batch unchanged ([`ImageParam::with_fixed`]).
+    fixed: Option<Tensor>,
 }
 
 /// `fftfreq(n)[k]`: `k/n` for `k < n/2`, `(k − n)/n` above (cycles per pixel).
@@ -194,6 +196,7 @@ impl ImageParam {
             color,
             desaturation,
             magnitude: None,
+            fixed: None,
         })
     }
 
@@ -222,6 +225,7 @@ impl ImageParam {
             color,
             desaturation,
             magnitude: None,
+            fixed: None,
         };
         let v = p.unsigmoid(seed)?;
         p.vars = match space {
@@ -314,6 +318,27 @@ impl ImageParam {
         Ok(self)
     }
 
+    /// Appends `images` `(N, 3, H, W)` in [0, 1] to every batch [`ImageParam::image`] returns,
+    /// as constants: Lucid's way of putting a photo beside the optimised image, so that both go
+    /// through the same random transformations and one forward pass (feature inversion, style
+    /// transfer). They are images `batch..batch + N` of the result.
+    pub fn with_fixed(mut self, images: &Tensor) -> Result<Self> {
+        let (_, c, h, w) = images.dims4()?;
+        if (c, h, w) != (3, self.height, self.width) {
+            anyhow::bail!(
+                "fixed images of {c}×{h}×{w} do not fit a batch of 3×{}×{} images",
+                self.height,
+                self.width
+            );
+        }
+        let images = images.to_device(self.color.device())?.to_dtype(self.color.dtype())?.detach();
+        self.fixed = Some(match self.fixed.take() {
+            None => images,
+            Some(f) => Tensor::cat(&[&f, &images], 0)?,
+        });
+        Ok(self)
+    }
+
     /// The variables the optimiser changes, named.
     pub fn vars(&self) -> Vec<(String, Var)> {
         let own = self.vars.iter().enumerate().map(|(i, v)| (format!("param{i}"), v.clone()));
@@ -353,7 +378,11 @@ impl ImageParam {
         } else {
             v
         };
-        Ok(sigmoid(&v)?)
+        let v = sigmoid(&v)?;
+        Ok(match &self.fixed {
+            None => v,
+            Some(f) => Tensor::cat(&[&v, f], 0)?,
+        })
     }
     // ANCHOR_END: image
 }

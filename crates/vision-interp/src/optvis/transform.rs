@@ -55,6 +55,20 @@ pub fn extended() -> Vec<Transform> {
 }
 // ANCHOR_END: extended
 
+// ANCHOR: inversion
+/// The feature-inversion notebook's suite: pad 8 (0.5), jitter 8, scale 0.90, 0.95, 1.05 or 1.10
+/// (or 1, as often as all of them), rotate −5…4° (or 0°, half the time), jitter 2.
+pub fn inversion() -> Vec<Transform> {
+    vec![
+        Transform::Pad { width: 8, value: 0.5 },
+        Transform::Jitter(8),
+        Transform::Scale(vec![0.9, 0.95, 1.05, 1.1, 1.0, 1.0, 1.0, 1.0]),
+        Transform::Rotate((-5..5).map(f64::from).chain([0.0; 5]).collect()),
+        Transform::Jitter(2),
+    ]
+}
+// ANCHOR_END: inversion
+
 // ANCHOR: scaled
 /// `transforms` with their pixel amounts (pads and jitters) scaled from an image of `from`
 /// pixels to one of `to`, rounded, a jitter keeping at least one pixel of movement; scales and
