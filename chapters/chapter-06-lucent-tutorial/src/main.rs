@@ -46,9 +46,8 @@ fn main() -> Result<()> {
     let mut s = Session::start(&args.run, env!("CARGO_PKG_NAME"))?;
     let model = args.model.load(&s.device)?;
     let m = model.as_ref();
-    let steps = args.steps.unwrap_or(if s.quick { 24 } else { 128 });
-    let (size, input) = if s.quick { (64, 96) } else { (128, 224) };
-    let recipe = RenderConfig { steps, min_input: Some(input), ..Default::default() };
+    let (size, recipe) = RenderConfig::book(s.quick, args.steps);
+    let steps = recipe.steps;
     let roles = m.card().roles;
     let first = parse_unit(m, roles.showcase_unit)?;
     let (second, favourite) = match roles.tutorial {

@@ -67,9 +67,8 @@ fn main() -> Result<()> {
     let mut s = Session::start(&args.run, env!("CARGO_PKG_NAME"))?;
     let model = args.model.load(&s.device)?;
     let m = model.as_ref();
-    let steps = args.steps.unwrap_or(if s.quick { 24 } else { 128 });
-    let (size, input) = if s.quick { (64, 96) } else { (128, 224) };
-    let cfg = RenderConfig { steps, min_input: Some(input), ..Default::default() };
+    let (size, cfg) = RenderConfig::book(s.quick, args.steps);
+    let steps = cfg.steps;
     let roles = m.card().roles;
     let recipes: Vec<(Unit, &DiversityRecipe)> = if roles.diversity.is_empty() {
         vec![(parse_unit(m, roles.showcase_unit)?, &FALLBACK)]

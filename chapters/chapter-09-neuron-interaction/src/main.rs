@@ -39,9 +39,7 @@ fn main() -> Result<()> {
     let mut s = Session::start(&args.run, env!("CARGO_PKG_NAME"))?;
     let model = args.model.load(&s.device)?;
     let m = model.as_ref();
-    let steps = args.steps.unwrap_or(if s.quick { 24 } else { 128 });
-    let (size, input) = if s.quick { (64, 96) } else { (128, 224) };
-    let cfg = RenderConfig { steps, min_input: Some(input), ..Default::default() };
+    let (size, cfg) = RenderConfig::book(s.quick, args.steps);
     let units = |list: &[&str]| list.iter().map(|u| parse_unit(m, u)).collect::<Result<Vec<_>>>();
     let pairs = |list: &[(&str, &str)]| {
         list.iter().map(|(a, b)| Ok((parse_unit(m, a)?, parse_unit(m, b)?))).collect::<Result<Vec<_>>>()

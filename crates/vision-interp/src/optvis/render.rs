@@ -55,6 +55,17 @@ impl RenderConfig {
     }
 }
 
+impl RenderConfig {
+    /// The book's recipe for chapters 3, 6, 8 and 9: a 128-pixel image upsampled to 224 px,
+    /// `steps` steps (128 by default), Lucent's defaults otherwise; with `quick`, a 64-pixel
+    /// image upsampled to 96 px and 24 steps. Returns the image size and the settings.
+    pub fn book(quick: bool, steps: Option<usize>) -> (usize, Self) {
+        let steps = steps.unwrap_or(if quick { 24 } else { 128 });
+        let (size, input) = if quick { (64, 96) } else { (128, 224) };
+        (size, Self { steps, min_input: Some(input), ..Default::default() })
+    }
+}
+
 /// What a render returns: the images at each threshold `(step, (B, 3, H, W))`, the loss
 /// after every step, and how long the steps took.
 pub struct Rendered {
