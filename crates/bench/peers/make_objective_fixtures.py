@@ -4,6 +4,10 @@ activations that no model made, so that the book's objectives are checked agains
 code. Layer `a` is (4, 6, 5, 5) and layer `b` (4, 8, 5, 5); element k of a layer (row-major) is
 sin(0.37 k + phase) + 0.25 cos(1.3 k) + 0.5 sin(0.011 k²), with phase 0 for `a` and 1 for `b`.
 
+Also writes style-losses.json: the style-transfer notebook's losses (style.py's gram_matrix,
+mean_L1 and activation_difference) on a batch of three (transfer, content, style), layer `a`
+(3, 6, 5, 5) and `b` (3, 8, 4, 7), built the same way.
+
 Run with the peer environment: .venv-bench/bin/python crates/bench/peers/make_objective_fixtures.py
 """
 import json
@@ -16,13 +20,13 @@ SHAPES = {"a": (4, 6, 5, 5), "b": (4, 8, 5, 5)}
 PHASES = {"a": 0.0, "b": 1.0}
 
 
-def layer(name):
+def layer(name, shapes=SHAPES):
     n = 1
-    for d in SHAPES[name]:
+    for d in shapes[name]:
         n *= d
     k = torch.arange(n, dtype=torch.float64)
     v = torch.sin(0.37 * k + PHASES[name]) + 0.25 * torch.cos(1.3 * k) + 0.5 * torch.sin(0.011 * k * k)
-    return v.reshape(SHAPES[name]).float()
+    return v.reshape(shapes[name]).float()
 
 
 ACTS = {name: layer(name) for name in SHAPES}
@@ -44,3 +48,23 @@ path = os.path.join(os.path.dirname(__file__), "../../vision-interp/tests/fixtur
 with open(path, "w") as f:
     json.dump(out, f, indent=1)
 print(json.dumps(out["losses"], indent=1))
+
+from style import CONTENT_INDEX, STYLE_INDEX, activation_difference, gram_matrix, mean_std  # noqa: E402
+
+STYLE_SHAPES = {"a": (3, 6, 5, 5), "b": (3, 8, 4, 7)}
+STYLE_ACTS = {name: layer(name, STYLE_SHAPES) for name in STYLE_SHAPES}
+T = lambda name: STYLE_ACTS[name]  # noqa: E731
+style = {
+    "shapes": {k: list(v) for k, v in STYLE_SHAPES.items()},
+    "gram b image 2": gram_matrix(STYLE_ACTS["b"][2]).flatten().tolist(),
+    "losses": {
+        "content a": float(activation_difference(["a"], difference_to=CONTENT_INDEX)(T)),
+        "content a,b": float(activation_difference(["a", "b"], difference_to=CONTENT_INDEX)(T)),
+        "style a,b": float(activation_difference(["a", "b"], transform_f=gram_matrix, difference_to=STYLE_INDEX)(T)),
+        "mean_std style a,b": float(activation_difference(["a", "b"], transform_f=mean_std, difference_to=STYLE_INDEX)(T)),
+    },
+}
+path = os.path.join(os.path.dirname(__file__), "../../vision-interp/tests/fixtures/style-losses.json")
+with open(path, "w") as f:
+    json.dump(style, f, indent=1)
+print(json.dumps(style["losses"], indent=1))

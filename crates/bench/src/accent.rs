@@ -14,7 +14,7 @@ use vision_interp::imageio::load_square;
 use vision_interp::models;
 use vision_interp::optvis::{accentuate, objective, AccentConfig, ImageParam, Space};
 
-use crate::{run_peer, table, Timing};
+use crate::{flags, run_peer, table, Timing};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -54,16 +54,13 @@ pub fn run(a: &Args, device: &Device, python: Option<&Path>, threads: usize) -> 
     time(&AccentConfig { steps: 2, ..cfg.clone() })?; // warm-up
     let mut rows = vec![Timing { name: "Candle (this book)".into(), seconds: time(&cfg)? }];
     if let Some(python) = python {
-        let args: Vec<String> = [
+        let args = flags(&[
             ("--photo", photo.display().to_string()),
             ("--size", size.to_string()),
             ("--views", views.to_string()),
             ("--steps", steps.to_string()),
             ("--threads", threads.to_string()),
-        ]
-        .into_iter()
-        .flat_map(|(k, v)| [k.to_string(), v])
-        .collect();
+        ]);
         let peer = run_peer(python, "accent.py", &args)?;
         let name = peer["name"].as_str().context("peer name")?.to_string();
         rows.push(Timing { name: name.clone(), seconds: peer["seconds"].as_f64().context("seconds")? });

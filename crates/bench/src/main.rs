@@ -6,6 +6,7 @@
 //! ci/bench render [--steps 512 --batches 1,8]
 //! ci/bench scan [--views 1 --batch 32]
 //! ci/bench accent [--quick]
+//! ci/bench style [--steps 64]
 //! cargo run --release -p vision-interp-bench -- training [--python PATH]
 //! ```
 //! Without `--python`, only the Rust side is measured.
@@ -24,6 +25,7 @@ mod devices;
 mod models;
 mod render;
 mod scan;
+mod style;
 mod training;
 
 #[derive(Parser)]
@@ -54,6 +56,8 @@ enum What {
     Scan(scan::Args),
     /// Feature accentuation at Faccent's defaults on Lite0: one run
     Accent(accent::Args),
+    /// Style transfer as chapter 11 runs it, on Lite0 and InceptionV1: one transfer
+    Style(style::Args),
     /// The CPU against --device: forward passes, gradients, a render, training steps
     Devices(devices::Args),
 }
@@ -79,6 +83,11 @@ pub fn time_it(warmup: usize, trials: usize, reps: usize, mut f: impl FnMut() ->
     }
     times.sort_by(f64::total_cmp);
     Ok(times[times.len() / 2])
+}
+
+/// Command-line flags for a peer: `--name value` for each pair.
+pub fn flags(pairs: &[(&str, String)]) -> Vec<String> {
+    pairs.iter().flat_map(|(k, v)| [k.to_string(), v.clone()]).collect()
 }
 
 /// Runs `peers/<script>` with `python` and parses the JSON object it prints last.
@@ -111,6 +120,7 @@ fn main() -> Result<()> {
         What::Render(a) => render::run(a, &device, args.python.as_deref(), threads),
         What::Scan(a) => scan::run(a, &device, args.python.as_deref(), threads),
         What::Accent(a) => accent::run(a, &device, args.python.as_deref(), threads),
+        What::Style(a) => style::run(a, &device, args.python.as_deref(), threads),
         What::Devices(a) => devices::run(a, &device),
     }
 }

@@ -10,7 +10,7 @@ use vision_interp::models::hash_init;
 use vision_interp::models::inception_v1::{tensor_shapes, InceptionV1};
 use vision_interp::optvis::{objective, render, ImageParam, ImageSpec, Objective, RenderConfig};
 
-use crate::{run_peer, table, Timing};
+use crate::{flags, run_peer, table, Timing};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -48,15 +48,12 @@ pub fn run(a: &Args, device: &Device, python: Option<&Path>, threads: usize) -> 
     let peer = match python {
         Some(python) => {
             let batches = a.batches.iter().map(usize::to_string).collect::<Vec<_>>().join(",");
-            let args: Vec<String> = [
+            let args = flags(&[
                 ("--weights", weights.display().to_string()),
                 ("--steps", a.steps.to_string()),
                 ("--batches", batches),
                 ("--threads", threads.to_string()),
-            ]
-            .into_iter()
-            .flat_map(|(k, v)| [k.to_string(), v])
-            .collect();
+            ]);
             Some(run_peer(python, "render.py", &args)?)
         }
         None => None,

@@ -669,6 +669,19 @@ pub fn line_chart(
     line_chart_with(series, &ChartSpec::new(title, x_label, y_label, size))
 }
 
+/// Two line charts side by side over the same whole-number x (one quantity each, 440 × 300
+/// px each): `[(y label, series, legend position); 2]`.
+pub fn chart_pair(
+    title: &str,
+    x_label: &str,
+    charts: [(&str, Series, SeriesLabelPosition); 2],
+) -> Result<RgbImage> {
+    let [left, right] = charts.map(|(y, series, legend)| {
+        line_chart_with(&[series], &ChartSpec::new(title, x_label, y, (440, 300)).legend(legend).integer_x())
+    });
+    Ok(hstack(&left?, &right?, 8))
+}
+
 /// A line chart laid out by `spec`.
 pub fn line_chart_with(series: &[Series], spec: &ChartSpec) -> Result<RgbImage> {
     // plotters loops without end on an infinite axis range: refuse such a point instead.

@@ -26,6 +26,7 @@ const ROLES: Roles = Roles {
     tutorial: None,
     diversity: &[],
     interaction: None,
+    style_transfer: None,
 };
 
 impl Toy {

@@ -5,36 +5,15 @@
 use candle_core::{Device, Tensor, Var};
 use vision_interp::models::Activations;
 use vision_interp::optvis::objective::{self, Features};
-use vision_interp::optvis::Objective;
 
-/// The fixture's layer: element k (row-major) is sin(0.37 k + phase) + 0.25 cos(1.3 k) +
-/// 0.5 sin(0.011 k²), computed in f64 and rounded to f32 as PyTorch does.
-fn layer(shape: &[usize], phase: f64) -> Tensor {
-    let n: usize = shape.iter().product();
-    let v: Vec<f32> = (0..n)
-        .map(|k| {
-            let k = k as f64;
-            ((0.37 * k + phase).sin() + 0.25 * (1.3 * k).cos() + 0.5 * (0.011 * k * k).sin()) as f32
-        })
-        .collect();
-    Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
-}
+mod common;
+use common::{fixture_layer as layer, objective_error as error, objective_loss as loss};
 
 fn fixture_acts() -> Activations {
     Activations::from_tensors([
         ("a".to_string(), layer(&[4, 6, 5, 5], 0.0)),
         ("b".to_string(), layer(&[4, 8, 5, 5], 1.0)),
     ])
-}
-
-fn loss(obj: &Objective, acts: &Activations) -> f32 {
-    let x = Tensor::zeros((1, 3, 4, 4), candle_core::DType::F32, &Device::Cpu).unwrap();
-    obj.loss(acts, &x).unwrap().to_scalar::<f32>().unwrap()
-}
-
-fn error(obj: &Objective, acts: &Activations) -> String {
-    let x = Tensor::zeros((1, 3, 4, 4), candle_core::DType::F32, &Device::Cpu).unwrap();
-    format!("{:#}", obj.loss(acts, &x).err().unwrap_or_else(|| panic!("{} was accepted", obj.name)))
 }
 
 #[test]

@@ -4,10 +4,12 @@
 //! ```sh
 //! photo-collection --rcc DIR --out assets/photos/collection              # public domain and CC0, 256 px
 //! photo-collection --rcc DIR --out DIR2 --every-licence --short-side 480  # the larger set
+//! photo-collection --rcc DIR --out assets/photos/paintings --paintings    # chapter 11's styles
 //! ```
 //!
 //! Writes `OUT/<activity>/<name>.jpg` and `OUT/MANIFEST.tsv` (file, SHA-256, size, licence,
-//! author, source), and prints the credits as a Markdown table.
+//! author, source), and prints the credits as a Markdown table. With `--paintings`, writes the
+//! public-domain paintings of [`PAINTINGS`] instead, at the size GCompris ships them.
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
@@ -25,6 +27,14 @@ const BUNDLES: &[(&str, &str)] = &[
     ("explore_monuments", "monuments"),
     ("explore_world_animals", "wildlife"),
 ];
+/// Van Gogh paintings of the `details` bundle, for style transfer: `(file in the bundle, name in
+/// the book, title)`. The bundle's `README` marks each public domain.
+const PAINTINGS: &[(&str, &str, &str)] = &[
+    ("Eglise_dAuvers-sur-Oise_background.webp", "church-at-auvers", "The Church at Auvers, 1890"),
+    ("Gogh4_background.webp", "cafe-terrace-at-night", "Café Terrace at Night, 1888"),
+];
+const PAINTINGS_DIR: &str = "gcompris/src/activities/details/resource/image/";
+
 /// Folders of the categorization bundle that hold drawings or letters, not photographs.
 const NOT_PHOTOS: &[&str] = &["alphabets", "numbers"];
 
@@ -43,10 +53,16 @@ struct Args {
     /// Shrink photos so that the shorter side is at most this many pixels
     #[arg(long, default_value_t = 256)]
     short_side: u32,
+    /// Write the public-domain Van Gogh paintings (chapter 11's styles) instead of the photos
+    #[arg(long, conflicts_with_all = ["every_licence", "short_side"])]
+    paintings: bool,
 }
 
 fn main() -> Result<()> {
     let args = Args::parse();
+    if args.paintings {
+        return paintings(&args);
+    }
     let (mut manifest, mut credits) = (String::new(), String::new());
     manifest.push_str("file\tsha256\twidth\theight\tlicense\tcopyright\tsource\tbundle path\n");
     credits.push_str("| file | author | licence | source |\n|---|---|---|---|\n");
@@ -98,6 +114,47 @@ fn main() -> Result<()> {
     })?;
     print!("{credits}");
     eprintln!("photo-collection: {count} photos written to {}", args.out.display());
+    Ok(())
+}
+
+/// The paintings of [`PAINTINGS`], each with the `README` block that credits it. That `README`
+/// does not always put a `Files:` line before its file names, so the block is found by the
+/// name itself, and the licence checked there.
+fn paintings(args: &Args) -> Result<()> {
+    let path = args.rcc.join("details.rcc");
+    let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let files = read_rcc(&bytes).with_context(|| format!("in {}", path.display()))?;
+    let readme = files.get(&format!("{PAINTINGS_DIR}README")).context("details.rcc has no README")?;
+    let readme = String::from_utf8_lossy(readme).replace("\r\n", "\n");
+    let mut manifest = String::from("file\tsha256\twidth\theight\tlicense\ttitle\tcomment\tbundle path\n");
+    let mut credits = String::from("| file | painting | licence | GCompris's note |\n|---|---|---|---|\n");
+    for (file, name, title) in PAINTINGS {
+        let block = readme
+            .split("\n\n")
+            .find(|b| b.split_whitespace().any(|w| w == *file))
+            .with_context(|| format!("the README of details.rcc does not mention {file}"))?;
+        let field = |k: &str| {
+            block.lines().find_map(|l| l.strip_prefix(k)).map(str::trim).unwrap_or_default().to_owned()
+        };
+        let (license, comment) = (field("License:"), field("Comment:"));
+        ensure!(license == "Public domain", "{file}: the README gives the licence as `{license}`");
+        let data = files.get(&format!("{PAINTINGS_DIR}{file}")).with_context(|| format!("no {file}"))?;
+        let img = on_white(&image::load_from_memory(data).with_context(|| file.to_string())?);
+        let out = args.out.join(format!("{name}.jpg"));
+        vision_interp::imageio::save_jpeg(&img, &out, 90)?;
+        let hash = hex(&Sha256::digest(std::fs::read(&out)?));
+        let (w, h) = img.dimensions();
+        writeln!(
+            manifest,
+            "{name}.jpg\t{hash}\t{w}\t{h}\t{license}\t{title}\t{comment}\tdetails:{PAINTINGS_DIR}{file}"
+        )?;
+        writeln!(credits, "| `{name}.jpg` | Vincent van Gogh, *{title}* | {license} | {comment} |")?;
+    }
+    vision_interp::atomic::write_with(&args.out.join("MANIFEST.tsv"), |f| {
+        Ok(std::fs::write(f.path(), &manifest)?)
+    })?;
+    print!("{credits}");
+    eprintln!("photo-collection: {} paintings written to {}", PAINTINGS.len(), args.out.display());
     Ok(())
 }
 

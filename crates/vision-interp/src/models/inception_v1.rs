@@ -21,7 +21,9 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use candle_core::{Device, Tensor, D};
 
-use super::{Activations, DiversityRecipe, InteractionRoles, LayerInfo, Model, ModelCard, Recorder, Taps};
+use super::{
+    Activations, DiversityRecipe, InteractionRoles, LayerInfo, Model, ModelCard, Recorder, StyleRoles, Taps,
+};
 use crate::ops;
 use crate::weights::{WeightSpec, WeightStore};
 
@@ -143,6 +145,12 @@ pub const ROLES: super::Roles = super::Roles {
             ("mixed4a:476", "mixed4a:455"),
             ("mixed4a:460", "mixed4a:501"),
         ],
+    }),
+    // Lucid's style-transfer notebook.
+    style_transfer: Some(StyleRoles {
+        content: &["mixed3b"],
+        style: &["conv2d2", "mixed3a", "mixed4a", "mixed4b", "mixed4c"],
+        content_weight: 100.0,
     }),
 };
 

@@ -335,6 +335,15 @@ pub const ROLES: super::Roles = super::Roles {
         pairs: &[("stage5:12", "stage5:55")],
         interpolations: &[("stage5:12", "stage5:55"), ("stage4:17", "stage4:3")],
     }),
+    // Lucid's choice translated by resolution: content at 28 × 28 (InceptionV1's mixed3b),
+    // style from the stem's fine strokes (112 × 112) down to 14 × 14 (mixed4c). The content
+    // weight was chosen by eye at 224 px and 128 steps: Lucid's 100 leaves the photo almost
+    // untouched on Lite0, 1 loses the tower, 10 keeps the tower in the painting's strokes.
+    style_transfer: Some(super::StyleRoles {
+        content: &["stage2"],
+        style: &["stem", "stage1", "stage2", "stage3", "stage4"],
+        content_weight: 10.0,
+    }),
 };
 
 /// Lite1's and Lite2's roles: Lite0's layer names, no units picked by eye.
@@ -352,6 +361,7 @@ pub const LITE12_ROLES: super::Roles = super::Roles {
     tutorial: None,
     diversity: &[],
     interaction: None,
+    style_transfer: ROLES.style_transfer,
 };
 
 /// MobileNetV2's roles, in torchvision's layer names; the showcase unit is the one Lucent's
@@ -391,6 +401,7 @@ pub const MOBILENET_V2_ROLES: super::Roles = super::Roles {
     tutorial: None,
     diversity: &[],
     interaction: None,
+    style_transfer: None,
 };
 
 /// Tensor names of EfficientNet-PyTorch (lukemelas; used by the PyPI wheels) → timm's

@@ -142,6 +142,20 @@ pub struct Roles {
     pub diversity: &'static [DiversityRecipe],
     /// Chapter 9's units after Lucent's neuron-interaction notebook, where they were chosen.
     pub interaction: Option<InteractionRoles>,
+    /// Chapter 11's layers after Lucid's style-transfer notebook, where they were chosen.
+    pub style_transfer: Option<StyleRoles>,
+}
+
+/// Chapter 11's layers and weight.
+#[derive(Debug)]
+pub struct StyleRoles {
+    /// Layers whose activations the transfer keeps from the photo (Lucid: `mixed3b`).
+    pub content: &'static [&'static str],
+    /// Layers whose Gram matrices it takes from the painting, early to late (Lucid:
+    /// `conv2d2`, `mixed3a`, `mixed4a`, `mixed4b`, `mixed4c`).
+    pub style: &'static [&'static str],
+    /// Weight of the content loss against a style loss of weight 1 (Lucid: 100).
+    pub content_weight: f64,
 }
 
 /// One batch of chapter 8: a channel, minus `weight` times the diversity of its layer.

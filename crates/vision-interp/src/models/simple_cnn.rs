@@ -129,6 +129,7 @@ pub const ROLES: super::Roles = super::Roles {
     tutorial: None,
     diversity: &[],
     interaction: None,
+    style_transfer: None,
 };
 
 const CHANNELS: [usize; 3] = [32, 64, 128];

@@ -92,6 +92,7 @@ pub const ROLES: super::Roles = super::Roles {
     tutorial: None,
     diversity: &[],
     interaction: None,
+    style_transfer: None,
 };
 
 /// The weight-name prefixes of a layer: its convolution (a ReLU names the convolution before

@@ -7,6 +7,7 @@ pub mod cppn;
 pub mod objective;
 pub mod param;
 pub mod render;
+pub mod style;
 pub mod transform;
 
 pub use accent::{accentuate, AccentConfig, Accented};

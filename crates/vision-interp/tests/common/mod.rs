@@ -53,3 +53,35 @@ pub fn check(what: &str, t: &Tensor, want: &Value, tol: f64) -> f64 {
     );
     worst
 }
+
+/// The objective fixtures' activations (`crates/bench/peers/make_objective_fixtures.py`):
+/// element k (row-major) is sin(0.37 k + phase) + 0.25 cos(1.3 k) + 0.5 sin(0.011 k²),
+/// computed in f64 and rounded to f32 as PyTorch does.
+pub fn fixture_layer(shape: &[usize], phase: f64) -> Tensor {
+    let n: usize = shape.iter().product();
+    let v: Vec<f32> = (0..n)
+        .map(|k| {
+            let k = k as f64;
+            ((0.37 * k + phase).sin() + 0.25 * (1.3 * k).cos() + 0.5 * (0.011 * k * k).sin()) as f32
+        })
+        .collect();
+    Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+}
+
+/// An objective's loss on recorded activations (with a blank image for penalties on it).
+pub fn objective_loss(
+    obj: &vision_interp::optvis::Objective,
+    acts: &vision_interp::models::Activations,
+) -> f32 {
+    let x = Tensor::zeros((1, 3, 4, 4), DType::F32, &Device::Cpu).unwrap();
+    obj.loss(acts, &x).unwrap().to_scalar::<f32>().unwrap()
+}
+
+/// The error an objective gives on recorded activations (a panic if it gives none).
+pub fn objective_error(
+    obj: &vision_interp::optvis::Objective,
+    acts: &vision_interp::models::Activations,
+) -> String {
+    let x = Tensor::zeros((1, 3, 4, 4), DType::F32, &Device::Cpu).unwrap();
+    format!("{:#}", obj.loss(acts, &x).err().unwrap_or_else(|| panic!("{} was accepted", obj.name)))
+}
