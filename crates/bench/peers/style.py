@@ -1,7 +1,7 @@
 """PyTorch peer of `bench style`: Lucid's style transfer as Lucent runs it. One batch holds the
 transfer image (Lucent's param.image: FFT with decorrelated colour and a sigmoid, at the
 content's size), the content photo and the style painting; render_vis applies Lucent's standard
-transformations to the whole batch and minimises 100 x the content loss (mean L1 of the
+transformations to the whole batch and minimises the content weight x the content loss (mean L1 of the
 activations) plus the style loss (mean L1 of Gram matrices F F^T / (H W)) with Adam 0.05.
 InceptionV1 (Lucent's, with the weights the Rust side wrote) or timm's tf_efficientnet_lite0.
 Prints one JSON object.

@@ -108,6 +108,7 @@ pub fn run_peer(python: &Path, script: &str, args: &[String]) -> Result<serde_js
 
 fn main() -> Result<()> {
     let args = Args::parse();
+    vision_interp::keep_freed_memory();
     let threads =
         args.threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
     // Candle's CPU kernels and ours use rayon's global pool; pin it to the peer's thread count.

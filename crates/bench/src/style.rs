@@ -23,7 +23,7 @@ pub struct Args {
     /// Image side in pixels (chapter 11: the model's input size, 224)
     #[arg(long, default_value_t = 224)]
     size: u32,
-    /// Steps (chapter 11: 256; Lucid: 512)
+    /// Steps (chapter 11: 128; Lucid: 512)
     #[arg(long, default_value_t = 64)]
     steps: usize,
 }

@@ -64,6 +64,7 @@ impl Session {
     /// Opens the device, creates the output folder, seeds the generator and says so. `chapter`
     /// is the crate's name: call it with `env!("CARGO_PKG_NAME")`.
     pub fn start(args: &RunArgs, chapter: &str) -> Result<Self> {
+        crate::keep_freed_memory();
         let device = select_device(args.device)?;
         if !matches!(device, Device::Cpu) {
             device.set_seed(args.seed)?;

@@ -137,6 +137,27 @@ fn cpu_depthwise_kernel_matches_the_checked_reference() {
 }
 
 #[test]
+fn cpu_depthwise_kernel_pads_as_the_reference_does() {
+    // TensorFlow's "same" padding is uneven: one more row and column after than before.
+    for (k, s, pad) in
+        [(3, 1, [1, 1, 1, 1]), (3, 2, [0, 1, 0, 1]), (5, 2, [1, 2, 2, 1]), (5, 1, [2, 2, 2, 2])]
+    {
+        let x = rand64(18, &[2, 4, 9, 10]).to_dtype(DType::F32).unwrap();
+        let w = rand64(19, &[4, 1, k, k]).to_dtype(DType::F32).unwrap();
+        let e = same_f32(
+            |x, w| ops::depthwise_conv2d_padded(x, w, s, pad),
+            |x, w| {
+                let x = x.pad_with_zeros(2, pad[0], pad[1])?.pad_with_zeros(3, pad[2], pad[3])?;
+                ops::depthwise_conv2d_taps(&x, w, s)
+            },
+            &x,
+            &w,
+        );
+        assert!(e < 1e-5, "k{k} s{s} pad {pad:?}: relative difference {e}");
+    }
+}
+
+#[test]
 fn cpu_relu6_kernel_matches_clamp() {
     let x = (rand64(14, &[2, 3, 6, 6]) * 4.0).unwrap().to_dtype(DType::F32).unwrap();
     let w = rand64(15, &[1]).to_dtype(DType::F32).unwrap();

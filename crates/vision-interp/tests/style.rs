@@ -6,7 +6,7 @@
 use candle_core::{Device, Tensor, Var};
 use vision_interp::models::hash_init;
 use vision_interp::models::inception_v1::{tensor_shapes, InceptionV1};
-use vision_interp::models::Activations;
+use vision_interp::models::{Activations, Model, Taps};
 use vision_interp::optvis::style::{self, StyleStatistic};
 use vision_interp::optvis::{render, ImageParam, ImageSpec, Objective, RenderConfig};
 use vision_interp::rng::seeded;
@@ -154,4 +154,36 @@ fn losses_refuse_a_target_outside_the_batch_and_no_layers() {
     }
     let e = objective_error(&style::content_loss(&[], 1), &acts);
     assert!(e.contains("at least one layer"), "{e}");
+}
+
+#[test]
+fn constants_in_a_pass_of_their_own_take_the_same_transformations_and_give_the_gradient_of_one_pass() {
+    let t = hash_init::tensors(&tensor_shapes(), 0, &Device::Cpu).unwrap();
+    let m = InceptionV1::from_store(&WeightStore::from_tensors(std::path::Path::new("hash"), t)).unwrap();
+    let photo =
+        |name: &str| vision_interp::imageio::photo(name, 40, &Device::Cpu).unwrap().unsqueeze(0).unwrap();
+    let x = Var::from_tensor(&photo("camera.png")).unwrap();
+    let batch = Tensor::cat(&[x.as_tensor(), &photo("chelsea.png"), &photo("coffee.png")], 0).unwrap();
+    let obj = 10.0 * style::content_loss(&["mixed3a"], 1)
+        + style::style_loss(&["conv2d2", "mixed3a"], 2, StyleStatistic::Gram);
+    let taps = Taps::layers(&obj.layers);
+    let cfg = RenderConfig { min_input: Some(64), ..Default::default() };
+    let view = vision_interp::optvis::compose(&cfg.transforms, &batch, &mut seeded(5)).unwrap();
+    let one = m.forward_taps(&cfg.model_input(&m.preprocess(&view).unwrap()).unwrap(), &taps).unwrap();
+    let split = vision_interp::optvis::render::forward(&m, &cfg, &batch, 2, &taps, &mut seeded(5)).unwrap();
+    for layer in &obj.layers {
+        let (a, b) = (flat(one.get(layer).unwrap()), flat(split.get(layer).unwrap()));
+        assert_eq!(a.len(), b.len(), "{layer}");
+        let worst = a.iter().zip(&b).map(|(p, q)| (p - q).abs()).fold(0.0f32, f32::max);
+        assert!(worst < 1e-5, "{layer}: activations differ by {worst}");
+    }
+    let grad = |acts: &Activations| {
+        let loss = obj.loss(acts, &batch).unwrap();
+        flat(&loss.backward().unwrap().get(x.as_tensor()).unwrap().clone())
+    };
+    let (g1, g2) = (grad(&one), grad(&split));
+    let scale = g1.iter().map(|g| g.abs()).fold(0.0f32, f32::max);
+    assert!(scale > 0.0, "the loss has no gradient");
+    let worst = g1.iter().zip(&g2).map(|(p, q)| (p - q).abs()).fold(0.0f32, f32::max);
+    assert!(worst < 1e-4 * scale, "gradients differ by {worst} (largest {scale})");
 }

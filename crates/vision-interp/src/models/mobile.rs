@@ -552,8 +552,7 @@ impl Module for ConvBn {
             Padding::Symmetric => [self.kernel / 2; 4],
         };
         let y = if self.depthwise {
-            let x = x.pad_with_zeros(2, top, bottom)?.pad_with_zeros(3, left, right)?;
-            ops::depthwise_conv2d(&x, &self.weight, self.stride)?
+            ops::depthwise_conv2d_padded(x, &self.weight, self.stride, [top, bottom, left, right])?
         } else {
             ops::conv2d_padded(x, &self.weight, None, self.stride, [top, bottom, left, right])?
         };

@@ -70,6 +70,21 @@ impl Activations {
         Self { acts: tensors.into_iter().collect(), probes: HashMap::new() }
     }
 
+    /// The activations of `self`'s images followed by `other`'s, layer by layer (the two
+    /// forward passes must have recorded the same layers; `other` must have no probes).
+    pub fn cat(mut self, other: Self) -> Result<Self> {
+        anyhow::ensure!(other.probes.is_empty(), "activations with probes cannot be appended to others");
+        for (layer, b) in other.acts {
+            let a = self
+                .acts
+                .get(&layer)
+                .with_context(|| format!("layer `{layer}` is recorded by one pass only"))?;
+            let joined = Tensor::cat(&[a, &b], 0)?;
+            self.acts.insert(layer, joined);
+        }
+        Ok(self)
+    }
+
     pub fn get(&self, layer: &str) -> Result<&Tensor> {
         self.acts.get(layer).with_context(|| format!("layer `{layer}` was not recorded in this forward pass"))
     }

@@ -34,12 +34,12 @@ pub(crate) fn f32_slice_mut<'a>(s: &'a mut CpuStorage, l: &Layout, what: &str) -
     }
 }
 
-/// Geometry of one call: input `(n, c, h, w)`, filter `k × k`, stride `s`, output `oh × ow`.
+/// Geometry of one call: input `(n, c, h, w)` (padded: width `w`), filter `k × k`, stride
+/// `s`, output `oh × ow`.
 #[derive(Clone, Copy)]
 struct Geom {
     n: usize,
     c: usize,
-    h: usize,
     w: usize,
     k: usize,
     s: usize,
@@ -48,13 +48,34 @@ struct Geom {
 }
 
 impl Geom {
-    fn new(x: &Shape, k: usize, s: usize) -> Result<Self> {
+    /// The geometry of `x` once padded by `pad` (`[top, bottom, left, right]`): `h` and `w`
+    /// are the padded sizes.
+    fn new(x: &Shape, k: usize, s: usize, pad: [usize; 4]) -> Result<Self> {
         let (n, c, h, w) = x.dims4()?;
+        let (h, w) = (h + pad[0] + pad[1], w + pad[2] + pad[3]);
         if h < k || w < k {
             candle_core::bail!("depthwise conv: input {h}×{w} smaller than the {k}×{k} filter");
         }
-        Ok(Self { n, c, h, w, k, s, oh: (h - k) / s + 1, ow: (w - k) / s + 1 })
+        Ok(Self { n, c, w, k, s, oh: (h - k) / s + 1, ow: (w - k) / s + 1 })
     }
+}
+
+/// One `h × w` channel plane `xp` with zeros around it (`pad` is `[top, bottom, left, right]`),
+/// written into `buf`; the plane itself when there is no padding. Padding plane by plane, in a
+/// buffer that stays in cache, replaces two `pad_with_zeros` of the whole tensor (two copies
+/// forward, two more and their gradient buffers backward).
+fn padded<'a>(xp: &'a [f32], h: usize, w: usize, pad: [usize; 4], buf: &'a mut Vec<f32>) -> &'a [f32] {
+    if pad == [0; 4] {
+        return xp;
+    }
+    let pw = w + pad[2] + pad[3];
+    buf.clear();
+    buf.resize((h + pad[0] + pad[1]) * pw, 0.0);
+    for (y, row) in xp.chunks_exact(w).enumerate() {
+        let start = (y + pad[0]) * pw + pad[2];
+        buf[start..start + w].copy_from_slice(row);
+    }
+    buf
 }
 
 /// `out[t] += a · x[t·stride]` for every `t` of `out`.
@@ -70,9 +91,11 @@ fn axpy_strided(out: &mut [f32], a: f32, x: &[f32], stride: usize) {
     }
 }
 
-/// y = depthwise(x, w): arguments `(x (N,C,H,W), w (C,1,k,k))`.
+/// y = depthwise(pad(x), w): arguments `(x (N,C,H,W), w (C,1,k,k))`, zero padding `pad`
+/// (`[top, bottom, left, right]`).
 pub struct DepthwiseConv2d {
     pub stride: usize,
+    pub pad: [usize; 4],
 }
 
 impl CustomOp2 for DepthwiseConv2d {
@@ -88,12 +111,13 @@ impl CustomOp2 for DepthwiseConv2d {
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let k = l2.shape().dims4()?.2;
-        let g = Geom::new(l1.shape(), k, self.stride)?;
+        let (_, _, h, w) = l1.shape().dims4()?;
+        let g = Geom::new(l1.shape(), k, self.stride, self.pad)?;
         let (x, wt) = (f32_slice(s1, l1, "input")?, f32_slice(s2, l2, "weight")?);
         let mut y = vec![0f32; g.n * g.c * g.oh * g.ow];
-        y.par_chunks_mut(g.oh * g.ow).enumerate().for_each(|(plane, out)| {
+        y.par_chunks_mut(g.oh * g.ow).enumerate().for_each_init(Vec::new, |buf, (plane, out)| {
             let c = plane % g.c;
-            let xp = &x[plane * g.h * g.w..(plane + 1) * g.h * g.w];
+            let xp = padded(&x[plane * h * w..(plane + 1) * h * w], h, w, self.pad, buf);
             let wc = &wt[c * k * k..(c + 1) * k * k];
             // Tap by tap, whole output rows at a time: with stride 1 each row update is a
             // contiguous multiply-add that the compiler vectorises.
@@ -119,21 +143,23 @@ impl CustomOp2 for DepthwiseConv2d {
         let grad = grad.contiguous()?;
         let (_, _, h, wd) = x.dims4()?;
         // Only what is needed: attribution differentiates through fixed weights.
+        let (stride, pad) = (self.stride, self.pad);
         let gx = match x.track_op() {
-            true => Some(grad.apply_op2_no_bwd(w, &InputGrad { stride: self.stride, h, w: wd })?),
+            true => Some(grad.apply_op2_no_bwd(w, &InputGrad { stride, pad, h, w: wd })?),
             false => None,
         };
         let gw = match w.track_op() {
-            true => Some(x.apply_op2_no_bwd(&grad, &WeightGrad { stride: self.stride, k: w.dim(2)? })?),
+            true => Some(x.apply_op2_no_bwd(&grad, &WeightGrad { stride, pad, k: w.dim(2)? })?),
             false => None,
         };
         Ok((gx, gw))
     }
 }
 
-/// ∂L/∂x from `(∂L/∂y, w)`.
+/// ∂L/∂x from `(∂L/∂y, w)`; `h × w` is the input's size before padding.
 struct InputGrad {
     stride: usize,
+    pad: [usize; 4],
     h: usize,
     w: usize,
 }
@@ -152,10 +178,19 @@ impl CustomOp2 for InputGrad {
     ) -> Result<(CpuStorage, Shape)> {
         let (n, c, oh, ow) = l1.shape().dims4()?;
         let k = l2.shape().dims4()?.2;
-        let (h, w, s) = (self.h, self.w, self.stride);
+        let (s, pad) = (self.stride, self.pad);
+        let (h, w) = (self.h + pad[0] + pad[1], self.w + pad[2] + pad[3]);
         let (gy, wt) = (f32_slice(s1, l1, "gradient")?, f32_slice(s2, l2, "weight")?);
-        let mut gx = vec![0f32; n * c * h * w];
-        gx.par_chunks_mut(h * w).enumerate().for_each(|(plane, out)| {
+        let mut gx = vec![0f32; n * c * self.h * self.w];
+        gx.par_chunks_mut(self.h * self.w).enumerate().for_each_init(Vec::new, |buf, (plane, gx_plane)| {
+            // The gradient of the padded plane, of which the input's is the inside.
+            let out: &mut [f32] = if pad == [0; 4] {
+                gx_plane
+            } else {
+                buf.clear();
+                buf.resize(h * w, 0.0);
+                buf
+            };
             let ch = plane % c;
             let g = &gy[plane * oh * ow..(plane + 1) * oh * ow];
             let wc = &wt[ch * k * k..(ch + 1) * k * k];
@@ -175,14 +210,21 @@ impl CustomOp2 for InputGrad {
                     }
                 }
             }
+            if pad != [0; 4] {
+                for (y, row) in gx_plane.chunks_exact_mut(self.w).enumerate() {
+                    let start = (y + pad[0]) * w + pad[2];
+                    row.copy_from_slice(&buf[start..start + self.w]);
+                }
+            }
         });
-        Ok((CpuStorage::F32(gx), Shape::from((n, c, h, w))))
+        Ok((CpuStorage::F32(gx), Shape::from((n, c, self.h, self.w))))
     }
 }
 
 /// ∂L/∂w from `(x, ∂L/∂y)`.
 struct WeightGrad {
     stride: usize,
+    pad: [usize; 4],
     k: usize,
 }
 
@@ -198,14 +240,15 @@ impl CustomOp2 for WeightGrad {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let g = Geom::new(l1.shape(), self.k, self.stride)?;
+        let (_, _, h, w) = l1.shape().dims4()?;
+        let g = Geom::new(l1.shape(), self.k, self.stride, self.pad)?;
         let (x, gy) = (f32_slice(s1, l1, "input")?, f32_slice(s2, l2, "gradient")?);
         let k = g.k;
         let mut gw = vec![0f32; g.c * k * k];
-        gw.par_chunks_mut(k * k).enumerate().for_each(|(ch, out)| {
+        gw.par_chunks_mut(k * k).enumerate().for_each_init(Vec::new, |buf, (ch, out)| {
             for b in 0..g.n {
                 let plane = b * g.c + ch;
-                let xp = &x[plane * g.h * g.w..(plane + 1) * g.h * g.w];
+                let xp = padded(&x[plane * h * w..(plane + 1) * h * w], h, w, self.pad, buf);
                 let gp = &gy[plane * g.oh * g.ow..(plane + 1) * g.oh * g.ow];
                 for (tap, o) in out.iter_mut().enumerate() {
                     let (i, j) = (tap / k, tap % k);

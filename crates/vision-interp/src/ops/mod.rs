@@ -93,14 +93,26 @@ pub fn cpu_kernels(x: &Tensor) -> bool {
 }
 
 /// Depthwise convolution (one `k × k` filter per channel, no padding): `weight` is `(C, 1, k, k)`.
+pub fn depthwise_conv2d(x: &Tensor, weight: &Tensor, stride: usize) -> Result<Tensor> {
+    depthwise_conv2d_padded(x, weight, stride, [0; 4])
+}
+
+/// Depthwise convolution of `x` padded with `pad` = `[top, bottom, left, right]` zeros.
 ///
 /// On the CPU (f32) it runs the custom operation in [`cpu`], with hand-written forward
-/// and backward loops; elsewhere it falls back to [`depthwise_conv2d_taps`].
-pub fn depthwise_conv2d(x: &Tensor, weight: &Tensor, stride: usize) -> Result<Tensor> {
+/// and backward loops that pad plane by plane; elsewhere it pads the tensor and falls back to
+/// [`depthwise_conv2d_taps`].
+pub fn depthwise_conv2d_padded(
+    x: &Tensor,
+    weight: &Tensor,
+    stride: usize,
+    pad: [usize; 4],
+) -> Result<Tensor> {
     if cpu_kernels(x) && weight.dtype() == DType::F32 {
-        x.contiguous()?.apply_op2(&weight.contiguous()?, cpu::DepthwiseConv2d { stride })
+        x.contiguous()?.apply_op2(&weight.contiguous()?, cpu::DepthwiseConv2d { stride, pad })
     } else {
-        depthwise_conv2d_taps(x, weight, stride)
+        let x = x.pad_with_zeros(2, pad[0], pad[1])?.pad_with_zeros(3, pad[2], pad[3])?;
+        depthwise_conv2d_taps(&x, weight, stride)
     }
 }
 

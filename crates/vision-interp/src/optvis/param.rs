@@ -339,6 +339,11 @@ impl ImageParam {
         Ok(self)
     }
 
+    /// How many images at the end of the batch are constants ([`ImageParam::with_fixed`]).
+    pub fn fixed_len(&self) -> usize {
+        self.fixed.as_ref().map_or(0, |f| f.dims()[0])
+    }
+
     /// The variables the optimiser changes, named.
     pub fn vars(&self) -> Vec<(String, Var)> {
         let own = self.vars.iter().enumerate().map(|(i, v)| (format!("param{i}"), v.clone()));

@@ -6,7 +6,7 @@ use candle_core::Tensor;
 use rand::rngs::StdRng;
 
 use super::{compose, ImageParam, Objective, Transform};
-use crate::models::{Model, Taps};
+use crate::models::{Activations, Model, Taps};
 use crate::optim::Adam;
 
 /// Settings of one render (Lucent's defaults: 512 steps, Adam with learning rate 0.05, the
@@ -125,9 +125,8 @@ pub fn render(
     let start = std::time::Instant::now();
     for step in 1..=cfg.steps {
         let img = param.image()?;
-        let x = cfg.model_input(&model.preprocess(&compose(&cfg.transforms, &img, rng)?)?)?;
-        // An objective on the image alone needs no forward pass.
-        let acts = if taps.layers.is_empty() { Default::default() } else { model.forward_taps(&x, &taps)? };
+        // Random transformations, the model's preprocessing and resizing, the forward pass.
+        let acts = forward(model, cfg, &img, param.fixed_len(), &taps, rng)?;
         let loss = objective.loss(&acts, &img)?;
         let l = loss.to_scalar::<f32>()?;
         if !l.is_finite() {
@@ -148,6 +147,47 @@ pub fn render(
     Ok(Rendered { images, losses, elapsed: start.elapsed() })
 }
 // ANCHOR_END: render
+
+// ANCHOR: forward
+/// One step's forward pass of the batch `img`: Lucent's random transformations (`cfg`), the
+/// model's preprocessing, resizing to the model's input (`cfg`), and the layers of `taps`.
+///
+/// The last `fixed` images of the batch are constants (a photo beside the optimised image:
+/// feature inversion, style transfer). They take the same random transformations as the
+/// others (the same draws from a copy of `rng`) but go through them and the model in a pass
+/// of their own that records no graph, so that the backward pass covers only the optimised
+/// images. Transformations and models are per-image (batch norm in evaluation mode), so the
+/// activations and gradients are those of one pass over the whole batch. An objective on the
+/// image alone needs no forward pass.
+pub fn forward(
+    model: &dyn Model,
+    cfg: &RenderConfig,
+    img: &Tensor,
+    fixed: usize,
+    taps: &Taps,
+    rng: &mut StdRng,
+) -> Result<Activations> {
+    let view = |x: &Tensor, rng: &mut StdRng| -> Result<Tensor> {
+        cfg.model_input(&model.preprocess(&compose(&cfg.transforms, x, rng)?)?)
+    };
+    let b = img.dim(0)?;
+    if fixed == 0 || fixed >= b || !taps.probes.is_empty() {
+        let x = view(img, rng)?;
+        return if taps.layers.is_empty() {
+            Ok(Activations::default())
+        } else {
+            model.forward_taps(&x, taps)
+        };
+    }
+    let mut same_draws = rng.clone();
+    let optimised = view(&img.narrow(0, 0, b - fixed)?, rng)?;
+    if taps.layers.is_empty() {
+        return Ok(Activations::default());
+    }
+    let constants = view(&img.narrow(0, b - fixed, fixed)?.detach(), &mut same_draws)?;
+    model.forward_taps(&optimised, taps)?.cat(model.forward_taps(&constants, taps)?)
+}
+// ANCHOR_END: forward
 
 // ANCHOR: score
 /// The value `objective` maximises (its loss, negated) on `images` `(B, 3, H, W)` without the
