@@ -224,7 +224,10 @@ impl<'a> Scan<'a> {
             }
         };
         if meta.next == end && meta.next > start {
-            println!("reusing the finished scan in {} ({} views)", out.display(), state.views);
+            // Inside the workspace, relative to it: the line lands in the book's output.txt.
+            let root = crate::workspace_root();
+            let shown = out.strip_prefix(&root).unwrap_or(out);
+            println!("reusing the finished scan in {} ({} views)", shown.display(), state.views);
         } else if meta.next > start {
             println!("resuming at batch {} of {start}..{end} ({} views done)", meta.next, state.views);
         }
