@@ -31,6 +31,7 @@ pub mod imageio;
 pub mod imagenet;
 pub mod legacy_pth;
 pub mod models;
+pub mod nmf;
 pub mod ops;
 pub mod optim;
 pub mod optvis;

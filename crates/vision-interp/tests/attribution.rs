@@ -27,6 +27,7 @@ const ROLES: Roles = Roles {
     diversity: &[],
     interaction: None,
     style_transfer: None,
+    activation_grid: None,
 };
 
 impl Toy {

@@ -69,6 +69,13 @@ fn check_roles(e: &ModelEntry, m: &dyn Model) {
             assert_eq!(a.layer, b.layer, "{name}: an interpolation within one layer");
         }
     }
+    // Chapter 12's earlier layer comes before its grid layer.
+    if let Some((grid, earlier)) = r.activation_grid {
+        let index = |l: &str| m.layers().iter().position(|x| x.name == l);
+        let g = index(grid).unwrap_or_else(|| panic!("{name}: activation-grid layer {grid}"));
+        let e = index(earlier).unwrap_or_else(|| panic!("{name}: activation-grid layer {earlier}"));
+        assert!(e < g, "{name}: {earlier} comes before {grid}");
+    }
     if let Some((from, to, unit)) = r.circuit {
         let w = m.connection(from, to).unwrap();
         assert_eq!(w.dims(), &[m.layer(to).unwrap().channels, m.layer(from).unwrap().channels], "{name}");

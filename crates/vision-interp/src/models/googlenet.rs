@@ -82,6 +82,7 @@ pub const ROLES: super::Roles = super::Roles {
     diversity: &[],
     interaction: None,
     style_transfer: None,
+    activation_grid: None,
 };
 
 /// An inception block's widths: 1×1; 3×3 reduce, 3×3; "5×5" reduce, "5×5" (a 3×3); pool

@@ -152,6 +152,8 @@ pub const ROLES: super::Roles = super::Roles {
         style: &["conv2d2", "mixed3a", "mixed4a", "mixed4b", "mixed4c"],
         content_weight: 100.0,
     }),
+    // The activation-grid notebook's layer, and Building Blocks' earlier one.
+    activation_grid: Some(("mixed4d", "mixed4a")),
 };
 
 /// The weight-name prefixes of a layer: a mixed block's branches, one convolution, or the

@@ -344,6 +344,8 @@ pub const ROLES: super::Roles = super::Roles {
         style: &["stem", "stage1", "stage2", "stage3", "stage4"],
         content_weight: 10.0,
     }),
+    // The deepest stage at 14 × 14 (InceptionV1's mixed4d is too), fed by the one before it.
+    activation_grid: Some(("stage4", "stage3")),
 };
 
 /// Lite1's and Lite2's roles: Lite0's layer names, no units picked by eye.
@@ -362,6 +364,7 @@ pub const LITE12_ROLES: super::Roles = super::Roles {
     diversity: &[],
     interaction: None,
     style_transfer: ROLES.style_transfer,
+    activation_grid: ROLES.activation_grid,
 };
 
 /// MobileNetV2's roles, in torchvision's layer names; the showcase unit is the one Lucent's
@@ -402,6 +405,7 @@ pub const MOBILENET_V2_ROLES: super::Roles = super::Roles {
     diversity: &[],
     interaction: None,
     style_transfer: None,
+    activation_grid: None,
 };
 
 /// Tensor names of EfficientNet-PyTorch (lukemelas; used by the PyPI wheels) → timm's

@@ -159,6 +159,11 @@ pub struct Roles {
     pub interaction: Option<InteractionRoles>,
     /// Chapter 11's layers after Lucid's style-transfer notebook, where they were chosen.
     pub style_transfer: Option<StyleRoles>,
+    /// Chapter 12's layers `(grid, earlier)`: the layer whose activation grid is drawn (the
+    /// notebook's `mixed4d`, 14 × 14 positions at 224 px) and an earlier layer whose groups
+    /// are attributed to the grid layer's; without them, the layers two thirds and one half of
+    /// the way down the walk through depth.
+    pub activation_grid: Option<(&'static str, &'static str)>,
 }
 
 /// Chapter 11's layers and weight.

@@ -40,6 +40,7 @@ pub const RESNET18: Variant = Variant {
         diversity: &[],
         interaction: None,
         style_transfer: None,
+        activation_grid: None,
         depth: &[
             "maxpool", "layer1_1", "layer2_0", "layer2_1", "layer3_0", "layer3_1", "layer4_0", "layer4_1",
         ],
@@ -76,6 +77,7 @@ pub const RESNET50: Variant = Variant {
         diversity: &[],
         interaction: None,
         style_transfer: None,
+        activation_grid: None,
         depth: &[
             "maxpool", "layer1_2", "layer2_1", "layer2_3", "layer3_1", "layer3_3", "layer3_5", "layer4_2",
         ],

@@ -130,6 +130,7 @@ pub const ROLES: super::Roles = super::Roles {
     diversity: &[],
     interaction: None,
     style_transfer: None,
+    activation_grid: None,
 };
 
 const CHANNELS: [usize; 3] = [32, 64, 128];

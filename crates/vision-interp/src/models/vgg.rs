@@ -93,6 +93,7 @@ pub const ROLES: super::Roles = super::Roles {
     diversity: &[],
     interaction: None,
     style_transfer: None,
+    activation_grid: None,
 };
 
 /// The weight-name prefixes of a layer: its convolution (a ReLU names the convolution before

@@ -4,6 +4,7 @@
 pub mod accent;
 pub mod atlas;
 pub mod cppn;
+pub mod grid;
 pub mod objective;
 pub mod param;
 pub mod render;

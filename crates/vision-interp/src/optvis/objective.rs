@@ -325,6 +325,28 @@ pub fn dot_compare(layer: &str, target: usize, cossim_pow: f64) -> Objective {
 }
 // ANCHOR_END: dot_compare
 
+// ANCHOR: dot_each
+/// One target activation vector per image (chapter 12's activation grid): image `b` of the
+/// batch is pulled towards `targets[b]` `(B, C)`, the loss being minus the dot product of its
+/// channel vector with the target, averaged over its positions, summed over the batch (the
+/// notebook's `dot_compare` summed over cells).
+pub fn dot_each(layer: &str, targets: &Tensor) -> Objective {
+    let (l, t) = (layer.to_owned(), targets.clone());
+    Objective::new(vec![layer.into()], format!("dot with a target per image at {layer}"), move |acts, _| {
+        let a = acts.get(&l)?;
+        let (b, c) = (a.dim(0)?, a.dim(1)?);
+        ensure!(
+            t.dims() == [b, c],
+            "{l}: {b} images of {c} channels, but the targets are {:?} (one {c}-vector per image)",
+            t.dims()
+        );
+        let t = t.to_dtype(a.dtype())?.to_device(a.device())?.reshape((b, c, 1, 1))?;
+        let per_position = a.broadcast_mul(&t)?.sum_keepdim(1)?.flatten_from(1)?;
+        Ok(per_position.mean(1)?.sum_all()?.neg()?)
+    })
+}
+// ANCHOR_END: dot_each
+
 /// Lucent's `blur_input_each_step`: `−½ Σ (x − blur(x))²`, the blurred image held fixed (no
 /// gradient). Subtracted, `obj − k·blur_input_each_step()`, each step moves the image a
 /// fraction `k` of the way towards its own 3 × 3 blur: a smoothness prior.

@@ -376,18 +376,23 @@ impl ImageParam {
 
     /// The images in (0, 1): optional colour decorrelation, then a sigmoid.
     pub fn image(&self) -> Result<Tensor> {
-        let v = self.raw()?;
-        let v = if self.decorrelate {
-            let (b, c, h, w) = v.dims4()?;
-            self.color.broadcast_matmul(&v.reshape((b, c, h * w))?)?.reshape((b, c, h, w))?
-        } else {
-            v
-        };
-        let v = sigmoid(&v)?;
+        let v = self.to_rgb(&self.raw()?)?;
         Ok(match &self.fixed {
             None => v,
             Some(f) => Tensor::cat(&[&v, f], 0)?,
         })
+    }
+
+    /// Values before the colour transform `(N, 3, H, W)`, [`ImageParam::raw`]'s or a mix of
+    /// them, as images in (0, 1): this parametrisation's colour decorrelation, then a sigmoid.
+    pub fn to_rgb(&self, raw: &Tensor) -> Result<Tensor> {
+        let v = if self.decorrelate {
+            let (b, c, h, w) = raw.dims4()?;
+            self.color.broadcast_matmul(&raw.reshape((b, c, h * w))?)?.reshape((b, c, h, w))?
+        } else {
+            raw.clone()
+        };
+        Ok(sigmoid(&v)?)
     }
     // ANCHOR_END: image
 }
