@@ -7,6 +7,7 @@
 //! ci/bench scan [--views 1 --batch 32]
 //! ci/bench accent [--quick]
 //! ci/bench style [--steps 64]
+//! ci/bench nmf [--groups 6 --iterations 500]
 //! cargo run --release -p vision-interp-bench -- training [--python PATH]
 //! ```
 //! Without `--python`, only the Rust side is measured.
@@ -23,6 +24,7 @@ vision_interp::fast_allocator!();
 mod accent;
 mod devices;
 mod models;
+mod nmf;
 mod render;
 mod scan;
 mod style;
@@ -58,6 +60,8 @@ enum What {
     Accent(accent::Args),
     /// Style transfer as chapter 11 runs it, on Lite0 and InceptionV1: one transfer
     Style(style::Args),
+    /// Chapter 12's NMF of a layer's positions into groups, beside scikit-learn on the same matrix
+    Nmf(nmf::Args),
     /// The CPU against --device: forward passes, gradients, a render, training steps
     Devices(devices::Args),
 }
@@ -122,6 +126,7 @@ fn main() -> Result<()> {
         What::Scan(a) => scan::run(a, &device, args.python.as_deref(), threads),
         What::Accent(a) => accent::run(a, &device, args.python.as_deref(), threads),
         What::Style(a) => style::run(a, &device, args.python.as_deref(), threads),
+        What::Nmf(a) => nmf::run(a, &device, args.python.as_deref(), threads),
         What::Devices(a) => devices::run(a, &device),
     }
 }

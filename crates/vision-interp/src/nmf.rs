@@ -46,17 +46,20 @@ pub fn nmf(x: &Tensor, k: usize, iterations: usize, rng: &mut StdRng) -> Result<
         Ok((t.abs()? * scale)?)
     };
     let (mut w, mut h) = (draw((n, k), rng)?, draw((k, m), rng)?);
-    let norm = x.sqr()?.sum_all()?.sqrt()?.to_scalar::<f64>()?.max(f64::MIN_POSITIVE);
+    let norm2 = x.sqr()?.sum_all()?.to_scalar::<f64>()?.max(f64::MIN_POSITIVE);
     let eps = 1e-12;
     let mut errors = Vec::with_capacity(iterations);
     for _ in 0..iterations {
         // H ← H ⊙ WᵀX / (WᵀW H), then W ← W ⊙ X Hᵀ / (W H Hᵀ).
         let wt = w.t()?;
         h = (&h * wt.matmul(&x)?)?.div(&(wt.matmul(&w)?.matmul(&h)? + eps)?)?;
-        let ht = h.t()?;
-        w = (&w * x.matmul(&ht)?)?.div(&(w.matmul(&h.matmul(&ht)?)? + eps)?)?;
-        let err = (&x - w.matmul(&h)?)?.sqr()?.sum_all()?.sqrt()?.to_scalar::<f64>()?;
-        errors.push((err / norm) as f32);
+        let (xht, hht) = (x.matmul(&h.t()?)?, h.matmul(&h.t()?)?);
+        w = (&w * &xht)?.div(&(w.matmul(&hht)? + eps)?)?;
+        // ‖X − WH‖² = ‖X‖² − 2 Σ W ⊙ XHᵀ + Σ WᵀW ⊙ HHᵀ, from the products just made (no
+        // n × m reconstruction per iteration).
+        let cross = (&w * &xht)?.sum_all()?.to_scalar::<f64>()?;
+        let square = (w.t()?.matmul(&w)? * &hht)?.sum_all()?.to_scalar::<f64>()?;
+        errors.push(((norm2 - 2.0 * cross + square).max(0.0) / norm2).sqrt() as f32);
     }
     Ok(Nmf { w: w.to_dtype(DType::F32)?, h: h.to_dtype(DType::F32)?, errors })
 }

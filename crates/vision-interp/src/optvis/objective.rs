@@ -328,8 +328,9 @@ pub fn dot_compare(layer: &str, target: usize, cossim_pow: f64) -> Objective {
 // ANCHOR: dot_each
 /// One target activation vector per image (chapter 12's activation grid): image `b` of the
 /// batch is pulled towards `targets[b]` `(B, C)`, the loss being minus the dot product of its
-/// channel vector with the target, averaged over its positions, summed over the batch (the
-/// notebook's `dot_compare` summed over cells).
+/// channel vector with the target, averaged over its positions and over the batch (the
+/// notebook sums its `dot_compare` over the cells; the mean reads the same for any number of
+/// cells, and Adam's steps do not depend on the loss's scale).
 pub fn dot_each(layer: &str, targets: &Tensor) -> Objective {
     let (l, t) = (layer.to_owned(), targets.clone());
     Objective::new(vec![layer.into()], format!("dot with a target per image at {layer}"), move |acts, _| {
@@ -342,7 +343,7 @@ pub fn dot_each(layer: &str, targets: &Tensor) -> Objective {
         );
         let t = t.to_dtype(a.dtype())?.to_device(a.device())?.reshape((b, c, 1, 1))?;
         let per_position = a.broadcast_mul(&t)?.sum_keepdim(1)?.flatten_from(1)?;
-        Ok(per_position.mean(1)?.sum_all()?.neg()?)
+        Ok(per_position.mean_all()?.neg()?)
     })
 }
 // ANCHOR_END: dot_each
