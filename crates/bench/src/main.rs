@@ -8,6 +8,7 @@
 //! ci/bench accent [--quick]
 //! ci/bench style [--steps 64]
 //! ci/bench nmf [--groups 6 --iterations 500]
+//! ci/bench gan [--batch 4]
 //! cargo run --release -p vision-interp-bench -- training [--python PATH]
 //! ```
 //! Without `--python`, only the Rust side is measured.
@@ -23,6 +24,7 @@ vision_interp::fast_allocator!();
 
 mod accent;
 mod devices;
+mod gan;
 mod models;
 mod nmf;
 mod render;
@@ -62,6 +64,8 @@ enum What {
     Style(style::Args),
     /// Chapter 12's NMF of a layer's positions into groups, beside scikit-learn on the same matrix
     Nmf(nmf::Args),
+    /// Chapter 13's generator: transposed convolutions by phases beside Candle's, one code step beside Lucent
+    Gan(gan::Args),
     /// The CPU against --device: forward passes, gradients, a render, training steps
     Devices(devices::Args),
 }
@@ -127,6 +131,7 @@ fn main() -> Result<()> {
         What::Accent(a) => accent::run(a, &device, args.python.as_deref(), threads),
         What::Style(a) => style::run(a, &device, args.python.as_deref(), threads),
         What::Nmf(a) => nmf::run(a, &device, args.python.as_deref(), threads),
+        What::Gan(a) => gan::run(a, &device, args.python.as_deref(), threads),
         What::Devices(a) => devices::run(a, &device),
     }
 }

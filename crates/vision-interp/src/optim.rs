@@ -49,6 +49,12 @@ impl Adam {
         Ok(Self { m: m?, v: v?, vars, step: 0, lr, beta1: 0.9, beta2: 0.999, eps: 1e-8 })
     }
 
+    /// The same optimiser with other decay rates of the moment estimates (DCGAN: β₁ = 0.5).
+    pub fn with_betas(mut self, beta1: f64, beta2: f64) -> Self {
+        (self.beta1, self.beta2) = (beta1, beta2);
+        self
+    }
+
     /// One update from the gradients of `loss`.
     pub fn backward_step(&mut self, loss: &Tensor) -> Result<()> {
         let grads = loss.backward()?;

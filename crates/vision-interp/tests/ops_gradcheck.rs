@@ -575,3 +575,71 @@ fn select_with_inverse_matches_index_select_and_finite_differences() {
     }
     assert!(ops::select::select(&rand64(1, &[2, 3]), &[Some(3)], 1).is_err());
 }
+
+#[test]
+fn transposed_convolution_matches_candle_with_gradients() {
+    // The GAN generators' layers (k4 s2 p1, k3 s1 p1), others the phases cover, and shapes
+    // that fall back to Candle's own (k5 s2 p2: the stride does not divide the output; k1 s2:
+    // a phase without a tap).
+    let cases =
+        [(4, 2, 1, (5, 4)), (3, 1, 1, (6, 5)), (3, 1, 0, (4, 4)), (4, 2, 0, (3, 5)), (6, 3, 1, (4, 3))];
+    let fallbacks = [(5, 2, 2, (5, 4)), (1, 2, 0, (4, 4))];
+    // The CPU kernel (col2im), then the phases that other devices run.
+    for kernels in [true, false] {
+        ops::set_cpu_kernels(kernels);
+        for (k, s, p, (h, w)) in cases.into_iter().chain(fallbacks) {
+            let x = rand64(70, &[2, 3, h, w]).to_dtype(DType::F32).unwrap();
+            let wt = rand64(71, &[3, 4, k, k]).to_dtype(DType::F32).unwrap();
+            let e = same_f32(
+                |x, w| ops::conv_transpose2d(x, w, None, s, p),
+                |x, w| x.conv_transpose2d(w, p, 0, s, 1),
+                &x,
+                &wt,
+            );
+            assert!(e < 1e-5, "CPU kernel {kernels}, k{k} s{s} p{p} {h}×{w}: relative difference {e}");
+        }
+    }
+    ops::set_cpu_kernels(true);
+    let x = rand64(72, &[1, 2, 3, 3]);
+    let b = rand64(73, &[5]);
+    let y = ops::conv_transpose2d(&x, &rand64(74, &[2, 5, 4, 4]), Some(&b), 2, 1).unwrap();
+    assert_eq!(y.dims(), &[1, 5, 6, 6], "(3 − 1)·2 − 2 + 4 = 6");
+    let e = ops::conv_transpose2d(&x, &rand64(74, &[3, 5, 4, 4]), None, 2, 1).unwrap_err().to_string();
+    assert!(e.contains("input of 2 channels") && e.contains("[3, 5, 4, 4]"), "{e}");
+}
+
+#[test]
+fn transposed_convolution_gradients_match_finite_differences() {
+    for (k, s, p) in [(4, 2, 1), (3, 1, 1)] {
+        let w = rand64(75, &[2, 3, k, k]);
+        let b = rand64(76, &[3]);
+        let e = gradcheck(|x| ops::conv_transpose2d(x, &w, Some(&b), s, p), &rand64(77, &[1, 2, 3, 4]));
+        assert!(e < 1e-6, "k{k} s{s} p{p}: input gradient off by {e}");
+        let x = rand64(78, &[2, 2, 3, 3]);
+        let e = gradcheck(|w| ops::conv_transpose2d(&x, w, None, s, p), &w);
+        assert!(e < 1e-6, "k{k} s{s} p{p}: weight gradient off by {e}");
+    }
+}
+
+#[test]
+fn leaky_relu_kernel_matches_the_portable_form_and_finite_differences() {
+    let x = rand64(80, &[2, 3, 5, 4]);
+    let e = gradcheck(|x| ops::leaky_relu(x, 0.3), &x);
+    assert!(e < 1e-6, "portable form's gradient off by {e}");
+    let xf = x.to_dtype(DType::F32).unwrap();
+    let run = |kernels: bool| {
+        ops::set_cpu_kernels(kernels);
+        let v = Var::from_tensor(&xf).unwrap();
+        let y = ops::leaky_relu(v.as_tensor(), 0.3).unwrap();
+        let r = rand64(81, y.dims()).to_dtype(DType::F32).unwrap();
+        let g = (&y * r).unwrap().sum_all().unwrap().backward().unwrap().get(v.as_tensor()).unwrap().clone();
+        ops::set_cpu_kernels(true);
+        (y, g)
+    };
+    let ((y1, g1), (y2, g2)) = (run(true), run(false));
+    assert_eq!(max_abs_diff(&y1, &y2), 0.0);
+    assert!(max_abs_diff(&g1, &g2) < 1e-6, "kernel and portable gradients differ");
+    // A negative input keeps 0.3 of itself and of its gradient.
+    let y = ops::leaky_relu(&Tensor::new(&[-2f32, 0.0, 3.0], &Device::Cpu).unwrap(), 0.3).unwrap();
+    assert_eq!(y.to_vec1::<f32>().unwrap(), [-0.6, 0.0, 3.0]);
+}

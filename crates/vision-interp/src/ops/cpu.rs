@@ -315,6 +315,48 @@ impl CustomOp2 for Relu6Grad {
     }
 }
 
+/// LeakyReLU on the CPU: `x` where it is positive, `slope · x` elsewhere, in one pass each way
+/// (the portable form is four full-size operations forward and more backward).
+pub struct LeakyRelu(pub f32);
+
+impl candle_core::CustomOp1 for LeakyRelu {
+    fn name(&self) -> &'static str {
+        "leaky-relu"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (x, k) = (f32_slice(s, l, "input")?, self.0);
+        let y: Vec<f32> = x.par_iter().map(|&v| if v > 0.0 { v } else { k * v }).collect();
+        Ok((CpuStorage::F32(y), l.shape().clone()))
+    }
+
+    fn bwd(&self, x: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(x.apply_op2_no_bwd(&grad.contiguous()?, &LeakyReluGrad(self.0))?))
+    }
+}
+
+/// `grad` where `x > 0`, `slope · grad` elsewhere, from `(x, grad)`.
+struct LeakyReluGrad(f32);
+
+impl CustomOp2 for LeakyReluGrad {
+    fn name(&self) -> &'static str {
+        "leaky-relu-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (x, g, k) = (f32_slice(s1, l1, "input")?, f32_slice(s2, l2, "gradient")?, self.0);
+        let out: Vec<f32> =
+            x.par_iter().zip(g.par_iter()).map(|(&v, &gv)| if v > 0.0 { gv } else { k * gv }).collect();
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+}
+
 /// Max pooling on the CPU: window `k`, stride `s`, `pad` (−∞) on the top and left; the output
 /// size `oh × ow` is given (see [`super::pool_output_size`]). The forward pass records where
 /// each output's maximum came from (the first one in its window, as in PyTorch), and the

@@ -378,3 +378,68 @@ impl CustomOp2 for WeightGrad {
         Ok((CpuStorage::F32(dw), Shape::from((o, c, g.k, g.k))))
     }
 }
+
+/// The transposed convolution `y = conv_transpose(x, w)`: arguments `x` `(N, C_in, h, w)` and
+/// `w` `(C_in, C_out, k, k)`; output `(N, C_out, H, W)`. It is the input gradient of the
+/// convolution from `(N, C_out, H, W)` to `(N, C_in, h, w)` with the same weight, stride and
+/// padding (`geom` describes that convolution: its output is `h × w`), so the forward pass is
+/// [`InputGrad`]'s matrix product and col2im, the input gradient is that convolution
+/// ([`Conv2d`]), and the weight gradient is its [`WeightGrad`] with the roles of input and
+/// gradient exchanged.
+#[derive(Debug, Clone, Copy)]
+pub struct ConvTranspose2d {
+    pub geom: ConvGeom,
+    /// The output's height and width.
+    pub out: (usize, usize),
+}
+
+impl CustomOp2 for ConvTranspose2d {
+    fn name(&self) -> &'static str {
+        "conv-transpose2d-col2im"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (_, c, h, w) = l1.shape().dims4()?;
+        let (c_in, _, kh, kw) = l2.shape().dims4()?;
+        if c != c_in || kh != self.geom.k || kw != self.geom.k || (h, w) != (self.geom.oh, self.geom.ow) {
+            candle_core::bail!(
+                "conv_transpose2d: input {:?}, weight {:?}, for a {}×{} filter from {}×{}",
+                l1.shape().dims(),
+                l2.shape().dims(),
+                self.geom.k,
+                self.geom.k,
+                self.geom.oh,
+                self.geom.ow
+            );
+        }
+        InputGrad { geom: self.geom, h: self.out.0, w: self.out.1 }.cpu_fwd(s1, l1, s2, l2)
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let grad = grad.contiguous()?;
+        let dx = match x.track_op() {
+            true => {
+                let zeros = Tensor::zeros(w.dim(0)?, candle_core::DType::F32, w.device())?;
+                Some(grad.apply_op3_no_bwd(w, &zeros, &Conv2d(self.geom))?)
+            }
+            false => None,
+        };
+        let dw = match w.track_op() {
+            true => Some(x.contiguous()?.apply_op2_no_bwd(&grad, &WeightGrad(self.geom))?),
+            false => None,
+        };
+        Ok((dx, dw))
+    }
+}

@@ -333,6 +333,119 @@ pub fn conv2d_unfold(
     plus_bias(y, bias)
 }
 
+// ANCHOR: conv_transpose2d
+/// Transposed convolution, PyTorch's `ConvTranspose2d`: `weight` `(C_in, C_out, k, k)`, an
+/// optional bias `(C_out)`; the output is `(H − 1)·s − 2p + k` pixels high (and wide). Input
+/// pixel `(h, w)` adds `x[h, w] · weight[:, :, i, j]` to output pixel `(h·s − p + i, w·s − p + j)`.
+///
+/// It is the input gradient of an ordinary convolution (from the output's shape to the
+/// input's, same weight, stride and padding). On the CPU it is one custom operation
+/// ([`cpu_conv::ConvTranspose2d`]) made of that convolution's kernels: a matrix product and
+/// col2im forward, the convolution itself for the input gradient.
+///
+/// Elsewhere: an output row `y` is reached only through the kernel rows `i ≡ y + p (mod s)`,
+/// so the output's `s × s` phases (row mod s, column mod s) are each an ordinary convolution
+/// of the input with a sub-kernel of those rows and columns, flipped ("sub-pixel
+/// convolution"), and the result is the phases interleaved; nothing is spent on the zeros that
+/// the textbook form (spread the input out with zeros, then convolve) multiplies. A shape
+/// whose phases differ in size (the stride does not divide the output) or whose kernel misses
+/// a phase (`k < s`) goes through Candle's `conv_transpose2d`, the reference of the tests.
+pub fn conv_transpose2d(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    stride: usize,
+    padding: usize,
+) -> Result<Tensor> {
+    let (c_in, c_out, k, k2) = weight.dims4()?;
+    let (n, c, h, w) = x.dims4()?;
+    if c != c_in || k != k2 || stride == 0 {
+        candle_core::bail!(
+            "transposed convolution: input of {c} channels, weight {:?}, stride {stride}",
+            weight.dims()
+        );
+    }
+    if (h.min(w) - 1) * stride + k <= 2 * padding {
+        candle_core::bail!("transposed convolution: padding {padding} leaves no output of a {h}×{w} input");
+    }
+    let (oh, ow) = ((h - 1) * stride + k - 2 * padding, (w - 1) * stride + k - 2 * padding);
+    if cpu_kernels(x) && weight.dtype() == DType::F32 {
+        let geom = cpu_conv::ConvGeom { k, stride, pad_top: padding, pad_left: padding, oh: h, ow: w };
+        let op = cpu_conv::ConvTranspose2d { geom, out: (oh, ow) };
+        return plus_bias(x.contiguous()?.apply_op2(&weight.contiguous()?, op)?, bias);
+    }
+    let (rows, cols) = match (phases(h, oh, stride, padding, k), phases(w, ow, stride, padding, k)) {
+        (Some(r), Some(c)) => (r, c),
+        _ => return plus_bias(x.conv_transpose2d(weight, padding, 0, stride, 1)?, bias),
+    };
+    let (ph, pw) = (oh / stride, ow / stride);
+    let flipped = weight.transpose(0, 1)?.contiguous()?; // (C_out, C_in, k, k)
+    let device = x.device();
+    let mut out_rows = Vec::with_capacity(stride);
+    for r in &rows {
+        let w_rows = flipped.index_select(&Tensor::new(r.taps.as_slice(), device)?, 2)?;
+        let x_rows = x.narrow(2, r.crop.0, r.crop.1)?;
+        let mut phase_row = Vec::with_capacity(stride);
+        for col in &cols {
+            let sub = w_rows.index_select(&Tensor::new(col.taps.as_slice(), device)?, 3)?;
+            let xs = x_rows.narrow(3, col.crop.0, col.crop.1)?;
+            phase_row.push(conv2d_padded(&xs, &sub, None, 1, [r.pad.0, r.pad.1, col.pad.0, col.pad.1])?);
+        }
+        // (N, C_out, ph, pw, s) → (N, C_out, ph, pw·s): column phase c lands at columns ≡ c.
+        out_rows.push(Tensor::stack(&phase_row, 4)?.reshape((n, c_out, ph, pw * stride))?);
+    }
+    let y = Tensor::stack(&out_rows, 3)?.reshape((n, c_out, oh, ow))?;
+    plus_bias(y, bias)
+}
+
+/// One output phase of a transposed convolution along one axis: the kernel indices of its
+/// sub-kernel in the order a correlation reads them, the input range it reads
+/// (`(start, len)`), and the zeros it needs before and after that range.
+struct Phase {
+    taps: Vec<u32>,
+    crop: (usize, usize),
+    pad: (usize, usize),
+}
+
+/// The `stride` phases of an axis of `input` pixels whose transposed convolution has `out`
+/// pixels, or `None` when they differ in size or one has no kernel tap.
+fn phases(input: usize, out: usize, stride: usize, padding: usize, k: usize) -> Option<Vec<Phase>> {
+    if out % stride != 0 || k < stride {
+        return None;
+    }
+    let len = (out / stride) as isize;
+    (0..stride)
+        .map(|r| {
+            // Output s·m + r reads input m + d through kernel index i = i0 + s·t, d = q − t.
+            let i0 = (r + padding) % stride;
+            let q = ((r + padding - i0) / stride) as isize;
+            let count = (k - i0).div_ceil(stride);
+            // In increasing input order: t from count − 1 down to 0.
+            let taps: Vec<u32> = (0..count).rev().map(|t| (i0 + stride * t) as u32).collect();
+            let first = q - (count as isize - 1); // input offset of the first tap
+            let last = len - 1 + q; // input index the last output's last tap reads
+            let (lo, hi) = (first.max(0), last.min(input as isize - 1));
+            (lo <= hi).then(|| Phase {
+                taps,
+                crop: (lo as usize, (hi - lo + 1) as usize),
+                pad: ((lo - first) as usize, (last - hi) as usize),
+            })
+        })
+        .collect()
+}
+// ANCHOR_END: conv_transpose2d
+
+/// LeakyReLU: `x` where it is positive, `slope · x` elsewhere (gradient 1 or `slope`; at 0,
+/// `slope`). One pass each way on the CPU ([`cpu::LeakyRelu`]); elsewhere
+/// `relu(x) + slope · (x − relu(x))`.
+pub fn leaky_relu(x: &Tensor, slope: f64) -> Result<Tensor> {
+    if cpu_kernels(x) {
+        return x.contiguous()?.apply_op1(cpu::LeakyRelu(slope as f32));
+    }
+    let positive = x.relu()?;
+    &positive + ((x - &positive)? * slope)?
+}
+
 /// `y` plus an optional bias per output channel ([`add_channel_bias`]).
 fn plus_bias(y: Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
     match bias {

@@ -4,6 +4,7 @@
 pub mod accent;
 pub mod atlas;
 pub mod cppn;
+pub mod gan_param;
 pub mod grid;
 pub mod objective;
 pub mod param;
@@ -12,7 +13,8 @@ pub mod style;
 pub mod transform;
 
 pub use accent::{accentuate, AccentConfig, Accented};
+pub use gan_param::GanParam;
 pub use objective::Objective;
-pub use param::{ImageParam, ImageSpec, LowRes, Space};
-pub use render::{render, render_new, score, RenderConfig, Rendered};
+pub use param::{ImageParam, ImageSpec, LowRes, Parametrisation, Space};
+pub use render::{class_verdicts, render, render_new, score, RenderConfig, Rendered};
 pub use transform::{compose, Transform};

@@ -93,6 +93,35 @@ struct Fourier {
     sw: Tensor,
 }
 
+// ANCHOR: parametrisation
+/// What the render loop optimises: named variables, and the batch of images `(B, 3, H, W)` in
+/// [0, 1] they make. [`ImageParam`] (pixels, spectra, CPPNs) is one; a generator's code is
+/// another ([`crate::optvis::GanParam`]).
+pub trait Parametrisation {
+    /// The variables the optimiser changes, named.
+    fn vars(&self) -> Vec<(String, Var)>;
+    /// The images, as a differentiable function of the variables.
+    fn image(&self) -> Result<Tensor>;
+    /// How many images at the end of the batch are constants (a photo beside the optimised
+    /// images, [`ImageParam::with_fixed`]).
+    fn fixed_len(&self) -> usize {
+        0
+    }
+}
+// ANCHOR_END: parametrisation
+
+impl Parametrisation for ImageParam {
+    fn vars(&self) -> Vec<(String, Var)> {
+        ImageParam::vars(self)
+    }
+    fn image(&self) -> Result<Tensor> {
+        ImageParam::image(self)
+    }
+    fn fixed_len(&self) -> usize {
+        ImageParam::fixed_len(self)
+    }
+}
+
 /// A batch of images `(B, 3, H, W)` made from trainable variables.
 pub struct ImageParam {
     pub space: Space,

@@ -5,7 +5,7 @@ use anyhow::{bail, Result};
 use candle_core::Tensor;
 use rand::rngs::StdRng;
 
-use super::{compose, ImageParam, Objective, Transform};
+use super::{compose, ImageParam, Objective, Parametrisation, Transform};
 use crate::models::{Activations, Model, Taps};
 use crate::optim::Adam;
 
@@ -111,7 +111,7 @@ pub fn render_new(
 pub fn render(
     model: &dyn Model,
     objective: &Objective,
-    param: &ImageParam,
+    param: &dyn Parametrisation,
     cfg: &RenderConfig,
     rng: &mut StdRng,
 ) -> Result<Rendered> {
@@ -203,3 +203,20 @@ pub fn score(model: &dyn Model, objective: &Objective, images: &Tensor, cfg: &Re
     Ok(-objective.loss(&acts, images)?.to_scalar::<f32>()?)
 }
 // ANCHOR_END: score
+
+/// The logit and the softmax probability of class `class` for each image of `images`
+/// `(B, 3, H, W)`, without the random transformations and resized as `cfg` resizes them: what
+/// a render of that class reached, as the model saw it.
+pub fn class_verdicts(
+    model: &dyn Model,
+    images: &Tensor,
+    class: usize,
+    cfg: &RenderConfig,
+) -> Result<Vec<(f32, f32)>> {
+    let x = cfg.model_input(&model.preprocess(images)?)?;
+    let logits = model.forward_taps(&x, &Taps::layers(&["logits"]))?.get("logits")?.flatten_from(1)?;
+    let p = candle_nn::ops::softmax(&logits, 1)?;
+    let pick =
+        |t: &Tensor| -> Result<Vec<f32>> { Ok(t.narrow(1, class, 1)?.flatten_all()?.to_vec1::<f32>()?) };
+    Ok(pick(&logits)?.into_iter().zip(pick(&p)?).collect())
+}
