@@ -251,12 +251,13 @@ pub struct GanEpoch {
     pub d_fake: f32,
 }
 
-/// What [`train`] returns: the generator, the history, and the images of 64 fixed codes after
-/// every epoch `(64, channels, 32, 32)`.
+/// What [`train`] returns: the generator, the history, the images of 64 fixed codes after
+/// every epoch `(64, channels, 32, 32)`, and how many epochs came from a checkpoint.
 pub struct Trained {
     pub generator: DcGenerator,
     pub history: Vec<GanEpoch>,
     pub samples: Vec<Tensor>,
+    pub resumed: usize,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -302,6 +303,7 @@ pub fn train(
     let (g_part, d_part) = (Part { prefix: "g.", varmap: &g_vars }, Part { prefix: "d.", varmap: &d_vars });
     let fixed = fixed_codes(&cfg.shape, cfg.seed, device)?;
     let (mut history, mut samples) = (Vec::new(), Vec::new());
+    let mut resumed = 0;
     if let Some(ckpt) = checkpoint.filter(|c| c.is_file() && c.with_extension("json").is_file()) {
         let parts = [g_part.clone(), d_part.clone()];
         match read_checkpoint::<Progress>(ckpt, &parts, device).and_then(|(t, p)| {
@@ -318,6 +320,7 @@ pub fn train(
                 restore(&g_part, &mut g_opt, &tensors, progress.g_step)?;
                 restore(&d_part, &mut d_opt, &tensors, progress.d_step)?;
                 (history, samples) = (progress.history, s);
+                resumed = history.len();
                 eprintln!("resumed from {} after epoch {}", ckpt.display(), history.len());
             }
             Err(e) => eprintln!("warning: {e:#}; training from the start"),
@@ -376,6 +379,6 @@ pub fn train(
             save_checkpoint(&[(g_part.clone(), &g_opt), (d_part.clone(), &d_opt)], extra, &progress, ckpt)?;
         }
     }
-    Ok(Trained { generator: gen, history, samples })
+    Ok(Trained { generator: gen, history, samples, resumed })
 }
 // ANCHOR_END: train
