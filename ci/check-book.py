@@ -4,7 +4,8 @@
 sources: every {{#include}} / {{#rustdoc_include}} names an existing file, every named ANCHOR
          exists in it, is balanced and is not empty; every ANCHOR in the chapters and the
          library is included by some page (an anchor nothing shows is a listing the book
-         lost); every figure a page shows exists.
+         lost), but the assignments' `solution-` regions; every figure a page shows exists;
+         no included listing shows a solution marker.
 output:  no formula was left unrendered; every image and stylesheet a page links exists;
          KaTeX's fonts are served by the book.
 """
@@ -48,6 +49,10 @@ def check_sources():
     for root in ("chapters", "crates/vision-interp/src"):
         for rs in sorted(pathlib.Path(root).rglob("*.rs")):
             for name in re.findall(r"// ANCHOR: (\S+)", rs.read_text()):
+                # Solution regions of the assignments are anchors so that mdBook hides their
+                # markers; no page includes them by name.
+                if name.startswith("solution-"):
+                    continue
                 if (rs.resolve(), name) not in included:
                     errors.append(f"{rs}: anchor '{name}' is included by no page")
 
@@ -73,6 +78,10 @@ def check_output(out):
         if "$" in text:
             at = text.index("$")
             errors.append(f"{page}: unrendered math near: {text[max(0, at - 60):at + 60]!r}")
+        # mdBook drops anchor lines from an included listing; one that shows means a listing
+        # included a file whole (the instructors' appendix explains the markers, so it may).
+        if page.name != "appendix-assignments.html" and re.search(r"ANCHOR(_END)?:", html):
+            errors.append(f"{page}: a listing shows an ANCHOR marker")
         for ref in re.findall(r'(?:src|href)="([^"#?]+\.(?:png|jpg|svg|css))"', html):
             if "://" not in ref and not (page.parent / ref).resolve().is_file():
                 errors.append(f"{page}: link to missing {ref}")

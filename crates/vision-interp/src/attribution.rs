@@ -137,10 +137,12 @@ pub fn integrated_gradients(
         let a = Tensor::from_slice(chunk, (chunk.len(), 1, 1, 1), img.device())?;
         let points = baseline.unsqueeze(0)?.broadcast_add(&a.broadcast_mul(&diff.unsqueeze(0)?)?)?;
         let (g, logits) = input_gradients(model, &points, class)?;
+        // ANCHOR: solution-ig-trapezoid Weight each point's gradient by the trapezoid rule (½ at α = 0 and α = 1, 1 elsewhere) and add the weighted gradients of the chunk to `grad_sum`
         // Trapezoid rule: the two ends count half.
         let w: Vec<f32> = chunk.iter().map(|&al| if al == 0.0 || al == 1.0 { 0.5 } else { 1.0 }).collect();
         let w = Tensor::from_vec(w, (chunk.len(), 1, 1, 1), img.device())?;
         grad_sum = (grad_sum + g.broadcast_mul(&w)?.sum(0)?)?;
+        // ANCHOR_END: solution-ig-trapezoid
         let scores = logits.i((.., class))?.to_vec1::<f32>()?;
         path_scores.extend(chunk.iter().copied().zip(scores));
         pb.inc(chunk.len() as u64);

@@ -52,6 +52,7 @@ pub fn nmf(x: &Tensor, k: usize, iterations: usize, rng: &mut StdRng) -> Result<
     for _ in 0..iterations {
         // H ← H ⊙ WᵀX / (WᵀW H), then W ← W ⊙ X Hᵀ / (W H Hᵀ).
         let wt = w.t()?;
+        // ANCHOR: solution-nmf-updates Update H ← H ⊙ WᵀX / (WᵀWH + eps), then W ← W ⊙ XHᵀ / (WHHᵀ + eps) with the new H, and push ‖X − WH‖ / ‖X‖ onto `errors` (norm2 = ‖X‖²)
         h = (&h * wt.matmul(&x)?)?.div(&(wt.matmul(&w)?.matmul(&h)? + eps)?)?;
         let (xht, hht) = (x.matmul(&h.t()?)?, h.matmul(&h.t()?)?);
         w = (&w * &xht)?.div(&(w.matmul(&hht)? + eps)?)?;
@@ -60,6 +61,7 @@ pub fn nmf(x: &Tensor, k: usize, iterations: usize, rng: &mut StdRng) -> Result<
         let cross = (&w * &xht)?.sum_all()?.to_scalar::<f64>()?;
         let square = (w.t()?.matmul(&w)? * &hht)?.sum_all()?.to_scalar::<f64>()?;
         errors.push(((norm2 - 2.0 * cross + square).max(0.0) / norm2).sqrt() as f32);
+        // ANCHOR_END: solution-nmf-updates
     }
     Ok(Nmf { w: w.to_dtype(DType::F32)?, h: h.to_dtype(DType::F32)?, errors })
 }

@@ -233,8 +233,10 @@ impl UpconvGan {
     /// Images in [0, 1]: `clamp(forward(code) + [123, 117, 104], 0, 255) / 255` (Lucent's
     /// `visualize`; no gradient where the clamp is active).
     pub fn visualize(&self, code: &Tensor) -> Result<Tensor> {
+        // ANCHOR: solution-visualize Return clamp(forward(code) + [123, 117, 104], 0, 255) / 255, the mean added per channel
         let mean = Tensor::new(&RGB_MEAN, code.device())?.reshape((1, 3, 1, 1))?;
         Ok((self.forward(code)?.broadcast_add(&mean)?.clamp(0f32, 255f32)? / 255.0)?)
+        // ANCHOR_END: solution-visualize
     }
     // ANCHOR_END: upconv_forward
 }

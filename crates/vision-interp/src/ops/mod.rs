@@ -20,7 +20,9 @@ pub use batch_norm::{
 
 /// Output size of a convolution along one axis: `floor((i + 2p − k) / s) + 1`.
 pub fn conv_output_size(input: usize, kernel: usize, stride: usize, padding: usize) -> usize {
+    // ANCHOR: solution-output-size Return floor((i + 2p − k) / s) + 1
     (input + 2 * padding - kernel) / stride + 1
+    // ANCHOR_END: solution-output-size
 }
 
 // ANCHOR: naive_conv
@@ -34,11 +36,13 @@ pub fn naive_conv2d(image: &[f32], h: usize, w: usize, kernel: &[f32], k: usize)
     for i in 0..oh {
         for j in 0..ow {
             let mut sum = 0.0;
+            // ANCHOR: solution-naive-conv Add image[(i + m)·w + (j + n)] · kernel[m·k + n] over the k × k window into `sum`
             for m in 0..k {
                 for n in 0..k {
                     sum += image[(i + m) * w + (j + n)] * kernel[m * k + n];
                 }
             }
+            // ANCHOR_END: solution-naive-conv
             out[i * ow + j] = sum;
         }
     }

@@ -151,7 +151,9 @@ impl Views {
 /// at every view and position, averaged. (A floor of 10⁻²⁰ under the square root keeps the
 /// gradient finite where the two are equal.)
 pub fn l2_distance(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    // ANCHOR: solution-l2-distance Return the mean over views and positions of √(Σ_channels (a − b)² + 1e-20)
     Ok(((a - b)?.sqr()?.sum_keepdim(1)? + 1e-20)?.sqrt()?.mean_all()?)
+    // ANCHOR_END: solution-l2-distance
 }
 // ANCHOR_END: distance
 

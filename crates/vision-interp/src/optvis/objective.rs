@@ -172,10 +172,12 @@ pub fn class_probability(model: &dyn Model, label: &str, batch: Option<usize>) -
     let name = format!("class_probability {class} ({})", classes[class]);
     Ok(Objective::new(vec!["logits".into()], name, move |acts, _| {
         let a = acts_of(acts, "logits", batch)?.flatten_from(1)?;
+        // ANCHOR: solution-softmax Return minus the softmax probability of `class`, summed over the batch, from the logits `a` (subtract the row maximum before exp)
         // Built from exp, sum and div (whose gradients Candle has), after subtracting the max.
         let e = a.broadcast_sub(&a.max_keepdim(1)?.detach())?.exp()?;
         let p = e.broadcast_div(&e.sum_keepdim(1)?)?;
         Ok(p.narrow(1, class, 1)?.sum_all()?.neg()?)
+        // ANCHOR_END: solution-softmax
     }))
 }
 // ANCHOR_END: class_probability
@@ -207,10 +209,12 @@ fn unit_features(a: &Tensor, f: Features) -> Result<Tensor> {
 
 /// `Σ_{i≠j} ⟨f̂_i, f̂_j⟩`: the cosine similarities of every ordered pair of different images.
 fn pairwise_similarity_sum(a: &Tensor, f: Features) -> Result<Tensor> {
+    // ANCHOR: solution-pairwise-similarity Return Σ over ordered pairs i ≠ j of ⟨f̂_i, f̂_j⟩, the rows of unit_features(a, f)
     let g = unit_features(a, f)?;
     let sim = g.matmul(&g.t()?)?; // (B, B), ones on the diagonal
     let eye = Tensor::eye(sim.dim(0)?, sim.dtype(), sim.device())?;
     Ok((sim.sum_all()? - (&sim * eye)?.sum_all()?)?)
+    // ANCHOR_END: solution-pairwise-similarity
 }
 
 /// Lucent's `diversity`: minus the similarities of every pair of images' normalised Gram
@@ -266,12 +270,14 @@ pub fn channel_interpolate(layer1: &str, unit1: usize, layer2: &str, unit2: usiz
             "channel_interpolate between layers of different sizes: {l1} is {s1:?} and {l2} is {s2:?}; interpolate between units of one layer, or of layers of one size"
         );
         let (c1, c2) = (unit_of(a1, &l1, unit1)?, unit_of(a2, &l2, unit2)?);
+        // ANCHOR: solution-interpolate-weights Return −Σ_n [(1 − w_n)·mean(c1[n]) + w_n·mean(c2[n])] with w_n = n / (B − 1)
         // Per image means, weighted by 1 − w_n and w_n.
         let w: Vec<f32> = (0..b).map(|n| n as f32 / (b - 1) as f32).collect();
         let w = Tensor::new(w.as_slice(), a1.device())?.to_dtype(a1.dtype())?;
         let (m1, m2) = (c1.flatten_from(1)?.mean(1)?, c2.flatten_from(1)?.mean(1)?);
         let total = ((m1 * w.affine(-1.0, 1.0)?)?.sum_all()? + (m2 * w)?.sum_all()?)?;
         Ok(total.neg()?)
+        // ANCHOR_END: solution-interpolate-weights
     })
 }
 
@@ -318,9 +324,11 @@ pub fn dot_compare(layer: &str, target: usize, cossim_pow: f64) -> Objective {
         if cossim_pow == 0.0 {
             return Ok(dot.neg()?);
         }
+        // ANCHOR: solution-dot-compare Return −⟨x, t⟩ · max(cos(x, t), 0.1)^cossim_pow (1e-6 added to the norms' product)
         let norms = (x.sqr()?.sum_all()?.sqrt()? * t.sqr()?.sum_all()?.sqrt()?)?;
         let cos = (&dot / (norms + 1e-6)?)?.clamp(0.1f32, f32::MAX)?;
         Ok((dot * cos.powf(cossim_pow)?)?.neg()?)
+        // ANCHOR_END: solution-dot-compare
     })
 }
 // ANCHOR_END: dot_compare

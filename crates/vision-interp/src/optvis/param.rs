@@ -522,12 +522,14 @@ fn fourier_of(h: usize, w: usize, device: &Device) -> Result<Fourier> {
     let wf = w / 2 + 1;
     let floor = 1.0 / h.max(w) as f64;
     let mut scale = vec![0f32; h * wf];
+    // ANCHOR: solution-spectrum-scale Fill `scale[y·wf + x]` with 1 / max(f, 1/max(h, w)), f = √(fftfreq(y, h)² + fftfreq(x, w)²)
     for y in 0..h {
         for x in 0..wf {
             let f = (fftfreq(y, h).powi(2) + fftfreq(x, w).powi(2)).sqrt();
             scale[y * wf + x] = (1.0 / f.max(floor)) as f32;
         }
     }
+    // ANCHOR_END: solution-spectrum-scale
     // ANCHOR_END: spectrum_scale
     let (ch, sh) = dft_tables(h, h, h, device)?;
     let (mut cw, mut sw) = (vec![0f32; wf * w], vec![0f32; wf * w]);

@@ -16,9 +16,11 @@ use crate::models::Activations;
 /// `i` and `j` fire *together*, averaged over positions: where they fire is summed away,
 /// which is why it describes texture and style and not layout.
 pub fn gram_matrix(a: &Tensor) -> Result<Tensor> {
+    // ANCHOR: solution-gram Return F Fᵀ / (H·W) for every image, F its activations as a C × HW matrix
     let (b, c, h, w) = a.dims4()?;
     let f = a.reshape((b, c, h * w))?;
     Ok((f.matmul(&f.transpose(1, 2)?)? / (h * w) as f64)?)
+    // ANCHOR_END: solution-gram
 }
 // ANCHOR_END: gram
 

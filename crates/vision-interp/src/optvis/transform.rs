@@ -139,6 +139,7 @@ pub fn pad_reflect(x: &Tensor, p: usize) -> Result<Tensor> {
     let rows = |n: usize| -> Vec<Option<u32>> {
         (0..n + 2 * p)
             .map(|i| {
+                // ANCHOR: solution-reflect-index Map padded index i to the source index it mirrors: |i − p|, folded back at the far edge (n − 1)
                 let j = i as i64 - p as i64;
                 let j = if j < 0 {
                     -j
@@ -148,6 +149,7 @@ pub fn pad_reflect(x: &Tensor, p: usize) -> Result<Tensor> {
                     j
                 };
                 Some(j as u32)
+                // ANCHOR_END: solution-reflect-index
             })
             .collect()
     };

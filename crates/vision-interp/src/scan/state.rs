@@ -48,6 +48,7 @@ impl Bounded {
     }
 
     pub fn offer(&mut self, hit: Hit) {
+        // ANCHOR: solution-bounded-offer Keep the k best hits, at most one per image (view / per_image), ordered by `before`
         if self.hits.len() == self.k && !self.before(&hit, self.hits.last().expect("k > 0")) {
             return;
         }
@@ -61,6 +62,7 @@ impl Bounded {
         let at = self.hits.partition_point(|h| self.before(h, &hit));
         self.hits.insert(at, hit);
         self.hits.truncate(self.k);
+        // ANCHOR_END: solution-bounded-offer
     }
 }
 // ANCHOR_END: bounded
