@@ -564,3 +564,75 @@ fn write_classroom(out: &Path, wanted: &[Assignment]) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CODE: &str = "fn f(x: usize) -> usize {\n    let y = x + 1;\n    // ANCHOR: solution-twice Return {y} \"doubled\"\n    y * 2\n    // ANCHOR_END: solution-twice\n}\n";
+
+    #[test]
+    fn a_region_is_found_with_its_indent_and_hint() {
+        let r = regions_in(Path::new("f.rs"), CODE).unwrap();
+        assert_eq!(r.len(), 1);
+        assert_eq!((r[0].id.as_str(), r[0].start, r[0].end, r[0].indent.as_str()), ("twice", 2, 4, "    "));
+        assert_eq!(r[0].hint, "Return {y} \"doubled\"");
+    }
+
+    #[test]
+    fn stubs_switches_and_solutions_rewrite_as_they_should() {
+        let r = regions_in(Path::new("f.rs"), CODE).unwrap();
+        let refs: Vec<&Region> = r.iter().collect();
+        let stub = rewrite(CODE, &refs, Mode::Stubs);
+        // Braces are doubled for the format string, quotes escaped; the markers stay.
+        assert!(stub.contains("    ::std::todo!(\"Return {{y}} \\\"doubled\\\"\");\n"), "{stub}");
+        assert!(!stub.contains("y * 2") && stub.contains("ANCHOR_END: solution-twice"), "{stub}");
+        let switch = rewrite(CODE, &refs, Mode::Switches);
+        assert!(
+            switch.contains("Ok(\"twice\") { ::std::todo!(") && switch.contains("    y * 2\n"),
+            "{switch}"
+        );
+        assert_eq!(rewrite(CODE, &refs, Mode::Solutions), CODE);
+    }
+
+    #[test]
+    fn malformed_regions_are_refused() {
+        let cases = [
+            ("// ANCHOR: solution-a hint\nx\n", "never closed"),
+            ("// ANCHOR: solution-a\nx\n// ANCHOR_END: solution-a\n", "carries no hint"),
+            ("// ANCHOR: solution-a h\n// ANCHOR: solution-b h\n", "inside another"),
+            ("// ANCHOR: solution-a h\nx\n// ANCHOR_END: solution-b\n", "ends as `b`"),
+            ("// ANCHOR_END: solution-a\n", "an end without a start"),
+            ("// ANCHOR: solution-a h\n// ANCHOR_END: solution-a\n", "is empty"),
+        ];
+        for (text, want) in cases {
+            let e = regions_in(Path::new("g.rs"), text).unwrap_err().to_string();
+            assert!(e.contains(want), "{text:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_manifest_must_match_the_code_and_the_tests() {
+        let dir = std::env::temp_dir().join(format!("assignments-validate-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("t.rs"), "#[test]\nfn scored() {}\n\n#[test]\nfn unscored() {}\n").unwrap();
+        let regions = regions_in(Path::new("f.rs"), CODE).unwrap();
+        let assignment = |regions: &[&str], points: &[&str]| Manifest {
+            assignment: vec![Assignment {
+                chapter: "chapter-01-x".into(),
+                title: "t".into(),
+                summary: "s".into(),
+                regions: regions.iter().map(|r| r.to_string()).collect(),
+                tests: "t".into(),
+                points: points.iter().map(|p| (p.to_string(), 1)).collect(),
+            }],
+        };
+        let e = |m: Manifest| validate(&m, &regions, &dir).unwrap_err().to_string();
+        assert!(e(assignment(&["twice"], &["scored"])).contains("test `unscored`"));
+        assert!(e(assignment(&["twice"], &["scored", "unscored", "gone"])).contains("does not define"));
+        assert!(e(assignment(&["thrice"], &["scored", "unscored"])).contains("no solution region `thrice`"));
+        assert!(e(assignment(&[], &["scored", "unscored"])).contains("belongs to no assignment"));
+        validate(&assignment(&["twice"], &["scored", "unscored"]), &regions, &dir).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
