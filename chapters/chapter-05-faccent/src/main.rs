@@ -170,13 +170,18 @@ fn main() -> Result<()> {
         .rows(&["image", "alpha view"])
         .photo();
     s.save_grid(&[row, alpha_row], &spec, (m.name(), &format!("{stem}-{class_name}"), "steps"))?;
+    // Every third kept frame (every sixth step) and the last, at a third of the pace: the same
+    // motion in a file within the figure budget (photographic GIF frames are large).
+    let n = main.frames.len();
     let frames: Vec<RgbImage> = main
         .frames
         .iter()
-        .map(|f| views(&f.image, &f.transparency).map(|(a, b)| vision_interp::figure::hstack(&a, &b, 4)))
+        .enumerate()
+        .filter(|(i, _)| i % 3 == 0 || *i == n - 1)
+        .map(|(_, f)| views(&f.image, &f.transparency).map(|(a, b)| vision_interp::figure::hstack(&a, &b, 4)))
         .collect::<Result<_>>()?;
     let gif = s.figure(m.name(), &format!("{stem}-{class_name}"), "animation").with_extension("gif");
-    vision_interp::imageio::save_gif(&frames, 120, &gif)?;
+    vision_interp::imageio::save_gif(&frames, 360, &gif)?;
     println!("wrote {}", gif.display());
 
     // The same class from two other photos.
