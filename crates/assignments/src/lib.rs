@@ -551,7 +551,7 @@ fn write_classroom(out: &Path, wanted: &[Assignment]) -> Result<()> {
     std::fs::write(
         out.join("gradescope/run_autograder"),
         "#!/usr/bin/env bash\n# Gradescope's grading: the student's code over this workspace, then the autograder.\nset -euo pipefail\n\
-         cp -r /autograder/submission/crates /autograder/source/ 2>/dev/null || true\n\
+         for d in crates chapters; do [ -d /autograder/submission/$d ] && cp -r /autograder/submission/$d /autograder/source/; done\n\
          cd /autograder/source\n\
          ~/.cargo/bin/cargo run --release -p grading -- --results /autograder/results/results.json\n",
     )?;

@@ -341,18 +341,21 @@ pub fn train(
             // The discriminator: real images towards "real", generated ones towards "fake".
             let (on_real, on_fake) = (disc.forward(&real)?, disc.forward(&fake.detach())?);
             let d_loss = (softplus(&on_real.neg()?)?.mean_all()? + softplus(&on_fake)?.mean_all()?)?;
-            let dl = d_loss.to_scalar::<f32>()?;
+            // A loss that is not finite stops the run before it changes any weight.
+            let finite = |what: &str, l: f32| -> Result<f32> {
+                ensure!(
+                    l.is_finite(),
+                    "epoch {epoch}, step {}: the {what} loss became {l}; lower the learning rate",
+                    s + 1
+                );
+                Ok(l)
+            };
+            let dl = finite("discriminator", d_loss.to_scalar::<f32>()?)?;
             d_opt.backward_step(&d_loss)?;
             // The generator: its images towards "real" for the updated discriminator (the
             // non-saturating loss).
             let g_loss = softplus(&disc.forward(&fake)?.neg()?)?.mean_all()?;
-            let gl = g_loss.to_scalar::<f32>()?;
-            if !dl.is_finite() || !gl.is_finite() {
-                bail!(
-                    "epoch {epoch}, step {}: the losses became {dl} and {gl}; lower the learning rate",
-                    s + 1
-                );
-            }
+            let gl = finite("generator", g_loss.to_scalar::<f32>()?)?;
             g_opt.backward_step(&g_loss)?;
             let p = |t: &Tensor| -> Result<f64> {
                 Ok(candle_nn::ops::sigmoid(t)?.mean_all()?.to_scalar::<f32>()? as f64)
