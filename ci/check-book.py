@@ -5,7 +5,8 @@ sources: every {{#include}} / {{#rustdoc_include}} names an existing file, every
          exists in it, is balanced and is not empty; every ANCHOR in the chapters and the
          library is included by some page (an anchor nothing shows is a listing the book
          lost), but the assignments' `solution-` regions; every figure a page shows exists;
-         no included listing shows a solution marker.
+         no included listing shows a solution marker; every author-year a page cites is in
+         references.md; the figures keep to their budget (8 MB in all, 600 KB each).
 output:  no formula was left unrendered; every image and stylesheet a page links exists;
          KaTeX's fonts are served by the book.
 """
@@ -66,6 +67,49 @@ def check_references():
             errors.append(f"book/references.md: {author} ({year}) is cited on no page")
 
 
+CITE_YEAR = re.compile(
+    r"\b([A-Z][\w'À-ſ-]+)(?: et al\.|,? (?:[A-Z][\wÀ-ſ-]+,? )*(?:and|&) [A-Z][\wÀ-ſ-]+(?:'s)?)"
+    r"[^()\n.;]{0,60}?[ (]((?:19|20)\d\d)\b")
+# Capitalised words that the patterns take for a first author ("OpenAI Microscope and Distill's").
+NOT_AUTHORS = {"Microscope"}
+CITE_AUTHOR = re.compile(r"\b([A-Z][\wÀ-ſ-]+)(?: et al\.| (?:and|&) [A-Z][\wÀ-ſ-]+'s\b)")
+
+
+def check_citations():
+    """Every author-year a page cites (`Olah et al., 2017`, `Gatys, Ecker and Bethge (2016)`,
+    `Mahendran & Vedaldi 2015`) is in references.md, and so is every first author named with
+    `et al.` or `X and Y's` without a year."""
+    refs = (BOOK / "references.md").read_text()
+    listed = set(re.findall(r"^- ([A-Z][^\s,]+), .*?\((\d{4})\)", refs, re.M | re.S))
+    authors = {a for a, _ in listed}
+    for md in sorted(BOOK.rglob("*.md")):
+        if md.name == "references.md":
+            continue
+        text = re.sub(r"\s+", " ", md.read_text())
+        for author, year in CITE_YEAR.findall(text):
+            if author in NOT_AUTHORS:
+                continue
+            if author in authors and (author, year) not in listed:
+                errors.append(f"{md}: cites {author} ({year}), which references.md lacks")
+            elif author not in authors:
+                errors.append(f"{md}: cites {author} ({year}), whom references.md lacks")
+        for author in CITE_AUTHOR.findall(text):
+            if author not in authors and author not in NOT_AUTHORS:
+                errors.append(f"{md}: cites {author}, whom references.md lacks")
+
+
+def check_figure_budget():
+    """The figures together stay under 8 MB, and each under 600 KB (CONTRIBUTING.md)."""
+    files = [f for f in (BOOK / "figures").rglob("*") if f.is_file()]
+    total = sum(f.stat().st_size for f in files)
+    if total > 8_000_000:
+        errors.append(f"book/figures: {total / 1e6:.1f} MB, over the budget of 8 MB")
+    for f in files:
+        if f.stat().st_size > 600_000:
+            errors.append(f"{f}: {f.stat().st_size // 1000} KB, over the budget of 600 KB for one figure")
+    print(f"figures: {len(files)} files, {total / 1e6:.2f} MB of 8 MB")
+
+
 def check_output(out):
     out = pathlib.Path(out)
     pages = [p for p in out.rglob("*.html") if p.name not in ("print.html", "toc.html", "404.html")]
@@ -97,6 +141,8 @@ def check_output(out):
 
 if sys.argv[1] == "sources":
     check_references()
+    check_citations()
+    check_figure_budget()
     check_sources()
 else:
     check_output(sys.argv[2])

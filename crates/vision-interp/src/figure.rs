@@ -270,8 +270,9 @@ pub enum Encoding {
     Jpeg,
 }
 
-/// The JPEG quality of photographic figures.
-pub const JPEG_QUALITY: u8 = 90;
+/// The JPEG quality of photographic figures (with 4:2:0 chroma, [`crate::imageio::save_jpeg`]):
+/// the book's figures together stay within CONTRIBUTING's 8 MB.
+pub const JPEG_QUALITY: u8 = 80;
 
 impl Encoding {
     /// The file extension.
@@ -617,6 +618,8 @@ pub struct ChartSpec {
     pub y_range: Option<(f32, f32)>,
     /// Where the legend goes (plotters' default: upper right).
     pub legend: SeriesLabelPosition,
+    /// The legend in a band under the plot instead, where it hides no curve.
+    pub legend_below: bool,
 }
 
 impl ChartSpec {
@@ -629,11 +632,19 @@ impl ChartSpec {
             integer_x: false,
             y_range: None,
             legend: SeriesLabelPosition::UpperRight,
+            legend_below: false,
         }
     }
 
     pub fn legend(mut self, at: SeriesLabelPosition) -> Self {
         self.legend = at;
+        self
+    }
+
+    /// The legend in a band under the plot (the chart keeps its size; the plot gets shorter),
+    /// for charts whose curves fill the corners.
+    pub fn legend_below(mut self) -> Self {
+        self.legend_below = true;
         self
     }
 
@@ -714,7 +725,15 @@ pub fn line_chart_with(series: &[Series], spec: &ChartSpec) -> Result<RgbImage> 
     {
         let draw_err = |e| anyhow!("drawing failed: {e:?}");
         let root = BitMapBackend::with_buffer(&mut buf, (width, height)).into_drawing_area();
-        let mut chart = ChartBuilder::on(&root)
+        let labels: Vec<&str> = series.iter().map(|s| s.label.as_str()).collect();
+        let (plot, band) = if spec.legend_below {
+            let rows = legend_rows(&root, &labels, width)?;
+            let (plot, band) = root.split_vertically(height.saturating_sub(22 * rows.len() as u32 + 8));
+            (plot, Some((band, rows)))
+        } else {
+            (root.clone(), None)
+        };
+        let mut chart = ChartBuilder::on(&plot)
             .caption(&spec.title, ("sans-serif", 20))
             .margin(12)
             .x_label_area_size(40)
@@ -750,17 +769,61 @@ pub fn line_chart_with(series: &[Series], spec: &ChartSpec) -> Result<RgbImage> 
                     .map_err(draw_err)?;
             }
         }
-        chart
-            .configure_series_labels()
-            .position(spec.legend.clone())
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .label_font(("sans-serif", 14))
-            .draw()
-            .map_err(draw_err)?;
+        if let Some((band, rows)) = band {
+            for (r, row) in rows.iter().enumerate() {
+                let y = 12 + 22 * r as i32;
+                for &(i, x) in row {
+                    let colour = LINE_COLOURS[i % LINE_COLOURS.len()];
+                    band.draw(&PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2)))
+                        .map_err(draw_err)?;
+                    band.draw(&Text::new(labels[i], (x + 24, y - 8), ("sans-serif", 14)))
+                        .map_err(draw_err)?;
+                }
+            }
+        } else {
+            chart
+                .configure_series_labels()
+                .position(spec.legend.clone())
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .label_font(("sans-serif", 14))
+                .draw()
+                .map_err(draw_err)?;
+        }
         root.present().map_err(draw_err)?;
     }
     RgbImage::from_raw(width, height, buf).context("chart buffer")
+}
+
+/// Lays legend entries (a line and a label) left to right, wrapping at `width`: the rows of
+/// `(series index, x)`, centred.
+fn legend_rows<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    labels: &[&str],
+    width: u32,
+) -> Result<Vec<Vec<(usize, i32)>>> {
+    let font: TextStyle = ("sans-serif", 14).into();
+    let mut rows: Vec<Vec<(usize, i32)>> = vec![Vec::new()];
+    let mut widths = vec![0i32];
+    for (i, label) in labels.iter().enumerate() {
+        let (w, _) = area.estimate_text_size(label, &font).map_err(|e| anyhow!("measuring text: {e:?}"))?;
+        let entry = 24 + w as i32 + 20;
+        let last = widths.len() - 1;
+        if widths[last] > 0 && widths[last] + entry > width as i32 - 24 {
+            rows.push(Vec::new());
+            widths.push(0);
+        }
+        let last = widths.len() - 1;
+        rows[last].push((i, widths[last]));
+        widths[last] += entry;
+    }
+    for (row, w) in rows.iter_mut().zip(widths) {
+        let left = (width as i32 - w + 20) / 2;
+        for entry in row.iter_mut() {
+            entry.1 += left;
+        }
+    }
+    Ok(rows)
 }
 
 /// A histogram of counts in equal bins from `lo` to `hi`, with labelled vertical lines at

@@ -1,11 +1,20 @@
 //! Compares regenerated figures with the committed ones.
 //!
-//! Every figure (PNG or JPEG) in `--actual` must have a committed one of the same name, in
-//! `--expected` or else in `--fallback` (a quick run's figure that equals the full run's is
-//! committed once, in the book's folder), and every figure in `--expected` must have been made
-//! again; each pair must have the same size, a mean absolute difference of at most
-//! `--max-mean` (in 0–255 units) and at most `--max-frac` of the pixels differing by more than
-//! 8 in some channel. On failure a diff image (differences amplified 8×) is written to `--diff`.
+//! A quick run's figure that equals the full run's is committed once, in the book's folder
+//! (`--fallback`); the others are not committed as images (they are never shown, and would
+//! double the book's size) but as their SHA-256 in `--expected`/SHA256SUMS, since a run gives
+//! the same bytes on every x86-64 machine (CONTRIBUTING.md).
+//!
+//! Every figure (PNG or JPEG) in `--actual` must be named in SHA256SUMS, and then have the same
+//! digest, or have a committed figure of the same name in `--fallback`; and every figure named
+//! in SHA256SUMS must have been made again. A pair of figures must have the same size, a mean
+//! absolute difference of at most `--max-mean` (in 0–255 units) and at most `--max-frac` of the
+//! pixels differing by more than 8 in some channel. On failure a diff image (differences
+//! amplified 8×), or the new figure where only a digest was committed, goes to `--diff`.
+//!
+//! The numbers the run recorded for its page (`numbers.json`) are compared with the committed
+//! quick run's, key by key and exactly, but those under `run.` (times and rates of this
+//! machine): a number the page glues in must come out the same everywhere, like a figure.
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -51,20 +60,89 @@ fn figures(dir: &Path) -> Result<Vec<String>> {
     Ok(names)
 }
 
+/// The recorded numbers of a run, but this machine's measurements (`run.*`).
+fn numbers(dir: &Path) -> Result<Option<std::collections::BTreeMap<String, serde_json::Value>>> {
+    let path = dir.join("numbers.json");
+    if !path.exists() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut map: std::collections::BTreeMap<String, serde_json::Value> =
+        serde_json::from_str(&text).with_context(|| format!("{} is not a JSON object", path.display()))?;
+    map.retain(|k, _| !k.starts_with("run."));
+    Ok(Some(map))
+}
+
+/// Compares the recorded numbers key by key; returns how many differ.
+fn compare_numbers(expected: &Path, actual: &Path) -> Result<usize> {
+    let (committed, now) = match (numbers(expected)?, numbers(actual)?) {
+        (None, None) => return Ok(0),
+        (Some(_), None) => {
+            println!("MISSING  numbers.json: committed but the run recorded no numbers");
+            return Ok(1);
+        }
+        (None, Some(_)) => {
+            println!("NEW      numbers.json: recorded by the run but not committed");
+            return Ok(1);
+        }
+        (Some(c), Some(n)) => (c, n),
+    };
+    let mut failures = 0;
+    for (key, value) in &committed {
+        match now.get(key) {
+            None => {
+                println!("MISSING  number {key}: committed ({value}) but no longer recorded");
+                failures += 1;
+            }
+            Some(v) if v != value => {
+                println!("DIFFERS  number {key}: {value} committed, {v} now");
+                failures += 1;
+            }
+            Some(_) => {}
+        }
+    }
+    for key in now.keys().filter(|k| !committed.contains_key(*k)) {
+        println!("NEW      number {key}: recorded but not committed");
+        failures += 1;
+    }
+    println!("numbers: {} compared, {failures} failed", committed.len());
+    Ok(failures)
+}
+
+/// `SHA256SUMS` of a folder (`sha256sum`'s format: digest, two spaces, name), by name.
+fn digests(dir: &Path) -> Result<std::collections::BTreeMap<String, String>> {
+    let path = dir.join("SHA256SUMS");
+    if !path.exists() {
+        return Ok(Default::default());
+    }
+    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let (digest, name) =
+                l.split_once("  ").with_context(|| format!("{}: malformed line {l:?}", path.display()))?;
+            Ok((name.to_string(), digest.to_string()))
+        })
+        .collect()
+}
+
+fn sha256(path: &Path) -> Result<String> {
+    use sha2::Digest;
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(sha2::Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect())
+}
+
 fn main() -> Result<()> {
     let args = Args::parse();
-    let (quick, actual) = (figures(&args.expected)?, figures(&args.actual)?);
+    let sums = digests(&args.expected)?;
+    let (quick, actual): (Vec<String>, Vec<String>) =
+        (sums.keys().cloned().collect(), figures(&args.actual)?);
     let full = match &args.fallback {
         Some(dir) => figures(dir)?,
         None => Vec::new(),
     };
-    let committed = |name: &String| {
-        if quick.contains(name) {
-            Some(args.expected.join(name))
-        } else {
-            args.fallback.as_ref().filter(|_| full.contains(name)).map(|d| d.join(name))
-        }
-    };
+    let committed =
+        |name: &String| args.fallback.as_ref().filter(|_| full.contains(name)).map(|d| d.join(name));
     let mut failures = 0;
     for name in quick.iter().filter(|n| !actual.contains(n)) {
         println!("MISSING  {name}: committed but no longer made");
@@ -72,6 +150,21 @@ fn main() -> Result<()> {
     }
     let mut passed = 0;
     for name in &actual {
+        if let Some(digest) = sums.get(name) {
+            let now = sha256(&args.actual.join(name))?;
+            if &now == digest {
+                println!("ok       {name}: same bytes (SHA-256)");
+                passed += 1;
+            } else {
+                let kept = args.diff.join(name);
+                std::fs::create_dir_all(&args.diff)?;
+                std::fs::copy(args.actual.join(name), &kept)?;
+                println!("DIFFERS  {name}: SHA-256 {now}, committed {digest}");
+                println!("         the new figure: {}", kept.display());
+                failures += 1;
+            }
+            continue;
+        }
         let Some(reference) = committed(name) else {
             println!("NEW      {name}: made by the chapter but not committed");
             failures += 1;
@@ -113,6 +206,7 @@ fn main() -> Result<()> {
         }
     }
     println!("figures: {passed} passed, {failures} failed");
+    failures += compare_numbers(&args.expected, &args.actual)?;
     if failures > 0 {
         std::process::exit(1);
     }
