@@ -66,7 +66,9 @@ fn main() -> Result<()> {
     for (name, kernel) in KERNELS {
         let out = ops::naive_conv2d(&pixels, 224, 224, &kernel, 3); // 222 × 222: no padding
         let map = Map { width: 222, height: 222, data: out.iter().map(|v| v.abs()).collect() };
-        row.push(Panel::new(grey(&map.normalize_max()), format!("|{name}|")));
+        // Clipped at the 99th percentile: a few strong edges would otherwise set the scale and
+        // leave the rest of a map (the Laplacian's above all) nearly black.
+        row.push(Panel::new(grey(&map.normalize_quantile(0.99)), format!("|{name}|")));
     }
     // ANCHOR_END: convolve
     // ANCHOR: sobel
@@ -74,12 +76,12 @@ fn main() -> Result<()> {
     let gy = ops::naive_conv2d(&pixels, 224, 224, &KERNELS[1].1, 3);
     let magnitude: Vec<f32> = gx.iter().zip(&gy).map(|(x, y)| (x * x + y * y).sqrt()).collect();
     let map = Map { width: 222, height: 222, data: magnitude };
-    row.insert(3, Panel::new(grey(&map.normalize_max()), "Sobel magnitude"));
+    row.insert(3, Panel::new(grey(&map.normalize_quantile(0.99)), "Sobel magnitude"));
     // ANCHOR_END: sobel
     s.save_grid(
         &in_rows(row, 4),
         &GridSpec::new(180)
-            .title("3 × 3 kernels by hand (absolute values, each divided by its maximum)")
+            .title("3 × 3 kernels by hand (absolute values, each clipped at its 99th percentile)")
             .photo(),
         ("photo", "chelsea", "kernels"),
     )?;
@@ -95,11 +97,15 @@ fn main() -> Result<()> {
         eval_set.len()
     );
     // ANCHOR_END: data
+    s.record("train_images", train_set.len());
+    s.record("eval_images", eval_set.len());
+    s.record("epochs", epochs);
     let examples: Vec<Panel> = (0..8)
         .map(|i| Panel::image(&train_set.images.get(i)?, &train_set.classes[train_set.labels[i] as usize]))
         .collect::<Result<_>>()?;
     s.save_grid(&[examples], &GridSpec::new(96), (data, "train", "examples"))?;
 
+    let started = std::time::Instant::now();
     // ANCHOR: train
     let fitted = run.fit(&train_set, &eval_set, args.run.seed, &dev)?; // resumes if interrupted
     let (net, history) = (&fitted.net, &fitted.history);
@@ -111,6 +117,8 @@ fn main() -> Result<()> {
         );
     }
     // ANCHOR_END: train
+    s.record_timing("train_s", (started.elapsed().as_secs_f64() * 10.0).round() / 10.0);
+    record_history(&mut s, history, eval_set.len(), fitted.trainable_parameters());
     eprintln!("trained weights: {}", run.weights_path(args.run.seed).display());
     let curve = |f: fn(&vision_interp::train::EpochStats) -> f32| {
         history.iter().map(|h| (h.epoch as f32, f(h))).collect()
@@ -165,8 +173,32 @@ fn main() -> Result<()> {
     )?;
     pretrained_filters(&mut s, pretrained.as_ref())?;
     receptive_fields(&mut s, &[net as &dyn Model, pretrained.as_ref()])?;
-    s.finish();
-    Ok(())
+    s.finish()
+}
+
+/// The numbers of the training run that the page quotes: the size of the network, each
+/// epoch's losses and accuracies (as shares), and the standard error of the last evaluation
+/// accuracy on `n_eval` images, √(p(1 − p)/n).
+fn record_history(
+    s: &mut Session,
+    history: &[vision_interp::train::EpochStats],
+    n_eval: usize,
+    params: usize,
+) {
+    s.record("parameters", params);
+    for h in history {
+        let e = h.epoch;
+        s.record(&format!("train_loss_{e}"), h.train_loss);
+        s.record(&format!("train_acc_{e}"), h.train_acc / 100.0);
+        s.record(&format!("eval_loss_{e}"), h.val_loss);
+        s.record(&format!("eval_acc_{e}"), h.val_acc / 100.0);
+    }
+    if let Some(last) = history.last() {
+        let p = last.val_acc / 100.0;
+        s.record("eval_acc", p);
+        s.record("train_acc", last.train_acc / 100.0);
+        s.record("eval_acc_se", (p * (1.0 - p) / n_eval.max(1) as f32).sqrt());
+    }
 }
 
 /// The receptive field and stride of each layer of each model, measured by gradient.
