@@ -55,6 +55,9 @@ struct Args {
 
 /// Panel side in the figures.
 const CELL: u32 = 160;
+/// Panel side in the animation, and its step between frames.
+const GIF_CELL: u32 = 224;
+const GIF_EVERY: usize = 16;
 
 fn fit(img: &RgbImage) -> RgbImage {
     vision_interp::image::imageops::resize(
@@ -73,11 +76,26 @@ fn views(img: &Tensor, transparency: &Tensor) -> Result<(RgbImage, RgbImage)> {
     Ok((fit(&rgb), fit(&alpha)))
 }
 
-/// `tiger 0.83`: the top class of an image and its probability.
-fn top1(m: &dyn Model, img: &Tensor) -> Result<String> {
+/// The top class of an image `(1, 3, H, W)` (resized to the model's input) and its
+/// probability.
+fn top(m: &dyn Model, img: &Tensor) -> Result<(String, f32)> {
     let x = ops::resize_antialiased(&img.squeeze(0)?, m.input_size(), m.input_size())?;
     let p = &top_k(m, &x, 1)?[0];
-    Ok(format!("{} {:.2}", short_name(&p.name), p.prob))
+    Ok((short_name(&p.name).to_owned(), p.prob))
+}
+
+/// `tiger 0.83`: the top class of an image and its probability.
+fn top1(m: &dyn Model, img: &Tensor) -> Result<String> {
+    let (name, p) = top(m, img)?;
+    Ok(format!("{name} {p:.2}"))
+}
+
+/// Records the top class of `img` and its probability as `<key>_class` and `<key>_prob`.
+fn record_top(s: &mut Session, key: &str, m: &dyn Model, img: &Tensor) -> Result<()> {
+    let (name, p) = top(m, img)?;
+    s.record(&format!("{key}_class"), name);
+    s.record(&format!("{key}_prob"), p);
+    Ok(())
 }
 
 /// One accentuation from `seed`, with a line of what it did.
@@ -170,26 +188,37 @@ fn main() -> Result<()> {
         .rows(&["image", "alpha view"])
         .photo();
     s.save_grid(&[row, alpha_row], &spec, (m.name(), &format!("{stem}-{class_name}"), "steps"))?;
-    // Every third kept frame (every sixth step) and the last, at a third of the pace: the same
-    // motion in a file within the figure budget (photographic GIF frames are large).
+    record_top(&mut s, "start", m, &main.frames[0].image)?;
+    record_top(&mut s, "end", m, &main.last().image)?;
+    // The same photo as chapter 2 prepares it (the central 87.5 % of its shorter side, resized
+    // to the model's input) against this chapter's canvas (its whole central square).
+    let ch2 = vision_interp::imageio::load_photo(&photo_path, m.input_size() as u32, &s.device)?;
+    record_top(&mut s, "ch2_crop", m, &ch2.unsqueeze(0)?)?;
+    // The animation: the image and its alpha view at full canvas size, every `GIF_EVERY`-th
+    // step and the last, each frame labelled with its step, the top class and the logit.
     let n = main.frames.len();
-    let frames: Vec<RgbImage> = main
-        .frames
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| i % 3 == 0 || *i == n - 1)
-        .map(|(_, f)| views(&f.image, &f.transparency).map(|(a, b)| vision_interp::figure::hstack(&a, &b, 4)))
-        .collect::<Result<_>>()?;
-    let gif = s.figure(m.name(), &format!("{stem}-{class_name}"), "animation").with_extension("gif");
-    vision_interp::imageio::save_gif(&frames, 360, &gif)?;
-    println!("wrote {}", gif.display());
-
+    let mut frames = Vec::new();
+    for (i, f) in main.frames.iter().enumerate() {
+        if f.step % GIF_EVERY != 0 && i != n - 1 {
+            continue;
+        }
+        let rgb = to_rgb_image(&f.image)?;
+        let alpha = with_alpha(&rgb, &alpha_map(&f.transparency, 20.0, 2.0)?, [255, 255, 255]);
+        let panels = vec![
+            Panel::new(rgb, format!("step {}: {}", f.step, top1(m, &f.image)?)),
+            Panel::new(alpha, format!("alpha view, logit {:.1}", main.activations[f.step])),
+        ];
+        frames.push(vision_interp::figure::grid(&[panels], &GridSpec::new(GIF_CELL))?);
+    }
+    s.save_animation(&frames, 500, (m.name(), &format!("{stem}-{class_name}"), "animation"))?;
     // The same class from two other photos.
     let mut rows = vec![];
     for (photo, name) in others.iter().zip(["chameleon", "crocodile"]) {
         let out = run(m, &target, &photo.0, Space::Fft, &cfg, &mut s)?;
         let (img, alpha) = views(&out.last().image, &out.last().transparency)?;
         let seed_panel = Panel::new(fit(&to_rgb_image(&photo.0)?), format!("{name}: {}", top1(m, &photo.0)?));
+        record_top(&mut s, &format!("{name}_start"), m, &photo.0)?;
+        record_top(&mut s, &format!("{name}_end"), m, &out.last().image)?;
         rows.push(vec![
             seed_panel,
             Panel::new(img, top1(m, &out.last().image)?),
@@ -220,6 +249,9 @@ fn main() -> Result<()> {
     )?;
     // ANCHOR_END: latent
     let (img, alpha) = views(&accented.last().image, &accented.last().transparency)?;
+    s.record("latent_start", accented.activations[0]);
+    s.record("latent_end", *accented.activations.last().expect("steps"));
+    s.record("latent_noise", *plain.activations.last().expect("steps"));
     let row = vec![
         Panel::new(fit(&to_rgb_image(&fox.0)?), format!("red panda, {:.1}", accented.activations[0])),
         Panel::new(img, format!("accentuated, {:.1}", accented.activations.last().unwrap())),
@@ -260,6 +292,10 @@ fn main() -> Result<()> {
             fit(&to_rgb_image(img)?),
             format!("α {alpha}: {}, RMS Δ {rms:.3}", top1(m, img)?),
         ));
+        let key = format!("alpha_{}", format!("{alpha}").replace('.', "_"));
+        s.record(&format!("{key}_rms"), rms);
+        s.record(&format!("{key}_logit"), *out.activations.last().expect("steps"));
+        record_top(&mut s, &key, m, img)?;
         let points = out.activations.iter().enumerate().map(|(i, &a)| (i as f32, a)).collect();
         curves.push(Series { label: format!("α = {alpha}"), points });
     }
@@ -278,6 +314,9 @@ fn main() -> Result<()> {
         let out = if space == Space::Fft { None } else { Some(run(m, &target, &seed, space, &cfg, &mut s)?) };
         let out = out.as_ref().unwrap_or(&main);
         let label = format!("{space:?}: {}", top1(m, &out.last().image)?);
+        if space != Space::Fft {
+            record_top(&mut s, &format!("{space:?}").to_lowercase(), m, &out.last().image)?;
+        }
         row.push(Panel::new(fit(&to_rgb_image(&out.last().image)?), label));
     }
     let spec = GridSpec::new(CELL).title(&format!("Parametrisations: {what}")).photo();
@@ -293,6 +332,8 @@ fn main() -> Result<()> {
     let cam = Map::from_tensor(&grad_cam(m, &photo224, class, last_conv)?.cam)?.resize(28, 28);
     let (rho_sal, rho_cam) = (spearman(&change.data, &sal.data), spearman(&change.data, &cam.data));
     // ANCHOR_END: compare
+    s.record("rho_saliency", rho_sal.unwrap_or(f32::NAN));
+    s.record("rho_gradcam", rho_cam.unwrap_or(f32::NAN));
     println!(
         "transparency vs saliency {}, vs Grad-CAM at {last_conv} {}",
         format_rho(rho_sal),
@@ -334,6 +375,5 @@ fn main() -> Result<()> {
         .title(&format!("CAM maps of {class_name}, red for, blue against: {}", m.name()))
         .photo();
     s.save_grid(&rows, &spec, (m.name(), &format!("{stem}-{class_name}"), "cam"))?;
-    s.finish();
-    Ok(())
+    s.finish()
 }

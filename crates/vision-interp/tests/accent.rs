@@ -223,9 +223,12 @@ fn cam_maps_split_gradient_times_activation_and_average_to_grad_cam() {
         let acts = m.forward_taps(&m.preprocess(&s).unwrap(), &Taps::layers(&[c.layer.as_str()])).unwrap();
         assert_eq!(c.positive.dims(), &acts.get(&c.layer).unwrap().dims()[2..]);
     }
-    // `head` is ReLU6'd (A ≥ 0), so both maps are sums of non-negative terms there.
+    // Both maps are sums of non-negative terms at every layer, also at `stage5`, a linear
+    // bottleneck whose activations have both signs.
     let min = |t: &Tensor| t.flatten_all().unwrap().min(0).unwrap().to_scalar::<f32>().unwrap();
-    assert!(min(&cams[1].positive) >= 0.0 && min(&cams[1].negative) >= 0.0);
+    for c in &cams {
+        assert!(min(&c.positive) >= 0.0 && min(&c.negative) >= 0.0, "{}", c.layer);
+    }
     assert!(common::max_abs(&cams[1].positive) > 0.0 && common::max_abs(&cams[1].negative) > 0.0);
     let cam = attribution::grad_cam(&m, &s.squeeze(0).unwrap(), class, "head").unwrap().cam;
     let ours = (&averaged[0].positive - &averaged[0].negative).unwrap().relu().unwrap();

@@ -2,10 +2,13 @@
 //! feature visualisation that starts from a photo and is kept close to it.
 //!
 //! Each step draws several random views of the image (square crops of 5–99 % of the side,
-//! a little noise, resized to the model's input) and runs them as one batch. The loss is the
-//! objective plus `α · balance · distance`, where the distance is the mean L2 distance between
-//! the image's and the seed's activations at an early layer, over the same views, and the
-//! balance (measured once, at the start) makes the two gradients equally large. The gradient of
+//! a little noise, resized to the model's input) and runs them as one batch. The loss is
+//! `−objective + α · β · distance`, where the distance is the mean L2 distance between the
+//! image's and the seed's activations at an early layer, over the same views, and the balance
+//! β is a constant measured once, on the first step's views: the L1 size of the objective's
+//! gradient with respect to the parameters divided by the distance's (Faccent's `obj/reg
+//! ratio`). At α = 1 the two terms' gradients are then equally large at the first step, and
+//! only there. The gradient of
 //! the objective alone with respect to the pixels, accumulated over the steps, is the
 //! *transparency* map: where the image had to change.
 use anyhow::{bail, ensure, Result};
@@ -33,7 +36,8 @@ pub struct AccentConfig {
     /// The layer where the image is kept close to the seed (`None`: plain visualisation from
     /// the photo, α = 0).
     pub reg_layer: Option<String>,
-    /// Weight of the regulariser, relative to the balance.
+    /// Weight α of the regulariser: the distance enters the loss as `α · β · distance`, β the
+    /// balance measured at the first step.
     pub alpha: f64,
     /// Keep a frame every this many steps (and after the last).
     pub every: usize,
@@ -81,7 +85,7 @@ pub struct Accented {
     pub activations: Vec<f32>,
     /// The regulariser's distance at every step (empty without a regulariser).
     pub distances: Vec<f32>,
-    /// The balance factor measured at the start.
+    /// The balance β measured at the first step (`None` without a regulariser).
     pub balance: Option<f64>,
     /// The step at which the activation cutoff stopped the run.
     pub stopped_at: Option<usize>,
@@ -349,20 +353,24 @@ pub fn with_alpha(img: &image::RgbImage, alpha: &Map, background: [u8; 3]) -> im
     })
 }
 
-/// Positive and negative attribution maps of one layer (Faccent's `posneg_cam_maps`).
+/// Positive and negative attribution maps of one layer (after Faccent's `posneg_cam_maps`).
 pub struct PosNegCam {
     pub layer: String,
-    /// `Σ_c A ⊙ ReLU(G)` `(h, w)`: where activations push the target up.
+    /// `Σ_c ReLU(A ⊙ G)` `(h, w)`: where activations push the target up.
     pub positive: Tensor,
-    /// `Σ_c A ⊙ ReLU(−G)`: where they push it down.
+    /// `Σ_c ReLU(−A ⊙ G)`: where they push it down.
     pub negative: Tensor,
 }
 
 // ANCHOR: posneg
-/// Faccent's positive and negative CAM maps of `target` (a channel objective, its layer and
-/// unit summed over positions) for the image `(1, 3, H, W)` at each of `layers`: with
-/// activations `A` and the target's gradient `G` there, `Σ_c A ⊙ ReLU(±G)`; with
-/// `average_grads`, `G` is first averaged over positions (Grad-CAM's weights).
+/// Positive and negative CAM maps of `target` (a channel objective, its layer and unit summed
+/// over positions) for the image `(1, 3, H, W)` at each of `layers`: with activations `A` and
+/// the target's gradient `G` there, the positive and negative parts of the product,
+/// `Σ_c ReLU(±A ⊙ G)`; with `average_grads`, `G` is first averaged over positions (Grad-CAM's
+/// weights). Faccent's `posneg_cam_maps` splits the gradient alone, `Σ_c A ⊙ ReLU(±G)`, which
+/// is a split by sign only where `A ≥ 0` (after a ReLU); the book's split holds for a layer
+/// of either sign, such as a linear bottleneck. Either way, positive minus negative is
+/// `Σ_c A ⊙ G`.
 pub fn posneg_cam(
     model: &dyn Model,
     img: &Tensor,
@@ -387,8 +395,9 @@ pub fn posneg_cam(
         } else {
             g
         };
-        let pos = (a * g.relu()?)?.sum(1)?.squeeze(0)?;
-        let neg = (a * g.neg()?.relu()?)?.sum(1)?.squeeze(0)?;
+        let ag = (a * g)?;
+        let pos = ag.relu()?.sum(1)?.squeeze(0)?;
+        let neg = ag.neg()?.relu()?.sum(1)?.squeeze(0)?;
         out.push(PosNegCam { layer: l.to_string(), positive: pos, negative: neg });
     }
     Ok(out)
