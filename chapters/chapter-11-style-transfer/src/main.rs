@@ -47,18 +47,24 @@ struct Args {
 #[derive(Clone)]
 struct Recipe {
     label: String,
+    /// The key of its numbers in `numbers.json` (`early_c`, `early_s`, …).
+    key: String,
     content_weight: f64,
     style_weight: f64,
     style_layers: Vec<String>,
     statistic: StyleStatistic,
 }
 
-/// A finished transfer and what it reached, both losses measured with the default layers and
-/// the Gram matrix, so that every recipe is judged by the same ruler.
+/// A finished transfer and what it reached: both losses measured with the default layers and
+/// the Gram matrix (a common ruler, which favours the recipe that optimises exactly it), and
+/// the style loss the recipe itself optimised.
 struct Transferred {
     image: Tensor,
+    /// The untransformed batch (transfer, photo, painting), to measure other losses on.
+    batch: Tensor,
     content: f32,
     style: f32,
+    own: f32,
 }
 
 impl Transferred {
@@ -124,6 +130,7 @@ fn main() -> Result<()> {
     let start = s.rng.clone();
     let base = Recipe {
         label: "the transfer".into(),
+        key: "transfer".into(),
         content_weight,
         style_weight: 1.0,
         style_layers: style_layers.clone(),
@@ -137,8 +144,9 @@ fn main() -> Result<()> {
     // The transfer, in each painting's style.
     let mut row = vec![Panel::image(&photo.get(0)?, "photo")?];
     let mut main = Vec::new();
-    for (painting, name) in &paintings {
-        let t = run(&mut s, painting, &Recipe { label: format!("in {name}"), ..base.clone() })?;
+    for (i, (painting, name)) in paintings.iter().enumerate() {
+        let key = format!("painting{}", i + 1);
+        let t = run(&mut s, painting, &Recipe { label: format!("in {name}"), key, ..base.clone() })?;
         row.push(Panel::image(&painting.get(0)?, name.clone())?);
         row.push(Panel::image(&t.image, t.caption("transfer"))?);
         main.push(t);
@@ -158,21 +166,19 @@ fn main() -> Result<()> {
     // The weight between content and style, with the first painting.
     let painting = &paintings[0].0;
     let mut sweep = Vec::new();
-    for (label, cw, sw) in [
-        ("content only", content_weight, 0.0),
-        ("style 0.1", content_weight, 0.1),
-        ("style 1", content_weight, 1.0),
-        ("style 10", content_weight, 10.0),
-        ("style only", 0.0, 1.0),
+    for (label, key, cw, sw) in [
+        ("content only", "content_only", content_weight, 0.0),
+        ("style 0.1", "style_01", content_weight, 0.1),
+        ("style 1", "style_1", content_weight, 1.0),
+        ("style 10", "style_10", content_weight, 10.0),
+        ("style only", "style_only", 0.0, 1.0),
     ] {
         let t = if sw == 1.0 && cw == content_weight {
-            Transferred { image: main[0].image.clone(), ..main[0] }
+            Transferred { image: main[0].image.clone(), batch: main[0].batch.clone(), ..main[0] }
         } else {
-            run(
-                &mut s,
-                painting,
-                &Recipe { label: label.into(), content_weight: cw, style_weight: sw, ..base.clone() },
-            )?
+            let key = key.into();
+            let r = Recipe { label: label.into(), key, content_weight: cw, style_weight: sw, ..base.clone() };
+            run(&mut s, painting, &r)?
         };
         sweep.push((label, t));
     }
@@ -181,42 +187,56 @@ fn main() -> Result<()> {
     s.save_grid(&[row], &spec(", the style weight"), (m.name(), "style", "weight"))?;
     trade_off(&mut s, m, &sweep)?;
 
-    // Early against late style layers, and the Gram matrix against means and deviations.
+    // Early against late style layers, and the Gram matrix against means and deviations. Each
+    // is judged twice: by the common ruler (all layers, Gram), and by its own style loss as a
+    // fraction of the content-only transfer's (which did not try to match the painting).
     let half = style_layers.len().div_ceil(2);
+    let unstyled = &sweep[0].1.batch;
     let mut row = vec![Panel::image(&painting.get(0)?, paintings[0].1.clone())?];
-    row.push(Panel::image(&main[0].image, main[0].caption("all layers"))?);
-    for (label, layers) in
-        [("early layers", &style_layers[..half]), ("late layers", &style_layers[style_layers.len() - half..])]
-    {
-        let t = run(
-            &mut s,
-            painting,
-            &Recipe {
-                label: format!("{label} ({})", layers.join(", ")),
-                style_layers: layers.to_vec(),
+    let all = ("all layers", "all", style_layers.clone(), StyleStatistic::Gram);
+    let early = ("early layers", "early", style_layers[..half].to_vec(), StyleStatistic::Gram);
+    let late =
+        ("late layers", "late", style_layers[style_layers.len() - half..].to_vec(), StyleStatistic::Gram);
+    let mean_std = ("μ, σ", "mean_std", style_layers.clone(), StyleStatistic::MeanStd);
+    for (label, key, layers, statistic) in [all, early, late, mean_std] {
+        let t = if key == "all" {
+            Transferred { image: main[0].image.clone(), batch: main[0].batch.clone(), ..main[0] }
+        } else {
+            let what = match statistic {
+                StyleStatistic::Gram => format!("{label} ({})", layers.join(", ")),
+                StyleStatistic::MeanStd => "means and deviations".to_string(),
+            };
+            let r = Recipe {
+                label: what,
+                key: key.into(),
+                style_layers: layers.clone(),
+                statistic,
                 ..base.clone()
-            },
-        )?;
-        row.push(Panel::image(&t.image, t.caption(label))?);
+            };
+            run(&mut s, painting, &r)?
+        };
+        let before = style_of(m, unstyled, &layers, statistic, &cfg)?;
+        let ratio = t.own / before;
+        println!(
+            "  {label:<14} own style loss {:>8.3}, content only's {before:>8.3}: ratio {ratio:.2}",
+            t.own
+        );
+        s.record(&format!("{key}_own_ratio"), ratio);
+        let short = label.trim_end_matches(" layers");
+        row.push(Panel::image(&t.image, format!("{short}: s {:.1}, r {ratio:.2}", t.style))?);
     }
-    let t = run(
-        &mut s,
-        painting,
-        &Recipe { label: "means and deviations".into(), statistic: StyleStatistic::MeanStd, ..base.clone() },
-    )?;
-    row.push(Panel::image(&t.image, t.caption("mean, std"))?);
     s.save_grid(&[row], &spec(", style layers and statistic"), (m.name(), "style", "ablations"))?;
-    s.finish();
-    Ok(())
+    s.finish()
 }
 
-/// One style transfer of `photo` into `painting`'s style with recipe `r`, and both losses it
-/// reached (measured with `content_layers` and `style_layers`, Gram, on the untransformed batch).
 /// The layer names as `&str`.
 fn names(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
 }
 
+/// One style transfer of `photo` into `painting`'s style with recipe `r`, and both losses it
+/// reached (measured with `content_layers` and `style_layers`, Gram, on the untransformed
+/// batch), recorded as `<key>_c` and `<key>_s`, and the style loss of its own recipe.
 #[allow(clippy::too_many_arguments)]
 fn transfer(
     s: &mut Session,
@@ -236,11 +256,25 @@ fn transfer(
     let out = render(m, &obj, &param, cfg, &mut s.rng)?;
     // ANCHOR_END: transfer
     let batch = out.last();
-    let measure = |o| -> Result<f32> { Ok(-score(m, &o, batch, cfg)?) };
-    let c = measure(style::content_loss(&content, 1))?;
-    let st = measure(style::style_loss(&names(style_layers), 2, StyleStatistic::Gram))?;
+    let c = -score(m, &style::content_loss(&content, 1), batch, cfg)?;
+    let st = style_of(m, batch, style_layers, StyleStatistic::Gram, cfg)?;
+    let own = style_of(m, batch, &r.style_layers, r.statistic, cfg)?;
     println!("  {:<44} content loss {c:>7.3}   style loss {st:>8.3}   {}", r.label, out.summary());
-    Ok(Transferred { image: batch.get(0)?, content: c, style: st })
+    s.record(&format!("{}_c", r.key), c);
+    s.record(&format!("{}_s", r.key), st);
+    Ok(Transferred { image: batch.get(0)?, batch: batch.clone(), content: c, style: st, own })
+}
+
+/// The style loss of image 0 of `batch` (transfer, photo, painting) against the painting, with
+/// `layers` and `statistic`, on the untransformed batch.
+fn style_of(
+    m: &dyn Model,
+    batch: &Tensor,
+    layers: &[String],
+    statistic: StyleStatistic,
+    cfg: &RenderConfig,
+) -> Result<f32> {
+    Ok(-score(m, &style::style_loss(&names(layers), 2, statistic), batch, cfg)?)
 }
 
 /// The sweep's trade-off: the content and the style loss each transfer reached, against the
