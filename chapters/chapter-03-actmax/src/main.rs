@@ -224,8 +224,7 @@ fn main() -> Result<()> {
     )?;
 
     circuit(&mut s, m, &recipe, size, steps)?;
-    s.finish();
-    Ok(())
+    s.finish()
 }
 
 /// The means of channel `unit` of a layer after and before its activation, `(post, pre)`, for

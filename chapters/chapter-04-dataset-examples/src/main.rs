@@ -179,6 +179,5 @@ fn main() -> Result<()> {
             GridSpec::new(cell).title(&format!("Top {} photos of {}", top.len(), what(u.unit))).photo();
         s.save_grid(&in_rows(panels, 5), &spec, (m.name(), &p.replace(':', "-"), "polysemantic"))?;
     }
-    s.finish();
-    Ok(())
+    s.finish()
 }

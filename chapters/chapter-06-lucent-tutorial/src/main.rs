@@ -140,8 +140,7 @@ fn main() -> Result<()> {
         let rate = t.steps as f64 / t.seconds;
         println!("{:<44} {:>6} {:>6} {:>8.1} {:>8.1}", t.what, t.images, t.steps, t.seconds, rate);
     }
-    s.finish();
-    Ok(())
+    s.finish()
 }
 
 /// Renders `obj` from a fresh parametrisation; returns the final images and the run's timing.

@@ -82,8 +82,7 @@ fn main() -> Result<()> {
     labels(&mut s, m, &args.class, steps)?;
     shared_class(&mut s, &tour, &args.class, steps)?;
     redirected(&mut s, m, steps)?;
-    s.finish();
-    Ok(())
+    s.finish()
 }
 
 /// `--class` where the model has it, else SimpleCNN's stand-in.

@@ -106,8 +106,7 @@ fn main() -> Result<()> {
     let spec = GridConfig { cell: 64, ..cfg.clone() };
     dictionary(&mut s, m, &photo, (&layer, &p, &groups), &spec, &title(", the groups"))?;
     attribution(&mut s, m, &photo, (&below, &layer), &groups, &spec)?;
-    s.finish();
-    Ok(())
+    s.finish()
 }
 
 /// The chapter's default photo, made here from two of the book's photos (both public domain,

@@ -56,8 +56,7 @@ fn main() -> Result<()> {
     if args.generator.choice == GeneratorChoice::Fashion {
         own_world(&mut s, g, &args.scratch, args.run.seed, cfg.steps)?;
     }
-    s.finish();
-    Ok(())
+    s.finish()
 }
 
 /// Eight images of codes drawn as the generator was trained (N(0, 1)), and eight of codes

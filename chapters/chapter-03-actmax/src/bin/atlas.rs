@@ -108,8 +108,7 @@ fn main() -> Result<()> {
     if !args.no_examples {
         with_examples(&mut s, m, &layer, &panels, &args)?;
     }
-    s.finish();
-    Ok(())
+    s.finish()
 }
 
 // ANCHOR: examples

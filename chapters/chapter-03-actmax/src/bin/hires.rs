@@ -60,6 +60,5 @@ fn main() -> Result<()> {
     s.save_grid(&[vec![big]], &spec, (m.name(), &unit.to_string().replace(':', "-"), "hires"))?;
     let spec = GridSpec::new(170).title(&format!("{unit} along the way")).photo();
     s.save_grid(&[row], &spec, (m.name(), &unit.to_string().replace(':', "-"), "hires-steps"))?;
-    s.finish();
-    Ok(())
+    s.finish()
 }

@@ -134,6 +134,5 @@ fn main() -> Result<()> {
     let every_other = trained.samples.iter().enumerate().filter(|(i, _)| *i == 0 || i % 2 == 1);
     let frames: Vec<_> = every_other.map(|(_, t)| frame(t)).collect::<Result<_>>()?;
     s.save_animation(&frames, 400, ("fashion-dcgan", "training", "epochs"))?;
-    s.finish();
-    Ok(())
+    s.finish()
 }
