@@ -17,6 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from versions import versions
 
 N = torch.tensor([[0.56282854, 0.19482528, 0.04329450],
                   [0.58447580, 0.00000000, -0.10823626],
@@ -162,7 +163,8 @@ def main():
         opt.step()
     lean = time.perf_counter() - start
     name = f"Faccent's algorithm (PyTorch {torch.__version__}, timm {timm.__version__})"
-    print(json.dumps({"name": name, "seconds": secs, "lean_seconds": lean}))
+    print(json.dumps({"name": name, "seconds": secs, "lean_seconds": lean,
+                      "versions": versions("torch", "torchvision", "timm", "kornia")}))
 
 
 if __name__ == "__main__":

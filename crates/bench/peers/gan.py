@@ -9,6 +9,7 @@ import json
 import time
 
 import torch
+from versions import versions
 
 
 def main():
@@ -41,7 +42,8 @@ def main():
         t = time.perf_counter()
         step()
         times.append(time.perf_counter() - t)
-    print(json.dumps({"seconds": sorted(times)[len(times) // 2], "torch": torch.__version__}))
+    print(json.dumps({"seconds": sorted(times)[len(times) // 2], "torch": torch.__version__,
+                      "versions": versions("torch", "torch-lucent", "safetensors")}))
 
 
 if __name__ == "__main__":

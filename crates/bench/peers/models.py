@@ -8,6 +8,7 @@ import time
 
 import torch
 from safetensors.torch import load_file
+from versions import versions
 
 
 def median_time(f, warmup, runs):
@@ -75,6 +76,7 @@ def main():
         "forward_s": median_time(forward, 2, a.runs),
         "gradient_s": median_time(gradient, 2, a.runs),
     }
+    out["versions"] = versions("torch", "torchvision", "timm", "torch-lucent", "safetensors")
     print(json.dumps(out))
 
 

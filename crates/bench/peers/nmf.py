@@ -9,6 +9,7 @@ import argparse
 import json
 import os
 import time
+from versions import versions
 
 
 def main():
@@ -48,6 +49,7 @@ def main():
         "mu": run(init="random", solver="mu", max_iter=a.iterations, tol=0.0),
         "default": run(max_iter=a.iterations),
     }
+    out["versions"] = versions("scikit-learn", "numpy", "scipy")
     print(json.dumps(out))
 
 

@@ -8,6 +8,7 @@ import time
 
 import torch
 from safetensors.torch import load_file
+from versions import versions
 
 
 def main():
@@ -33,7 +34,8 @@ def main():
         t = time.perf_counter()
         render.render_vis(net, obj, param_f=lambda: param.image(128, batch=b), **kw)
         seconds[str(b)] = time.perf_counter() - t
-    print(json.dumps({"name": f"Lucent 0.1.8 (PyTorch {torch.__version__})", "seconds": seconds}))
+    print(json.dumps({"name": f"Lucent 0.1.8 (PyTorch {torch.__version__})", "seconds": seconds,
+                      "versions": versions("torch", "torch-lucent", "safetensors")}))
 
 if __name__ == "__main__":
     main()

@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 from torchvision import transforms
+from versions import versions
 
 
 class Stop(Exception):
@@ -103,6 +104,7 @@ def main():
         result[f"images_per_s_{factor}x"] = n / secs
         result[f"views_{factor}x"] = n
         result[f"peak_mb_{factor}x"] = peak_mb()
+    result["versions"] = versions("torch", "torchvision", "timm", "torch-lucent", "Pillow")
     print(json.dumps(result))
 
 

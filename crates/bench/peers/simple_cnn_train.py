@@ -6,6 +6,7 @@ import time
 
 import torch
 from torch import nn
+from versions import versions
 
 
 class SimpleCNN(nn.Module):
@@ -64,7 +65,8 @@ def main():
             step()
         times.append((time.perf_counter() - t) / a.steps)
     times.sort()
-    print(json.dumps({"name": f"PyTorch {torch.__version__}", "params": params, "step_s": times[len(times) // 2]}))
+    print(json.dumps({"name": f"PyTorch {torch.__version__}", "params": params, "step_s": times[len(times) // 2],
+                      "versions": versions("torch", "numpy")}))
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import time
 
 import numpy as np
 import torch
+from versions import versions
 
 TRANSFER_INDEX, CONTENT_INDEX, STYLE_INDEX = 0, 1, 2
 
@@ -107,7 +108,8 @@ def main():
     t = time.perf_counter()
     render.render_vis(net, content_obj + style_obj, param_f=param_f, **kw)
     seconds = time.perf_counter() - t
-    print(json.dumps({"name": f"Lucent 0.1.8 (PyTorch {torch.__version__})", "seconds": seconds}))
+    print(json.dumps({"name": f"Lucent 0.1.8 (PyTorch {torch.__version__})", "seconds": seconds,
+                      "versions": versions("torch", "torch-lucent", "timm", "kornia")}))
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ use vision_interp::imageio::load_square;
 use vision_interp::models;
 use vision_interp::optvis::{accentuate, objective, AccentConfig, ImageParam, Space};
 
+use crate::report::Report;
 use crate::{flags, run_peer, table, Timing};
 
 #[derive(clap::Args)]
@@ -32,7 +33,7 @@ pub struct Args {
     quick: bool,
 }
 
-pub fn run(a: &Args, device: &Device, python: Option<&Path>, threads: usize) -> Result<()> {
+pub fn run(a: &Args, device: &Device, python: Option<&Path>, threads: usize, r: &mut Report) -> Result<()> {
     let (size, views, steps) = if a.quick { (256, 8, 10) } else { (a.size, a.views, a.steps) };
     let m = models::load("efficientnet-lite0", None, device)?;
     let photo = vision_interp::asset("photos/chelsea.png");
@@ -52,7 +53,7 @@ pub fn run(a: &Args, device: &Device, python: Option<&Path>, threads: usize) -> 
         Ok(t.elapsed().as_secs_f64())
     };
     time(&AccentConfig { steps: 2, ..cfg.clone() })?; // warm-up
-    let mut rows = vec![Timing { name: "Candle (this book)".into(), seconds: time(&cfg)? }];
+    let mut rows = vec![Timing::ours(time(&cfg)?)];
     if let Some(python) = python {
         let args = flags(&[
             ("--photo", photo.display().to_string()),
@@ -62,12 +63,22 @@ pub fn run(a: &Args, device: &Device, python: Option<&Path>, threads: usize) -> 
             ("--threads", threads.to_string()),
         ]);
         let peer = run_peer(python, "accent.py", &args)?;
+        r.peer_versions(&peer);
         let name = peer["name"].as_str().context("peer name")?.to_string();
-        rows.push(Timing { name: name.clone(), seconds: peer["seconds"].as_f64().context("seconds")? });
+        let seconds = peer["seconds"].as_f64().context("seconds")?;
+        rows.push(Timing { name: name.clone(), key: "peer", seconds });
         let lean = peer["lean_seconds"].as_f64().context("lean_seconds")?;
-        rows.push(Timing { name: format!("{name}, with this book's economies"), seconds: lean });
+        rows.push(Timing {
+            name: format!("{name}, with this book's economies"),
+            key: "peer_economies",
+            seconds: lean,
+        });
     }
     let title = format!("efficientnet-lite0: one accentuation, {size} px, {views} views, {steps} steps");
-    table(&title, "runs/min", 60.0, &rows);
+    table(r, "accentuation", &title, "runs/min", 60.0, &rows);
+    if let Some(lean) = rows.get(2) {
+        // The framework alone: this book's time over PyTorch's running the same economies.
+        r.ratio_of("accentuation_vs_peer_economies", rows[0].seconds / lean.seconds);
+    }
     Ok(())
 }

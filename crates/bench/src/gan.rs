@@ -12,6 +12,7 @@ use vision_interp::gan::{UpconvArch, UpconvGan};
 use vision_interp::models::hash_init;
 use vision_interp::ops;
 
+use crate::report::Report;
 use crate::{flags, run_peer, table, time_it, Timing};
 
 #[derive(clap::Args)]
@@ -21,7 +22,7 @@ pub struct Args {
     batch: usize,
 }
 
-pub fn run(a: &Args, device: &Device, python: Option<&Path>, threads: usize) -> Result<()> {
+pub fn run(a: &Args, device: &Device, python: Option<&Path>, threads: usize, r: &mut Report) -> Result<()> {
     let arch = UpconvArch::Fc6;
     let tensors = hash_init::tensors(&arch.tensor_shapes(), 0, device)?;
     let layers = [
@@ -61,7 +62,9 @@ pub fn run(a: &Args, device: &Device, python: Option<&Path>, threads: usize) -> 
         (ours_total, candle_total) = (ours_total + ours, candle_total + theirs);
         let input = format!("{c_in}×{side}×{side}");
         println!("{name:<10} {input:>14} {:>12.2} {:>12.2} {:>8.2}", 1e3 * ours, 1e3 * theirs, ours / theirs);
+        layer_row(r, name, ours, theirs);
     }
+    layer_row(r, "all_layers", ours_total, candle_total);
     println!(
         "{:<10} {:>14} {:>12.2} {:>12.2} {:>8.2}",
         "all",
@@ -81,7 +84,7 @@ pub fn run(a: &Args, device: &Device, python: Option<&Path>, threads: usize) -> 
         loss.backward()?.get(code.as_tensor()).context("no gradient")?;
         Ok(())
     })?;
-    let mut rows = vec![Timing { name: "Candle (this book)".into(), seconds }];
+    let mut rows = vec![Timing::ours(seconds)];
     if let Some(python) = python {
         let dir = tempfile::tempdir()?;
         let weights = dir.path().join("fc6.safetensors");
@@ -95,11 +98,21 @@ pub fn run(a: &Args, device: &Device, python: Option<&Path>, threads: usize) -> 
             ("--threads", threads.to_string()),
         ]);
         let peer = run_peer(python, "gan.py", &args)?;
+        r.peer_versions(&peer);
         let name = format!("Lucent 0.1.8 (PyTorch {})", peer["torch"].as_str().unwrap_or("?"));
-        rows.push(Timing { name, seconds: peer["seconds"].as_f64().context("seconds")? });
+        rows.push(Timing { name, key: "peer", seconds: peer["seconds"].as_f64().context("seconds")? });
     }
     let title =
         format!("DeePSiM fc6: visualize and the gradient to {} codes of 4096 (hash-built weights)", a.batch);
-    table(&title, "codes/s", a.batch as f64, &rows);
+    table(r, "code_step", &title, "codes/s", a.batch as f64, &rows);
+    r.headline("code_step");
     Ok(())
+}
+
+/// One layer of the first table in the report: the phases' seconds (`layer`) over Candle's own
+/// kernel's (`layer_candle`).
+fn layer_row(r: &mut Report, layer: &str, ours: f64, candle: f64) {
+    r.seconds.insert(layer.into(), ours);
+    r.seconds.insert(format!("{layer}_candle"), candle);
+    r.ratio_of(layer, ours / candle);
 }

@@ -11,13 +11,17 @@
 //! ci/bench gan [--batch 4]
 //! cargo run --release -p vision-interp-bench -- training [--python PATH]
 //! ```
-//! Without `--python`, only the Rust side is measured.
+//! Without `--python`, only the Rust side is measured. With it, every run but `devices` writes
+//! what its tables print to `book/bench/NAME.json` (NAME: the subcommand; see [`report`]), the
+//! file the book glues its speed numbers from; `--no-report` leaves it alone. `ci/bench-book`
+//! reruns every benchmark the book quotes, with the book's flags.
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
+use report::Report;
 use vision_interp::device::{describe, select_device, DeviceChoice};
 
 vision_interp::fast_allocator!();
@@ -28,6 +32,7 @@ mod gan;
 mod models;
 mod nmf;
 mod render;
+pub mod report;
 mod scan;
 mod style;
 mod training;
@@ -46,6 +51,9 @@ struct Args {
     /// Threads for both sides [default: all cores]
     #[arg(long, global = true)]
     threads: Option<usize>,
+    /// Do not write book/bench/NAME.json (an experiment with other flags)
+    #[arg(long, global = true)]
+    no_report: bool,
 }
 
 #[derive(Subcommand)]
@@ -70,10 +78,19 @@ enum What {
     Devices(devices::Args),
 }
 
-/// One measured implementation: a name and seconds per operation.
+/// One measured implementation: the name printed, the key of its row in the report (empty
+/// for this book's row, `peer` for the peer's: see [`report`]) and seconds per operation.
 pub struct Timing {
     pub name: String,
+    pub key: &'static str,
     pub seconds: f64,
+}
+
+impl Timing {
+    /// This book's row.
+    pub fn ours(seconds: f64) -> Self {
+        Timing { name: "Candle (this book)".into(), key: "", seconds }
+    }
 }
 
 /// Median over `trials` of the mean time of `reps` calls of `f`, after `warmup` calls.
@@ -123,22 +140,61 @@ fn main() -> Result<()> {
     std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
     let device = select_device(args.device)?;
     println!("device: {}, {threads} threads", describe(&device));
-    match &args.what {
-        What::Training(a) => training::run(a, &device, args.python.as_deref(), threads),
-        What::Models(a) => models::run(a, &device, args.python.as_deref(), threads),
-        What::Render(a) => render::run(a, &device, args.python.as_deref(), threads),
-        What::Scan(a) => scan::run(a, &device, args.python.as_deref(), threads),
-        What::Accent(a) => accent::run(a, &device, args.python.as_deref(), threads),
-        What::Style(a) => style::run(a, &device, args.python.as_deref(), threads),
-        What::Nmf(a) => nmf::run(a, &device, args.python.as_deref(), threads),
-        What::Gan(a) => gan::run(a, &device, args.python.as_deref(), threads),
-        What::Devices(a) => devices::run(a, &device),
+    let mut r = Report::new(threads, &repeat_args());
+    let python = args.python.as_deref();
+    let name = match &args.what {
+        What::Training(a) => training::run(a, &device, python, threads, &mut r).map(|_| "training"),
+        What::Models(a) => models::run(a, &device, python, threads, &mut r).map(|_| "models"),
+        What::Render(a) => render::run(a, &device, python, threads, &mut r).map(|_| "render"),
+        What::Scan(a) => scan::run(a, &device, python, threads, &mut r).map(|_| "scan"),
+        What::Accent(a) => accent::run(a, &device, python, threads, &mut r).map(|_| "accent"),
+        What::Style(a) => style::run(a, &device, python, threads, &mut r).map(|_| "style"),
+        What::Nmf(a) => nmf::run(a, &device, python, threads, &mut r).map(|_| "nmf"),
+        What::Gan(a) => gan::run(a, &device, python, threads, &mut r).map(|_| "gan"),
+        What::Devices(a) => return devices::run(a, &device),
+    }?;
+    let Some(python) = python.filter(|_| !args.no_report) else {
+        println!("\n(no report written: book/bench/ keeps runs beside the peer, --python)");
+        return Ok(());
+    };
+    r.peer.insert("python".into(), python_version(python));
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../book/bench");
+    let path = r.write(&dir, name)?;
+    println!("\nwrote {}", path.canonicalize().unwrap_or(path).display());
+    Ok(())
+}
+
+/// This run's arguments but the interpreter's path (`--python PATH`), which is this machine's:
+/// what repeats the run as `ci/bench ARGS`.
+fn repeat_args() -> Vec<String> {
+    let mut out = Vec::new();
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        if a == "--python" {
+            args.next();
+        } else if !a.starts_with("--python=") {
+            out.push(a);
+        }
     }
+    out
+}
+
+/// The peer interpreter's version, `3.11.7`.
+fn python_version(python: &Path) -> String {
+    Command::new(python)
+        .args(["-c", "import platform; print(platform.python_version())"])
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| "?".into())
 }
 
 /// Prints one row per implementation: time per operation, throughput, and the ratio of its
-/// time to the Python peer's (the second row, when there is one).
-pub fn table(title: &str, unit_per_s: &str, per_op: f64, rows: &[Timing]) {
+/// time to the Python peer's (the second row, when there is one); records the rows in the
+/// report under `key` (see [`report`]).
+pub fn table(r: &mut Report, key: &str, title: &str, unit_per_s: &str, per_op: f64, rows: &[Timing]) {
+    r.table(key, unit_per_s, per_op, rows);
     println!("\n{title}");
     println!("{:<40} {:>10} {:>12} {:>10}", "", "ms per op", unit_per_s, "vs peer");
     let reference = rows.get(1).map(|r| r.seconds);

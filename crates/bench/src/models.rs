@@ -12,6 +12,7 @@ use vision_interp::models::hash_init;
 use vision_interp::models::inception_v1::{tensor_shapes, InceptionV1};
 use vision_interp::models::{self, Model};
 
+use crate::report::{short_model, Report};
 use crate::{run_peer, table, time_it, Timing};
 
 #[derive(clap::Args)]
@@ -28,7 +29,7 @@ pub struct Args {
     runs: usize,
 }
 
-pub fn run(a: &Args, device: &Device, python: Option<&Path>, threads: usize) -> Result<()> {
+pub fn run(a: &Args, device: &Device, python: Option<&Path>, threads: usize, r: &mut Report) -> Result<()> {
     let dir = tempfile::tempdir()?;
     let input = hash_init::input(0, 224, &Device::Cpu)?;
     let input_path = dir.path().join("input.safetensors");
@@ -63,8 +64,8 @@ pub fn run(a: &Args, device: &Device, python: Option<&Path>, threads: usize) -> 
             g.get(xv.as_tensor()).context("input gradient")?.sum_all()?.to_scalar::<f32>()?;
             Ok(())
         })?;
-        let mut fwd = vec![Timing { name: "Candle (this book)".into(), seconds: forward }];
-        let mut grad = vec![Timing { name: "Candle (this book)".into(), seconds: gradient }];
+        let mut fwd = vec![Timing::ours(forward)];
+        let mut grad = vec![Timing::ours(gradient)];
         if let Some(python) = python {
             let mut args = vec![
                 "--model".to_string(),
@@ -82,18 +83,34 @@ pub fn run(a: &Args, device: &Device, python: Option<&Path>, threads: usize) -> 
                 args.extend(["--weights".to_string(), weights.display().to_string()]);
             }
             let peer = run_peer(python, "models.py", &args)?;
+            r.peer_versions(&peer);
             let peer_name = peer["name"].as_str().context("peer name")?.to_string();
             fwd.push(Timing {
                 name: peer_name.clone(),
+                key: "peer",
                 seconds: peer["forward_s"].as_f64().context("forward_s")?,
             });
             grad.push(Timing {
                 name: peer_name,
+                key: "peer",
                 seconds: peer["gradient_s"].as_f64().context("gradient_s")?,
             });
         }
-        table(&format!("{name}: forward, 1 × 3 × 224 × 224"), "images/s", 1.0, &fwd);
-        table(&format!("{name}: forward + gradient of one logit w.r.t. the input"), "images/s", 1.0, &grad);
+        let m = short_model(name);
+        table(
+            r,
+            &format!("{m}_forward"),
+            &format!("{name}: forward, 1 × 3 × 224 × 224"),
+            "images/s",
+            1.0,
+            &fwd,
+        );
+        let title = format!("{name}: forward + gradient of one logit w.r.t. the input");
+        table(r, &format!("{m}_forward_input_gradient"), &title, "images/s", 1.0, &grad);
+    }
+    // The headline: what every attribution method of chapter 2 costs, on the book's model.
+    if a.models.iter().any(|m| m == "efficientnet-lite0") {
+        r.headline("lite0_forward_input_gradient");
     }
     Ok(())
 }

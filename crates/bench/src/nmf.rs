@@ -15,6 +15,7 @@ use vision_interp::models;
 use vision_interp::nmf::nmf;
 use vision_interp::optvis::grid::position_vectors;
 
+use crate::report::Report;
 use crate::{flags, run_peer, table, time_it, Timing};
 
 #[derive(clap::Args)]
@@ -27,7 +28,7 @@ pub struct Args {
     iterations: usize,
 }
 
-pub fn run(a: &Args, device: &Device, python: Option<&Path>, threads: usize) -> Result<()> {
+pub fn run(a: &Args, device: &Device, python: Option<&Path>, threads: usize, r: &mut Report) -> Result<()> {
     let lite0 = models::load("efficientnet-lite0", None, device)?;
     let img = photo("chelsea.png", 224, device)?;
     let v = position_vectors(lite0.as_ref(), &img, "stage4")?.vectors;
@@ -45,7 +46,8 @@ pub fn run(a: &Args, device: &Device, python: Option<&Path>, threads: usize) -> 
         Ok(())
     })?;
     println!("this book: multiplicative updates, relative error {error:.4}");
-    let mut rows = vec![Timing { name: "Candle, f64 (this book)".into(), seconds }];
+    r.extra.insert("nmf_error".into(), f64::from(error));
+    let mut rows = vec![Timing { name: "Candle, f64 (this book)".into(), key: "", seconds }];
     if let Some(python) = python {
         let args = flags(&[
             ("--matrix", matrix.display().to_string()),
@@ -56,21 +58,24 @@ pub fn run(a: &Args, device: &Device, python: Option<&Path>, threads: usize) -> 
             ("--threads", threads.to_string()),
         ]);
         let peer = run_peer(python, "nmf.py", &args)?;
-        for (key, what) in [("mu", "multiplicative updates"), ("default", "its default (cd, NNDSVDa)")] {
-            let r = &peer[key];
+        r.peer_versions(&peer);
+        for (key, row, what) in [
+            ("mu", "sklearn_mu", "multiplicative updates"),
+            ("default", "sklearn_default", "its default (cd, NNDSVDa)"),
+        ] {
+            let p = &peer[key];
             let name = format!("scikit-learn {}, {}", peer["version"].as_str().unwrap_or("?"), key);
-            println!(
-                "scikit-learn {what}: relative error {:.4} after {} iterations",
-                r["error"].as_f64().context("error")?,
-                r["iterations"]
-            );
-            rows.push(Timing { name, seconds: r["seconds"].as_f64().context("seconds")? });
+            let (error, iterations) = (p["error"].as_f64().context("error")?, p["iterations"].as_f64());
+            println!("scikit-learn {what}: relative error {error:.4} after {} iterations", p["iterations"]);
+            r.extra.insert(format!("nmf_{row}_error"), error);
+            r.extra.insert(format!("nmf_{row}_iterations"), iterations.context("iterations")?);
+            rows.push(Timing { name, key: row, seconds: p["seconds"].as_f64().context("seconds")? });
         }
     }
     let title = format!(
         "NMF of Lite0 stage4 on chelsea.png ({n} × {m}) into {} groups, {} iterations",
         a.groups, a.iterations
     );
-    table(&title, "per second", 1.0, &rows);
+    table(r, "nmf", &title, "per second", 1.0, &rows);
     Ok(())
 }

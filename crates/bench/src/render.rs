@@ -10,6 +10,7 @@ use vision_interp::models::hash_init;
 use vision_interp::models::inception_v1::{tensor_shapes, InceptionV1};
 use vision_interp::optvis::{objective, render, ImageParam, ImageSpec, Objective, RenderConfig};
 
+use crate::report::Report;
 use crate::{flags, run_peer, table, Timing};
 
 #[derive(clap::Args)]
@@ -22,7 +23,7 @@ pub struct Args {
     batches: Vec<usize>,
 }
 
-pub fn run(a: &Args, device: &Device, python: Option<&Path>, threads: usize) -> Result<()> {
+pub fn run(a: &Args, device: &Device, python: Option<&Path>, threads: usize, r: &mut Report) -> Result<()> {
     let dir = tempfile::tempdir()?;
     let weights = dir.path().join("inceptionv1.safetensors");
     candle_core::safetensors::save(&hash_init::tensors(&tensor_shapes(), 0, &Device::Cpu)?, &weights)?;
@@ -54,20 +55,22 @@ pub fn run(a: &Args, device: &Device, python: Option<&Path>, threads: usize) -> 
                 ("--batches", batches),
                 ("--threads", threads.to_string()),
             ]);
-            Some(run_peer(python, "render.py", &args)?)
+            let peer = run_peer(python, "render.py", &args)?;
+            r.peer_versions(&peer);
+            Some(peer)
         }
         None => None,
     };
     for (&b, &seconds) in a.batches.iter().zip(&ours) {
-        let mut rows = vec![Timing { name: "Candle (this book)".into(), seconds }];
+        let mut rows = vec![Timing::ours(seconds)];
         if let Some(peer) = &peer {
             let name = peer["name"].as_str().context("peer name")?.to_string();
             let s =
                 peer["seconds"][b.to_string()].as_f64().with_context(|| format!("peer seconds for {b}"))?;
-            rows.push(Timing { name, seconds: s });
+            rows.push(Timing { name, key: "peer", seconds: s });
         }
         let title = format!("inceptionv1: {b} unit(s) of mixed4a in one batch, {} steps", a.steps);
-        table(&title, "units/min", 60.0 * b as f64, &rows);
+        table(r, &format!("batch_{b}"), &title, "units/min", 60.0 * b as f64, &rows);
     }
     Ok(())
 }

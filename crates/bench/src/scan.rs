@@ -14,6 +14,7 @@ use vision_interp::models::inception_v1::{tensor_shapes, InceptionV1};
 use vision_interp::models::{self, Model};
 use vision_interp::scan::{Scan, Source};
 
+use crate::report::{short_model, Report};
 use crate::run_peer;
 
 #[derive(clap::Args)]
@@ -41,7 +42,7 @@ fn peak_mb() -> f64 {
     kb.and_then(|v| v.parse::<f64>().ok()).map_or(0.0, |kb| kb / 1024.0)
 }
 
-pub fn run(a: &Args, device: &Device, python: Option<&Path>, threads: usize) -> Result<()> {
+pub fn run(a: &Args, device: &Device, python: Option<&Path>, threads: usize, r: &mut Report) -> Result<()> {
     let dir = tempfile::tempdir()?;
     let source = Source::open(&a.images)?;
     let folder = if a.images == "collection" {
@@ -96,6 +97,7 @@ pub fn run(a: &Args, device: &Device, python: Option<&Path>, threads: usize) -> 
                 args.extend(["--weights".to_string(), weights.display().to_string()]);
             }
             let p = run_peer(python, "scan.py", &args)?;
+            r.peer_versions(&p);
             let peer_name = p["name"].as_str().context("peer name")?.to_string();
             for f in ["1x", "4x"] {
                 let num = |k: &str| p[format!("{k}_{f}")].as_f64().with_context(|| format!("{k}_{f}"));
@@ -107,14 +109,31 @@ pub fn run(a: &Args, device: &Device, python: Option<&Path>, threads: usize) -> 
                 ));
             }
         }
+        let m = short_model(name);
         for (i, (label, views, rate, mb)) in ours.iter().enumerate() {
             let ratio = peer.get(i).map_or("-".to_string(), |p| format!("{:.2}", rate / p.2));
             println!("{label:<62} {views:>8} {rate:>10.1} {ratio:>10} {mb:>9.0}");
+            let row = format!("{m}_{}x", [1, 4][i]);
+            record(r, &row, *views as f64, *rate, *mb);
+            if let Some(p) = peer.get(i) {
+                r.ratio_of(&row, p.2 / rate); // the report's ratios are of times
+            }
         }
-        for (label, views, rate, mb) in &peer {
+        for (i, (label, views, rate, mb)) in peer.iter().enumerate() {
             println!("{label:<62} {views:>8} {rate:>10.1} {:>10} {mb:>9.0}", "1.00");
+            record(r, &format!("{m}_{}x_peer", [1, 4][i]), *views as f64, *rate, *mb);
         }
     }
     println!("\n(vs peer: views per second divided by PyTorch's with the same data; above 1 is faster)");
     Ok(())
+}
+
+/// One printed row in the report: seconds per view, views per second, and the views and peak
+/// memory beside them.
+fn record(r: &mut Report, row: &str, views: f64, rate: f64, peak_mb: f64) {
+    r.seconds.insert(row.into(), 1.0 / rate);
+    r.rates.insert(row.into(), rate);
+    r.rate_units.insert(row.into(), "views/s".into());
+    r.extra.insert(format!("{row}_views"), views);
+    r.extra.insert(format!("{row}_peak_mb"), peak_mb);
 }

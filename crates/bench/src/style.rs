@@ -16,6 +16,7 @@ use vision_interp::models::{self, Model};
 use vision_interp::optvis::style::{self, StyleStatistic};
 use vision_interp::optvis::{render, RenderConfig};
 
+use crate::report::{short_model, Report};
 use crate::{flags, run_peer, table, Timing};
 
 #[derive(clap::Args)]
@@ -28,7 +29,7 @@ pub struct Args {
     steps: usize,
 }
 
-pub fn run(a: &Args, device: &Device, python: Option<&Path>, threads: usize) -> Result<()> {
+pub fn run(a: &Args, device: &Device, python: Option<&Path>, threads: usize, r: &mut Report) -> Result<()> {
     let content = vision_interp::asset("photos/collection/monuments/france-eiffelTower.jpg");
     let painting = vision_interp::asset("photos/paintings/church-at-auvers.jpg");
     let dir = tempfile::tempdir()?;
@@ -64,7 +65,7 @@ pub fn run(a: &Args, device: &Device, python: Option<&Path>, threads: usize) -> 
             Ok(t.elapsed().as_secs_f64())
         };
         time(&RenderConfig { steps: 2, ..cfg.clone() })?; // warm-up
-        let mut rows = vec![Timing { name: "Candle (this book)".into(), seconds: time(&cfg)? }];
+        let mut rows = vec![Timing::ours(time(&cfg)?)];
         if let Some(python) = python {
             let names = |l: &[&str]| l.iter().map(|l| lucent_name(m.name(), l)).collect::<Vec<_>>().join(",");
             let mut args = flags(&[
@@ -82,8 +83,9 @@ pub fn run(a: &Args, device: &Device, python: Option<&Path>, threads: usize) -> 
                 args.extend(flags(&[("--weights", weights.display().to_string())]));
             }
             let peer = run_peer(python, "style.py", &args)?;
+            r.peer_versions(&peer);
             let name = peer["name"].as_str().context("peer name")?.to_string();
-            rows.push(Timing { name, seconds: peer["seconds"].as_f64().context("seconds")? });
+            rows.push(Timing { name, key: "peer", seconds: peer["seconds"].as_f64().context("seconds")? });
         }
         let title = format!(
             "{}: one style transfer, {} px, {} steps (content {}, style {})",
@@ -93,7 +95,7 @@ pub fn run(a: &Args, device: &Device, python: Option<&Path>, threads: usize) -> 
             roles.content.join("+"),
             roles.style.join("+")
         );
-        table(&title, "transfers/min", 60.0, &rows);
+        table(r, &short_model(m.name()), &title, "transfers/min", 60.0, &rows);
     }
     Ok(())
 }
