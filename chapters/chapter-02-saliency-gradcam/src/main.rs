@@ -8,10 +8,7 @@ use clap::Parser;
 use vision_interp::attribution::{self as attr, top_k};
 use vision_interp::cli::{ModelArgs, RunArgs, Session};
 use vision_interp::data::Split;
-use vision_interp::figure::{
-    hstack, in_rows, line_chart, line_chart_with, ChartSpec, Colorbar, GridSpec, Panel,
-};
-use vision_interp::figure::{Series, SeriesLabelPosition};
+use vision_interp::figure::{hstack, in_rows, line_chart_with, ChartSpec, Colorbar, GridSpec, Panel, Series};
 use vision_interp::handoff::{ScratchArgs, ScratchRun};
 use vision_interp::imageio::{blurred, load_photo, photo, side_by_side, to_tensor};
 use vision_interp::imagenet::short_name;
@@ -77,9 +74,13 @@ fn main() -> Result<()> {
         }
     };
     let fixed_class = args.class.as_deref().map(|c| m.class_index(c)).transpose()?;
+    s.record("smoothgrad_samples", samples);
+    s.record("ig_steps", steps);
+    s.record("curve_points", fractions + 1);
 
     // ANCHOR: methods
-    let (mut rows, mut ig_paths, mut curves) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut rows, mut ig_paths, mut curves, mut ig_errors) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for (name, img) in &photos {
         let top = top_k(m, img, 3)?; // img: (3, 224, 224) in [0, 1]
         println!("{name}: {}", top.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("; "));
@@ -94,6 +95,7 @@ fn main() -> Result<()> {
         let ig = attr::integrated_gradients(m, img, &baseline, class, steps, 16)?;
         let (total, gap) = ig.completeness; // equal when the path integral is exact
         println!("  integrated gradients: Σ attributions {total:.2}, y(x) − y(baseline) {gap:.2}");
+        ig_errors.push((name.clone(), record_photo(&mut s, name, &top[0], &ig))); // |Σ − gap| / |gap|
         let cam = attr::grad_cam(m, img, class, roles.last_conv)?.cam; // (7, 7) for Lite0
         let ig_map = ig.attributions.sum(0)?;
         let label = format!("{} {:.2}", short_name(&m.classes()[class]), attr::probability(m, img, class)?);
@@ -128,9 +130,11 @@ fn main() -> Result<()> {
     s.save_grid(&rows, &spec, (m.name(), "photos", "attribution-methods"))?;
     faithfulness_figure(&mut s, m, &curves)?;
 
+    record_ig_summary(&mut s, &ig_errors, &ig_paths, steps);
     // ANCHOR: ig_path
     let title = "Top-1 logit along the straight path from black to the photo";
-    let chart = line_chart(&ig_paths, title, "α (0 = black, 1 = photo)", "logit", (720, 400))?;
+    let spec = ChartSpec::new(title, "α (0 = black, 1 = photo)", "logit", (720, 440)).legend_below();
+    let chart = line_chart_with(&ig_paths, &spec)?;
     // ANCHOR_END: ig_path
     s.save(&chart, &s.figure(m.name(), "photos", "ig-path"))?;
 
@@ -183,6 +187,7 @@ fn main() -> Result<()> {
     let trained = (attr::saliency(m, cat, cat_class)?, attr::grad_cam(m, cat, cat_class, last_conv)?.cam);
     let mut sal_row = vec![Panel::magnitude(&trained.0, "trained")?];
     let mut cam_row = vec![Panel::overlay(cat, &trained.1, "trained")?];
+    let mut cam_rhos = Vec::new(); // the defined ones, for the range the page quotes
     let w = args.model.weights.as_deref();
     for k in 1..=cascade.len() {
         // Every layer from the logits down to cascade[k - 1] gets random weights.
@@ -192,6 +197,9 @@ fn main() -> Result<()> {
         let rho_sal = attr::spearman(&flat(&trained.0)?, &flat(&sal)?);
         let rho_cam = attr::spearman(&flat(&trained.1)?, &flat(&cam)?);
         let down_to = cascade[k - 1];
+        record_rho(&mut s, &format!("rho_saliency_{down_to}"), rho_sal);
+        record_rho(&mut s, &format!("rho_gradcam_{down_to}"), rho_cam);
+        cam_rhos.extend(rho_cam);
         println!(
             "randomised down to {down_to:>6}: Spearman saliency {}, Grad-CAM {}",
             attr::format_rho(rho_sal),
@@ -204,6 +212,8 @@ fn main() -> Result<()> {
         cam_row.push(Panel::overlay(cat, &cam, label(rho_cam))?);
     }
     // ANCHOR_END: sanity
+    s.record("rho_gradcam_min", cam_rhos.iter().copied().fold(f32::INFINITY, f32::min));
+    s.record("rho_gradcam_max", cam_rhos.iter().copied().fold(f32::NEG_INFINITY, f32::max));
     // Six panels a row: the trained map and five steps, then the other five.
     let per_row = cascade.len().div_ceil(2) + 1;
     let (sal_rows, cam_rows) = (in_rows(sal_row, per_row), in_rows(cam_row, per_row));
@@ -225,11 +235,64 @@ fn main() -> Result<()> {
     let run = args.scratch.run(s.quick);
     let cnn = run.trained(args.run.seed, &s.device)?; // chapter 1's, or trained now if absent
     explain_scratch_model(&mut s, &cnn, &run)?;
-    s.finish();
-    Ok(())
+    s.finish()
 }
 
 const METHODS: [&str; 5] = ["saliency", "SmoothGrad", "integrated gradients", "Grad-CAM", "random order"];
+/// The methods' names in the keys of `numbers.json`.
+const METHOD_KEYS: [&str; 5] = ["saliency", "smoothgrad", "ig", "gradcam", "random"];
+
+/// `grace_hopper.jpg` → `grace_hopper`, `T-shirt/top` → `t_shirt_top`: a name as part of a key.
+fn key(name: &str) -> String {
+    let stem = std::path::Path::new(name).file_stem().map_or(name.into(), |s| s.to_string_lossy());
+    let words: Vec<String> = stem
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect();
+    words.join("_")
+}
+
+/// Spearman's ρ under `key`, or the word `undefined` when a map was constant.
+fn record_rho(s: &mut Session, key: &str, rho: Option<f32>) {
+    match rho {
+        Some(r) => s.record(key, r),
+        None => s.record(key, "undefined"),
+    }
+}
+
+/// A photo's top-1 class and the two sides of integrated gradients' completeness; returns the
+/// relative error `|Σ − gap| / |gap|`.
+fn record_photo(s: &mut Session, photo: &str, top: &attr::Prediction, ig: &attr::IntegratedGradients) -> f32 {
+    let p = key(photo);
+    s.record(&format!("{p}_class"), top.class);
+    s.record(&format!("{p}_top1"), short_name(&top.name));
+    let (total, gap) = ig.completeness;
+    s.record(&format!("{p}_ig_sum"), total);
+    s.record(&format!("{p}_ig_gap"), gap);
+    ((total - gap) / gap).abs()
+}
+
+/// Over the photos: the smallest and largest completeness error (with their photos), and how
+/// early the score rises along the path: the smallest share of its rise from the baseline that
+/// a photo's score has covered at α = 1/8, and how many of the trapezoid steps lie before it.
+fn record_ig_summary(s: &mut Session, errors: &[(String, f32)], paths: &[Series], steps: usize) {
+    let by_error = |a: &&(String, f32), b: &&(String, f32)| a.1.total_cmp(&b.1);
+    if let (Some(lo), Some(hi)) = (errors.iter().min_by(by_error), errors.iter().max_by(by_error)) {
+        s.record("ig_error_min", lo.1);
+        s.record("ig_error_min_photo", key(&lo.0));
+        s.record("ig_error_max", hi.1);
+        s.record("ig_error_max_photo", key(&hi.0));
+    }
+    let share_at_eighth = |points: &[(f32, f32)]| {
+        let (start, end) = (points[0].1, points[points.len() - 1].1);
+        let at = points.iter().find(|&&(a, _)| a >= 0.125).map_or(end, |&(_, y)| y);
+        (at - start) / (end - start)
+    };
+    let share = paths.iter().map(|p| share_at_eighth(&p.points)).fold(f32::INFINITY, f32::min);
+    s.record("ig_share_at_eighth", share);
+    s.record("ig_steps_to_eighth", steps.div_ceil(8));
+}
 
 /// Deletion and insertion curves of each method's map on one photo, and of a random order of
 /// the pixels as the control.
@@ -264,16 +327,18 @@ fn faithfulness_figure(s: &mut Session, m: &dyn Model, curves: &[Vec<attr::Pixel
         let n = areas.len() as f32;
         let (d, i) = (areas.iter().map(|a| a.0).sum::<f32>() / n, areas.iter().map(|a| a.1).sum::<f32>() / n);
         println!("  {method:<21} deletion {d:.3}, insertion {i:.3}");
+        s.record(&format!("deletion_{}", METHOD_KEYS[k]), d);
+        s.record(&format!("insertion_{}", METHOD_KEYS[k]), i);
         deletion.push(Series { label: method.to_string(), points: mean(k, |c| &c.deletion) });
         insertion.push(Series { label: method.to_string(), points: mean(k, |c| &c.insertion) });
     }
     let x = "fraction of pixels changed, most important first";
-    let chart = |series: &[Series], title: &str, legend| {
-        let spec = ChartSpec::new(title, x, "p(class)", (480, 340)).y_range(0.0, 1.0).legend(legend);
+    let chart = |series: &[Series], title: &str| {
+        let spec = ChartSpec::new(title, x, "p(class)", (480, 400)).y_range(0.0, 1.0).legend_below();
         line_chart_with(series, &spec)
     };
-    let del = chart(&deletion, "Deletion: pixels set to black", SeriesLabelPosition::UpperRight)?;
-    let ins = chart(&insertion, "Insertion: pixels restored into a blur", SeriesLabelPosition::LowerRight)?;
+    let del = chart(&deletion, "Deletion: pixels set to black")?;
+    let ins = chart(&insertion, "Insertion: pixels restored into a blur")?;
     let both = hstack(&del, &ins, 10);
     s.save(&both, &s.figure(m.name(), "photos", "deletion-insertion"))
 }
@@ -288,6 +353,8 @@ fn explain_scratch_model(s: &mut Session, cnn: &SimpleCnn, run: &ScratchRun) -> 
         let img = eval.images.get(i)?.to_device(&s.device)?; // (3, 32, 32) for Fashion-MNIST
         let top = top_k(cnn, &img, 1)?.remove(0);
         let truth = &eval.classes[eval.labels[i] as usize];
+        s.record(&format!("scratch_{}_pred", key(truth)), top.name.as_str());
+        s.record(&format!("scratch_{}_p", key(truth)), top.prob);
         rows.push(vec![
             Panel::image(&img, format!("{truth} → {} {:.2}", top.name, top.prob))?,
             Panel::magnitude(&attr::saliency(cnn, &img, top.class)?, "saliency")?,

@@ -66,7 +66,7 @@ pub fn channel_max_abs(t: &Tensor) -> Result<Tensor> {
 }
 
 // ANCHOR: saliency
-/// Vanilla saliency `S = max_c |∂y_class/∂x_c|`, an `(H, W)` map.
+/// Vanilla saliency `S = max_k |∂y_c/∂x_k|` (class `c`, colour channel `k`), an `(H, W)` map.
 pub fn saliency(model: &dyn Model, img: &Tensor, class: usize) -> Result<Tensor> {
     let (g, _) = input_gradients(model, &img.unsqueeze(0)?, class)?;
     channel_max_abs(&g.squeeze(0)?)
