@@ -6,9 +6,7 @@
 use anyhow::{ensure, Result};
 use clap::Parser;
 use vision_interp::cli::{ModelArgs, RunArgs, Session};
-use vision_interp::figure::{
-    hstack, line_chart_with, ChartSpec, GridSpec, Panel, Series, SeriesLabelPosition,
-};
+use vision_interp::figure::{hstack, line_chart_with, ChartSpec, GridSpec, Panel, Series};
 use vision_interp::handoff::DatasetScan;
 use vision_interp::models::{parse_unit, DiversityRecipe, Model, Taps, Unit};
 use vision_interp::optvis::objective::{self, similarity, Features};
@@ -85,10 +83,13 @@ fn main() -> Result<()> {
     // The notebook's recipes, one batch each.
     let mut rows = Vec::new();
     let mut names = Vec::new();
+    let mut reached = Vec::new();
     for (unit, r) in &recipes {
         println!("{unit} − {}·diversity: {}", r.weight, r.caption);
         let spec = ImageSpec { decorrelate: r.decorrelate, ..spec };
         let b = diverse(&mut s, m, unit, r.weight, Features::Gram, spec, &cfg)?;
+        record(&mut s, &format!("recipe_{}", key(unit)), &b);
+        reached.push((b.value, b.gram));
         rows.push(panels(&b, unit)?);
         let colours = if r.decorrelate { "" } else { ", plain RGB" };
         names.push(format!("{unit}, w {}{colours}, sim {:.2}", r.weight, b.gram));
@@ -96,12 +97,20 @@ fn main() -> Result<()> {
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
     let grid = GridSpec::new(130).title(&title("Diverse batches")).rows(&names).photo();
     s.save_grid(&rows, &grid, (m.name(), "diversity", "recipes"))?;
+    let extremes = |f: fn(&(f32, f32)) -> f32| {
+        reached.iter().map(f).fold((f32::MAX, f32::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)))
+    };
+    let ((value_lo, value_hi), (gram_lo, gram_hi)) = (extremes(|r| r.0), extremes(|r| r.1));
+    s.record("recipe_value_min", value_lo);
+    s.record("recipe_value_max", value_hi);
+    s.record("recipe_gram_min", gram_lo);
+    s.record("recipe_gram_max", gram_hi);
 
-    sweep(&mut s, m, &sweep_unit, &args.sweep, spec, &cfg)?;
+    let at_zero = sweep(&mut s, m, &sweep_unit, &args.sweep, spec, &cfg)?;
     with_examples(&mut s, m, &args, spec, &cfg)?;
     features(&mut s, m, &sweep_unit, recipes[0].1.weight, spec, &cfg)?;
-    s.finish();
-    Ok(())
+    starts(&mut s, m, &sweep_unit, at_zero, spec, &cfg)?;
+    s.finish()
 }
 
 /// Renders one batch of `unit` with diversity of weight `weight` on `features` of its layer,
@@ -118,24 +127,45 @@ fn diverse(
     // ANCHOR: recipe
     // A loss to minimise: minus the channel, plus `weight` times how alike the images are.
     let channel = objective::channel(&unit.layer, unit.unit, None);
-    let obj = channel.clone() - weight * objective::diversity_of(&unit.layer, features);
+    let obj = channel - weight * objective::diversity_of(&unit.layer, features);
     // ANCHOR_END: recipe
     let out = render_new(m, &obj, &spec, cfg, &mut s.rng, &s.device)?;
-    let images = out.last().clone();
+    let b = measure(m, unit, out.last().clone(), cfg)?;
+    println!(
+        "  {unit:<10} {:<6} w {weight:<6} value {:>7.2}  similarity: Gram {:.3}, pooled {:.3}  {}",
+        if features == Features::Gram { "Gram" } else { "pooled" },
+        b.value,
+        b.gram,
+        b.pooled,
+        out.summary()
+    );
+    Ok(b)
+}
+
+/// What a batch of `images` of `unit` reached, measured without transformations: the unit's
+/// mean value and the similarities of the images' Gram matrices and pooled activations.
+fn measure(m: &dyn Model, unit: &Unit, images: Tensor, cfg: &RenderConfig) -> Result<Batch> {
     let clean = RenderConfig { transforms: vec![], ..cfg.clone() };
-    let value = score(m, &channel, &images, &clean)?;
+    let value = score(m, &objective::channel(&unit.layer, unit.unit, None), &images, &clean)?;
     // ANCHOR: measure
     let x = clean.model_input(&m.preprocess(&images)?)?;
     let acts = m.forward_taps(&x, &Taps::layers(&[unit.layer.as_str()]))?;
     let a = acts.get(&unit.layer)?;
     let (gram, pooled) = (similarity(a, Features::Gram)?, similarity(a, Features::Pooled)?);
     // ANCHOR_END: measure
-    println!(
-        "  {unit:<10} {:<6} w {weight:<6} value {value:>7.2}  similarity: Gram {gram:.3}, pooled {pooled:.3}  {}",
-        if features == Features::Gram { "Gram" } else { "pooled" },
-        out.summary()
-    );
     Ok(Batch { images, value, gram, pooled })
+}
+
+/// A unit as part of a key of `numbers.json`: `stage5:12` → `stage5_12`.
+fn key(unit: &Unit) -> String {
+    unit.slug().replace('-', "_")
+}
+
+/// Records what batch `b` reached under `prefix`: `_value`, `_gram` and `_pooled`.
+fn record(s: &mut Session, prefix: &str, b: &Batch) {
+    s.record(&format!("{prefix}_value"), b.value);
+    s.record(&format!("{prefix}_gram"), b.gram);
+    s.record(&format!("{prefix}_pooled"), b.pooled);
 }
 
 /// A batch's images, the first labelled with the unit's mean value over the batch.
@@ -149,7 +179,8 @@ fn panels(b: &Batch, unit: &Unit) -> Result<Vec<Panel>> {
 }
 
 /// The weight swept from 0 up, every batch from the same starting images: the renders, and the
-/// unit's value and the batch's similarities against the weight.
+/// unit's value and the batch's similarities against the weight. Returns the batch of weight 0,
+/// if the sweep has one.
 fn sweep(
     s: &mut Session,
     m: &dyn Model,
@@ -157,13 +188,15 @@ fn sweep(
     weights: &[f64],
     spec: ImageSpec,
     cfg: &RenderConfig,
-) -> Result<()> {
+) -> Result<Option<Batch>> {
     println!("\nthe weight of diversity on {unit}:");
     let start = s.rng.clone();
     let mut batches = Vec::new();
     for &w in weights {
         s.rng = start.clone();
-        batches.push((w, diverse(s, m, unit, w, Features::Gram, spec, cfg)?));
+        let b = diverse(s, m, unit, w, Features::Gram, spec, cfg)?;
+        record(s, &format!("sweep_w{}", format!("{w}").replace('.', "_")), &b);
+        batches.push((w, b));
     }
     let rows = batches.iter().map(|(_, b)| panels(b, unit)).collect::<Result<Vec<_>>>()?;
     let names: Vec<String> = batches.iter().map(|(w, b)| format!("w {w}, sim {:.2}", b.gram)).collect();
@@ -176,7 +209,7 @@ fn sweep(
     let logged: Vec<&(f64, Batch)> = batches.iter().filter(|(w, _)| *w > 0.0).collect();
     if logged.len() < 2 {
         println!("fewer than two positive weights: no chart");
-        return Ok(());
+        return Ok(batches.into_iter().find(|(w, _)| *w == 0.0).map(|(_, b)| b));
     }
     let (lo, hi) = (logged[0].0.log10() as f32, logged[logged.len() - 1].0.log10() as f32);
     let line = |label: &str, f: &dyn Fn(&Batch) -> f32| Series {
@@ -194,21 +227,66 @@ fn sweep(
     let mut sim = vec![line("Gram matrices", &|b| b.gram), line("pooled activations", &|b| b.pooled)];
     sim.extend(level("Gram, weight 0", &|b| b.gram));
     sim.extend(level("pooled, weight 0", &|b| b.pooled));
-    let chart = |series: &[Series], y: &str, at| {
+    let chart = |series: &[Series], y: &str| {
         let spec = ChartSpec::new(
             &format!("{unit} on {}", m.name()),
             "log10 of the diversity weight",
             y,
-            (440, 300),
+            (440, 340),
         );
-        line_chart_with(series, &spec.legend(at))
+        line_chart_with(series, &spec.legend_below())
     };
-    let charts = hstack(
-        &chart(&value, "unit's mean value", SeriesLabelPosition::LowerLeft)?,
-        &chart(&sim, "mean pairwise cosine similarity", SeriesLabelPosition::UpperRight)?,
-        8,
+    let charts =
+        hstack(&chart(&value, "unit's mean value")?, &chart(&sim, "mean pairwise cosine similarity")?, 8);
+    s.save(&charts, &s.figure(m.name(), &unit.slug(), "sweep-curves"))?;
+    Ok(batches.into_iter().find(|(w, _)| *w == 0.0).map(|(_, b)| b))
+}
+
+/// Starts that really differ, without diversity: a batch whose random start has 50 times the
+/// usual standard deviation (the book's 0.01 gives four nearly grey, nearly equal images), and
+/// four renders of one image each, each with its own start and its own random
+/// transformations (a batch draws one transformation for all its images). Beside them, the
+/// sweep's batch at weight 0.
+fn starts(
+    s: &mut Session,
+    m: &dyn Model,
+    unit: &Unit,
+    at_zero: Option<Batch>,
+    spec: ImageSpec,
+    cfg: &RenderConfig,
+) -> Result<()> {
+    println!("\nfour images of {unit} without diversity, from different starts:");
+    let sd = 50.0 * spec.sd;
+    let wide = diverse(s, m, unit, 0.0, Features::Gram, ImageSpec { sd, ..spec }, cfg)?;
+    let channel = objective::channel(&unit.layer, unit.unit, None);
+    let mut images = Vec::new();
+    for _ in 0..spec.batch {
+        images.push(render_new(m, &channel, &ImageSpec { batch: 1, ..spec }, cfg, &mut s.rng, &s.device)?);
+    }
+    let alone = measure(m, unit, Tensor::cat(&images.iter().map(|r| r.last()).collect::<Vec<_>>(), 0)?, cfg)?;
+    println!(
+        "  {unit:<10} {} renders of one image: value {:>7.2}  similarity: Gram {:.3}, pooled {:.3}",
+        spec.batch, alone.value, alone.gram, alone.pooled
     );
-    s.save(&charts, &s.figure(m.name(), &unit.slug(), "sweep-curves"))
+    s.record("starts_sd", sd);
+    record(s, "starts_wide", &wide);
+    record(s, "starts_alone", &alone);
+    let mut rows = Vec::new();
+    let mut names = Vec::new();
+    let mut add = |what: String, b: &Batch| -> Result<()> {
+        rows.push(panels(b, unit)?);
+        names.push(format!("{what}, sim {:.2}", b.gram));
+        Ok(())
+    };
+    if let Some(b) = &at_zero {
+        add(format!("batch, sd {}", spec.sd), b)?;
+    }
+    add(format!("batch, sd {sd}"), &wide)?;
+    add(format!("{} runs of 1", spec.batch), &alone)?;
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let title = format!("{unit}, weight 0, {}, {} steps", m.name(), cfg.steps);
+    let grid = GridSpec::new(110).title(&title).rows(&names).photo();
+    s.save_grid(&rows, &grid, (m.name(), &unit.slug(), "starts"))
 }
 
 /// Diverse renders of a few units of chapter 4's layer beside their top dataset examples: a
@@ -234,9 +312,12 @@ fn with_examples(
     let (ex, src) = run.examples(m, args.model.weights.as_deref(), &scan_layer, &s.device)?;
     let weight = roles.diversity.first().unwrap_or(&FALLBACK).weight;
     println!("\ndiverse renders beside the top photos of {scan_layer} ({} views):", ex.views);
+    s.record("scan_views", ex.views);
+    s.record("scan_photos", ex.views / ex.views_per_image.max(1) as u64);
     let mut rows = Vec::new();
     for unit in &units {
         let b = diverse(s, m, unit, weight, Features::Gram, spec, cfg)?;
+        record(s, &format!("examples_{}", key(unit)), &b);
         let mut row = panels(&b, unit)?;
         for (img, value) in top_crops(&ex, &src, unit.unit, spec.batch, spec.width as u32)? {
             row.push(Panel::new(img, format!("{value:.1}")));
@@ -274,6 +355,7 @@ fn features(
     for (what, f) in [("Gram", Features::Gram), ("pooled", Features::Pooled)] {
         s.rng = start.clone();
         let b = diverse(s, m, unit, weight, f, spec, cfg)?;
+        record(s, &format!("features_{}", what.to_lowercase()), &b);
         rows.push(panels(&b, unit)?);
         names.push(format!("{what}: Gram {:.2}, pooled {:.2}", b.gram, b.pooled));
     }
