@@ -33,15 +33,23 @@ struct Args {
     /// Cosine exponents of the sweep (the notebook's: 0, 0.5, 1, 2)
     #[arg(long, value_delimiter = ',', default_value = "0,0.5,1,2")]
     cossim_pow: Vec<f64>,
-    /// Cosine exponent of the walk through depth (the notebook's default: 0)
-    #[arg(long, default_value_t = 0.0)]
+    /// Cosine exponent of the walk through depth (the notebook's default is 0, which rewards
+    /// most exaggeration; the book walks at 1, where a wrong direction costs more)
+    #[arg(long, default_value_t = 1.0)]
     pow: f64,
+    /// Weight of the blur prior, subtracted: `− k·blur_input_each_step()` (0: none)
+    #[arg(long, default_value_t = 1.0)]
+    blur: f64,
+    /// Weight of a total-variation penalty, added: `+ k·total_variation()` (0: none)
+    #[arg(long, default_value_t = 0.0)]
+    tv: f64,
     /// Optimisation steps per render [default: 128; 24 with --quick; the notebook uses 512]
     #[arg(long)]
     steps: Option<usize>,
 }
 
 /// One inversion and what it kept.
+#[derive(Clone)]
 struct Inverted {
     image: Tensor,
     /// Correlation of the inversion's pixels with the photo's, after 8 × 8 block means.
@@ -55,6 +63,9 @@ fn main() -> Result<()> {
     if let Some(p) = args.cossim_pow.iter().chain([&args.pow]).find(|p| !(p.is_finite() && **p >= 0.0)) {
         anyhow::bail!("cosine exponents must be zero or positive, not {p}");
     }
+    if let Some(k) = [args.blur, args.tv].into_iter().find(|k| !(k.is_finite() && *k >= 0.0)) {
+        anyhow::bail!("--blur and --tv are weights of penalties: zero or positive, not {k}");
+    }
     let mut s = Session::start(&args.run, env!("CARGO_PKG_NAME"))?;
     let model = args.model.load(&s.device)?;
     let m = model.as_ref();
@@ -65,7 +76,10 @@ fn main() -> Result<()> {
     let original = top_k(m, &photo, 1)?.remove(0);
     let name = path.file_name().map_or(path.display().to_string(), |n| n.to_string_lossy().into_owned());
     println!("the photo: {name}, cropped and resized to {size} px; top-1 {original}");
+    s.record("photo_p", original.prob);
+    s.record("photo_class", short_name(&original.name));
     let cfg = RenderConfig { steps, transforms: transform::inversion(), ..Default::default() };
+    let how = Inversion { cfg, class: original.class, blur: args.blur, tv: args.tv };
     let depth = m.card().roles.depth;
     let sweep_layer = match &args.layer {
         Some(l) => m.layer(l)?.name.clone(),
@@ -79,7 +93,10 @@ fn main() -> Result<()> {
     let mut walk = Vec::new();
     for layer in depth {
         s.rng = start.clone();
-        walk.push((layer.to_string(), invert(&mut s, m, &photo, layer, args.pow, original.class, &cfg)?));
+        let inv = invert(&mut s, m, &photo, layer, args.pow, &how)?;
+        s.record(&format!("r_{layer}"), inv.correlation);
+        s.record(&format!("p_{layer}"), inv.class_probability);
+        walk.push((layer.to_string(), inv));
     }
     let label = |inv: &Inverted| format!("r {:.2} p {:.2}", inv.correlation, inv.class_probability);
     let mut panels = vec![Panel::image(&photo, format!("photo: {}", short_name(&original.name)))?];
@@ -92,18 +109,38 @@ fn main() -> Result<()> {
     s.save_grid(&rows, &GridSpec::new(170).title(&title).photo(), (m.name(), "inversion", "depth"))?;
     depth_chart(&mut s, m, &walk, short_name(&original.name))?;
 
-    // The cosine exponent at one layer.
+    // The cosine exponent at one layer (the walk's own inversion where it has it).
     println!("\nthe cosine exponent at {sweep_layer}:");
     let mut row = vec![Panel::image(&photo, "photo")?];
     for &p in &args.cossim_pow {
-        s.rng = start.clone();
-        let inv = invert(&mut s, m, &photo, &sweep_layer, p, original.class, &cfg)?;
+        let walked = walk.iter().find(|(l, _)| *l == sweep_layer && p == args.pow);
+        let inv = match walked {
+            Some((_, inv)) => {
+                println!("  {sweep_layer:<16} pow {p:<4} the walk's inversion, above");
+                inv.clone()
+            }
+            None => {
+                s.rng = start.clone();
+                invert(&mut s, m, &photo, &sweep_layer, p, &how)?
+            }
+        };
+        let key = format!("{p}").replace('.', "_");
+        s.record(&format!("pow_{key}_r"), inv.correlation);
+        s.record(&format!("pow_{key}_p"), inv.class_probability);
         row.push(Panel::image(&inv.image, format!("pow {p} {}", label(&inv)))?);
     }
     let title = format!("{} {sweep_layer} inverted with cossim_pow (pow), {steps} steps", m.name());
     s.save_grid(&[row], &GridSpec::new(170).title(&title).photo(), (m.name(), &sweep_layer, "cossim-pow"))?;
-    s.finish();
-    Ok(())
+    s.finish()
+}
+
+/// How every inversion is made: the render's settings, the class whose probability is
+/// measured, and the weights of the two priors on the image.
+struct Inversion {
+    cfg: RenderConfig,
+    class: usize,
+    blur: f64,
+    tv: f64,
 }
 
 /// Inverts `photo` at `layer` with cosine exponent `pow`, and measures what was kept.
@@ -113,8 +150,7 @@ fn invert(
     photo: &Tensor,
     layer: &str,
     pow: f64,
-    class: usize,
-    cfg: &RenderConfig,
+    how: &Inversion,
 ) -> Result<Inverted> {
     let (_, h, w) = photo.dims3()?;
     // ANCHOR: invert
@@ -122,13 +158,16 @@ fn invert(
     // random transformations and shares the forward pass.
     let spec = ImageSpec { height: h, width: w, ..ImageSpec::square(h) };
     let param = ImageParam::new(&spec, &mut s.rng, &s.device)?.with_fixed(&photo.unsqueeze(0)?)?;
-    // Match the photo's activations at `layer`, and blur the image a little every step.
-    let obj = objective::dot_compare(layer, 1, pow) + objective::blur_input_each_step();
-    let out = render(m, &obj, &param, cfg, &mut s.rng)?;
+    // A loss to minimise: match the photo's activations at `layer`; minus `blur` times
+    // blur_input_each_step (itself −½Σ(x − blur(x))², so subtracting it pulls the image
+    // towards its own blur); plus `tv` times the image's total variation (a penalty).
+    let obj = objective::dot_compare(layer, 1, pow) - how.blur * objective::blur_input_each_step()
+        + how.tv * objective::total_variation();
+    let out = render(m, &obj, &param, &how.cfg, &mut s.rng)?;
     let image = out.last().get(0)?;
     // ANCHOR_END: invert
     let correlation = block_correlation(&image, photo, 8)?;
-    let class_probability = probability(m, &image, class)?;
+    let class_probability = probability(m, &image, how.class)?;
     println!(
         "  {layer:<16} pow {pow:<4} correlation with the photo {correlation:>5.2}   p(photo's class) {class_probability:.3}   {}",
         out.summary()

@@ -304,11 +304,11 @@ pub fn alignment(layer: &str, decay_ratio: f64) -> Objective {
 /// Lucid's `dot_compare`, the objective of feature inversion: image 0's activations `φ₀` at
 /// `layer` against those of image `target` of the same batch (the photo, in the batch so that
 /// it is transformed with the image), `−⟨φ₀, φ_t⟩ · max(cos(φ₀, φ_t), 0.1)^p` with `p` =
-/// `cossim_pow`. `p = 0` rewards the dot product alone, which a larger `φ₀` also raises; a
-/// larger `p` asks more and more for the same *direction* as the photo's. Lucid divides the
-/// dot product by `‖φ₀‖` alone, which is `‖φ_t‖ cos`: the same objective up to the constant
-/// factor `‖φ_t‖^p`. The cosine is held at 0.1 or more, as Lucid's direction objectives
-/// hold it, so that a fractional power of a negative cosine is never taken.
+/// `cossim_pow`. The loss is `−‖φ₀‖ ‖φ_t‖ cos^(1+p)`: a larger `φ₀` pays at every `p`, and a
+/// larger `p` makes a direction away from the photo's cost more. Lucid divides the dot
+/// product by `‖φ₀‖` alone, which is `‖φ_t‖ cos`: the same objective up to the constant
+/// factor `‖φ_t‖^p`. Lucid floors that ratio at 0.1; here the cosine itself is held at 0.1 or
+/// more (the book's choice), so that a fractional power of a negative cosine is never taken.
 pub fn dot_compare(layer: &str, target: usize, cossim_pow: f64) -> Objective {
     let l = layer.to_owned();
     let name = format!("dot_compare {layer} (cossim_pow {cossim_pow})");
