@@ -25,7 +25,8 @@ struct Args {
     /// Frames of each interpolation (the notebook: 6)
     #[arg(long, default_value_t = 6)]
     frames: usize,
-    /// Weight of the alignment penalty in the third interpolation
+    /// Weight of the alignment penalty in the book's variant (the third interpolation; Lucid's
+    /// recipe, the fourth, keeps its 0.1)
     #[arg(long, default_value_t = 1.0)]
     alignment: f64,
     /// Optimisation steps per render [default: 128; 24 with --quick; the notebook uses 512]
@@ -66,8 +67,7 @@ fn main() -> Result<()> {
         interpolate(&mut s, m, pair, spec, &cfg, args.alignment, i == 0)?;
     }
     speed(&mut s, m, &interpolations[0].0, square, &cfg)?;
-    s.finish();
-    Ok(())
+    s.finish()
 }
 
 /// Renders `obj` on a batch of `spec` with `low` shared low-resolution tensors; prints what
@@ -119,15 +119,23 @@ fn negatives(
         cfg,
     )?;
     let mut rows = Vec::new();
+    let mut ratios = Vec::new();
     for (i, u) in units.iter().enumerate() {
         let pair = images.narrow(0, 2 * i, 2)?;
         let v = values(m, u, &pair, cfg)?;
         println!("  {u:<12} negative {:>8.2}   positive {:>8.2}", v[0], v[1]);
+        s.record(&format!("neg_{}", key(u)), v[0]);
+        s.record(&format!("pos_{}", key(u)), v[1]);
+        ratios.push(-v[0] / v[1]);
         rows.push(vec![
             Panel::image(&pair.get(0)?, format!("{u}: {:.1}", v[0]))?,
             Panel::image(&pair.get(1)?, format!("{u}: {:.1}", v[1]))?,
         ]);
     }
+    // How far below zero each negative went, as a share of its positive.
+    let (lo, hi) = ratios.iter().fold((f32::MAX, f32::MIN), |(lo, hi), &r| (lo.min(r), hi.max(r)));
+    s.record("neg_share_min", lo);
+    s.record("neg_share_max", hi);
     let names: Vec<String> = units.iter().map(|u| u.to_string()).collect();
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
     let spec = GridSpec::new(150)
@@ -178,6 +186,9 @@ fn combined(
     let mut row = Vec::new();
     for (i, l) in labels.iter().enumerate() {
         println!("  {l:<16} {a} {:>8.2}   {b} {:>8.2}", va[i], vb[i]);
+        let k = l.replace("direction ", "direction_").replace(" + ", "_");
+        s.record(&format!("combined_{k}_a"), va[i]);
+        s.record(&format!("combined_{k}_b"), vb[i]);
         row.push(Panel::image(&images.get(i)?, format!("{l}: {:.1}, {:.1}", va[i], vb[i]))?);
     }
     let title = format!("a = {a}, b = {b} (values of a, b), {}, {} steps", m.name(), cfg.steps);
@@ -204,8 +215,14 @@ fn neighbour_correlation(x: &Tensor) -> Result<f32> {
     Ok(r.mean_all()?.to_scalar::<f32>()?)
 }
 
-/// An interpolation from `a` to `b` three ways from one seed: frames optimised independently,
-/// frames that share low-resolution tensors, and frames held alike by the alignment penalty.
+/// A unit as part of a key of `numbers.json`: `stage5:12` → `stage5_12`.
+fn key(unit: &Unit) -> String {
+    unit.slug().replace('-', "_")
+}
+
+/// An interpolation from `a` to `b` four ways from one seed: frames optimised independently,
+/// frames that share low-resolution tensors, frames held alike by the alignment penalty on the
+/// interpolated layer (the book's variant), and Lucid's recipe, which does both.
 fn interpolate(
     s: &mut Session,
     m: &dyn Model,
@@ -217,18 +234,31 @@ fn interpolate(
 ) -> Result<()> {
     println!("\n{a} → {b} in {} frames:", spec.batch);
     let size = spec.width;
+    // The layer before the interpolated one in the model's walk through depth (stage4 for
+    // stage5; mixed3b for InceptionV1's mixed4a, as in Lucid's notebook).
+    let depth = m.card().roles.depth;
+    let earlier = match depth.iter().position(|l| *l == a.layer) {
+        Some(i) if i > 0 => depth[i - 1],
+        _ => a.layer.as_str(),
+    };
     // ANCHOR: interpolate
     let interpolation = objective::channel_interpolate(&a.layer, a.unit, &b.layer, b.unit);
-    // Lucid's shared tensors: one image of each size (two, blended across the batch, of the
-    // two smallest), added to every frame's own FFT image, for 128 px: 64, 32, 16, 16×2, 8, 8×2.
+    // Lucid's shared tensors, added to every frame's own FFT image: for 128 px, one shared
+    // image each of 64, 32, 16 and 8 px, and a pair each of 16 and 8 px blended across the batch.
     let shared = |px: usize, batch| LowRes { batch, ..LowRes::shared(size / px) };
     let low = [shared(2, 1), shared(4, 1), shared(8, 1), shared(8, 2), shared(16, 1), shared(16, 2)];
-    // Or a penalty on how much the layer differs between frames 1 to 4 apart (decay ratio 5).
+    // The book's variant: a penalty (added to the loss) on how much the interpolated layer
+    // differs between frames 1 to 4 apart (decay ratio 5), without shared tensors.
     let aligned = interpolation.clone() + alignment * objective::alignment(&a.layer, 5.0);
-    let ways: [(&str, &Objective, &[LowRes]); 3] = [
+    // Lucid's recipe: the shared tensors *and* 0.1 × the penalty on the layer before and on
+    // the interpolated layer.
+    let penalty = objective::alignment(earlier, 5.0) + objective::alignment(&a.layer, 5.0);
+    let lucid = interpolation.clone() + 0.1 * penalty;
+    let ways: [(&str, &Objective, &[LowRes]); 4] = [
         ("independent", &interpolation, &[]),
         ("shared low-res", &interpolation, &low),
         ("alignment", &aligned, &[]),
+        ("Lucid's recipe", &lucid, &low),
     ];
     // ANCHOR_END: interpolate
     let start = s.rng.clone();
@@ -248,6 +278,15 @@ fn interpolate(
         );
         let fmt = |v: &[f32]| v.iter().map(|x| format!("{x:>6.1}")).collect::<String>();
         println!("  {:<16} {a}: {}\n  {:<16} {b}: {}", "", fmt(&va), "", fmt(&vb));
+        let k =
+            format!("interp_{}_{}", key(a), what.split([' ', '\'']).next().unwrap_or(what).to_lowercase());
+        for (name, v) in [("pixels", pixels), ("layout", layout), ("layer", layer)] {
+            s.record(&format!("{k}_{name}"), v);
+        }
+        let n = va.len() - 1;
+        for (name, v) in [("a_first", va[0]), ("a_last", va[n]), ("b_first", vb[0]), ("b_last", vb[n])] {
+            s.record(&format!("{k}_{name}"), v);
+        }
         let row = (0..spec.batch)
             .map(|i| Panel::image(&images.get(i)?, format!("{:.1}, {:.1}", va[i], vb[i])))
             .collect::<Result<Vec<_>>>()?;
@@ -260,24 +299,54 @@ fn interpolate(
     let stem = format!("{}-{}", a.slug(), b.slug());
     s.save_grid(&strips, &spec_grid, (m.name(), &stem, "interpolation"))?;
     if animate {
-        // One frame of the animation: independent frames beside shared ones at one step of the
-        // interpolation, forward and back (two of the three ways: a GIF of photographic
-        // frames is large, and these two are the contrast).
-        let order: Vec<usize> = (0..spec.batch).chain((1..spec.batch - 1).rev()).collect();
-        let frames = order
-            .iter()
-            .map(|&i| {
-                let row: Vec<Panel> = strips[..2]
-                    .iter()
-                    .map(|r| Panel::new(r[i].image.clone(), format!("frame {}", i + 1)))
-                    .collect();
-                let ways: Vec<&str> = ways[..2].iter().map(|w| w.0).collect();
-                grid(&[row], &GridSpec::new(size as u32).title(&format!("{a} → {b}")).columns(&ways))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        s.save_animation(&frames, 400, (m.name(), &stem, "animation"))?;
+        let ways = [(0, "independent frames"), (3, "Lucid's recipe")];
+        animation(s, m.name(), (a, b), &strips, &ways, &stem)?;
     }
     Ok(())
+}
+
+/// The animation of two ways of one interpolation side by side, frame by frame, each frame
+/// labelled with its mix of the two units. The panels are enlarged (twice the render's size
+/// where the GIF stays under 580 KB, less otherwise: a GIF of photographic frames is large).
+fn animation(
+    s: &mut Session,
+    model: &str,
+    (a, b): (&Unit, &Unit),
+    strips: &[Vec<Panel>],
+    ways: &[(usize, &str)],
+    stem: &str,
+) -> Result<()> {
+    let n = strips[0].len();
+    let size = strips[0][0].image.width();
+    let columns: Vec<&str> = ways.iter().map(|w| w.1).collect();
+    let title = format!("{a} (a) → {b} (b), {model}");
+    let frames = |cell: u32| {
+        (0..n)
+            .map(|i| {
+                let w = i as f32 / (n - 1) as f32;
+                let label = format!("frame {}: {:.0} % a, {:.0} % b", i + 1, 100.0 * (1.0 - w), 100.0 * w);
+                let row: Vec<Panel> = ways
+                    .iter()
+                    .map(|&(r, _)| Panel::new(strips[r][i].image.clone(), label.clone()))
+                    .collect();
+                grid(&[row], &GridSpec::new(cell).title(&title).columns(&columns))
+            })
+            .collect::<Result<Vec<_>>>()
+    };
+    let trial = s.out.join("animation-trial.gif");
+    let mut chosen = frames(size)?;
+    for scale in [2.0f32, 1.75, 1.5, 1.25] {
+        let f = frames((size as f32 * scale).round() as u32)?;
+        vision_interp::imageio::save_gif(&f, 700, &trial)?;
+        let bytes = std::fs::metadata(&trial)?.len();
+        if bytes <= 580_000 {
+            println!("  the animation's panels: {scale} × the renders ({} KB)", bytes / 1000);
+            chosen = f;
+            break;
+        }
+    }
+    std::fs::remove_file(&trial)?;
+    s.save_animation(&chosen, 700, (model, stem, "animation"))
 }
 
 /// Steps per second for batches of 1, 4, 6 and 16 images of one channel objective (the cost
@@ -299,9 +368,11 @@ fn speed(s: &mut Session, m: &dyn Model, u: &Unit, square: ImageSpec, cfg: &Rend
         let rate = out.steps_per_second();
         let per_image = 1000.0 / (rate * batch as f64);
         println!("  {batch:>5} {rate:>9.2} {:>10.1} {per_image:>20.1}", rate * batch as f64);
+        s.record_timing(&format!("ms_per_image_b{batch}"), per_image);
         points.push((batch, per_image));
     }
     let (first, last) = (points[0].1, points[points.len() - 1].1);
     println!("  a batch of 16 costs {:.2} of a single image's time per image", last / first);
+    s.record_timing("batch16_cost", last / first);
     Ok(())
 }
