@@ -531,7 +531,7 @@ fn write_classroom(out: &Path, wanted: &[Assignment]) -> Result<()> {
          on: [push, repository_dispatch, workflow_dispatch]\n\
          permissions:\n  checks: write\n  actions: read\n  contents: read\n\
          jobs:\n  run-autograding-tests:\n    runs-on: ubuntu-latest\n    if: github.actor != 'github-classroom[bot]'\n    steps:\n\
-         \x20     - uses: actions/checkout@v4\n\
+         \x20     - uses: actions/checkout@v6\n\
          \x20     - name: Build the tests once\n        run: cargo test --release -p grading --no-run\n\
          {steps}\
          \x20     - name: Autograding Reporter\n        uses: classroom-resources/autograding-grading-reporter@v1\n        env:\n{env}\
