@@ -104,7 +104,7 @@ fn main() -> Result<()> {
     for (i, unit) in units.iter().enumerate() {
         let scores = ex.unit(unit.unit, "mean")?;
         let dream = |b: usize| -> Result<Panel> {
-            let label = if b % 2 == 0 { "optimised −" } else { "optimised +" };
+            let label = if b.is_multiple_of(2) { "optimised −" } else { "optimised +" };
             Ok(Panel::new(fit(&to_rgb_image(&dreams.get(b)?)?, cell), label))
         };
         // ANCHOR: spectrum

@@ -414,7 +414,7 @@ struct Phase {
 /// The `stride` phases of an axis of `input` pixels whose transposed convolution has `out`
 /// pixels, or `None` when they differ in size or one has no kernel tap.
 fn phases(input: usize, out: usize, stride: usize, padding: usize, k: usize) -> Option<Vec<Phase>> {
-    if out % stride != 0 || k < stride {
+    if !out.is_multiple_of(stride) || k < stride {
         return None;
     }
     let len = (out / stride) as isize;

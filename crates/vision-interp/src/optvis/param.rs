@@ -534,7 +534,7 @@ fn fourier_of(h: usize, w: usize, device: &Device) -> Result<Fourier> {
     let (ch, sh) = dft_tables(h, h, h, device)?;
     let (mut cw, mut sw) = (vec![0f32; wf * w], vec![0f32; wf * w]);
     for k in 0..wf {
-        let c = if k == 0 || (w % 2 == 0 && k == w / 2) { 1.0 } else { 2.0 };
+        let c = if k == 0 || (w.is_multiple_of(2) && k == w / 2) { 1.0 } else { 2.0 };
         for x in 0..w {
             let t = 2.0 * PI * (k * x) as f64 / w as f64;
             cw[k * w + x] = (c * t.cos() / (w as f64).sqrt()) as f32;
