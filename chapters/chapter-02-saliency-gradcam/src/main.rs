@@ -25,10 +25,10 @@ struct Args {
     #[command(flatten)]
     model: ModelArgs,
     /// Noisy copies per SmoothGrad map [default: 32; 8 with --quick]
-    #[arg(long)]
+    #[arg(long, value_parser = vision_interp::flag::count)]
     samples: Option<usize>,
     /// Steps of the integrated-gradients path [default: 128; 32 with --quick]
-    #[arg(long)]
+    #[arg(long, value_parser = vision_interp::flag::steps)]
     ig_steps: Option<usize>,
     /// Baseline of integrated gradients: a black image, a blurred copy of the photo, or
     /// uniform noise

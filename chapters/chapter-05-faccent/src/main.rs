@@ -36,20 +36,20 @@ struct Args {
     #[arg(long, default_value = "tiger")]
     class: String,
     /// Weight α of the regulariser (0: plain feature visualisation from the photo)
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, value_parser = vision_interp::flag::non_negative, default_value_t = 1.0)]
     alpha: f64,
     /// Layer where the image is kept close to the photo [default: the model's: stage2 for
     /// Lite0, mixed3a for InceptionV1]
     #[arg(long)]
     reg_layer: Option<String>,
     /// Steps per accentuation [default: 64; 12 with --quick; Faccent's is 99]
-    #[arg(long)]
+    #[arg(long, value_parser = vision_interp::flag::steps)]
     steps: Option<usize>,
     /// Random views per step [default: 8; 4 with --quick; Faccent's is 16, twice the time]
-    #[arg(long)]
+    #[arg(long, value_parser = vision_interp::flag::count)]
     views: Option<usize>,
     /// Side of the square canvas in pixels [default: 256, the photos' size; 96 with --quick]
-    #[arg(long)]
+    #[arg(long, value_parser = vision_interp::flag::pixels_u32)]
     size: Option<u32>,
 }
 

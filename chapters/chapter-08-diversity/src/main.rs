@@ -27,13 +27,13 @@ struct Args {
     #[arg(long)]
     unit: Option<String>,
     /// Diversity weights of the sweep
-    #[arg(long, value_delimiter = ',', default_value = "0,1,3,10,30,100,1000")]
+    #[arg(long, value_parser = vision_interp::flag::non_negative, value_delimiter = ',', default_value = "0,1,3,10,30,100,1000")]
     sweep: Vec<f64>,
     /// Images per batch (Lucent's notebook: 4)
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, value_parser = vision_interp::flag::batch, default_value_t = 4)]
     batch: usize,
     /// Optimisation steps per render [default: 128; 24 with --quick; the notebook uses 512]
-    #[arg(long)]
+    #[arg(long, value_parser = vision_interp::flag::steps)]
     steps: Option<usize>,
 }
 

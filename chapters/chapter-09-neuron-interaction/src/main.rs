@@ -23,14 +23,14 @@ struct Args {
     #[command(flatten)]
     model: ModelArgs,
     /// Frames of each interpolation (the notebook: 6)
-    #[arg(long, default_value_t = 6)]
+    #[arg(long, value_parser = vision_interp::flag::count, default_value_t = 6)]
     frames: usize,
     /// Weight of the alignment penalty in the book's variant (the third interpolation; Lucid's
     /// recipe, the fourth, keeps its 0.1)
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, value_parser = vision_interp::flag::non_negative, default_value_t = 1.0)]
     alignment: f64,
     /// Optimisation steps per render [default: 128; 24 with --quick; the notebook uses 512]
-    #[arg(long)]
+    #[arg(long, value_parser = vision_interp::flag::steps)]
     steps: Option<usize>,
 }
 

@@ -31,20 +31,20 @@ struct Args {
     #[arg(long)]
     layer: Option<String>,
     /// Cosine exponents of the sweep (the notebook's: 0, 0.5, 1, 2)
-    #[arg(long, value_delimiter = ',', default_value = "0,0.5,1,2")]
+    #[arg(long, value_parser = vision_interp::flag::non_negative, value_delimiter = ',', default_value = "0,0.5,1,2")]
     cossim_pow: Vec<f64>,
     /// Cosine exponent of the walk through depth (the notebook's default is 0, which rewards
     /// most exaggeration; the book walks at 1, where a wrong direction costs more)
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, value_parser = vision_interp::flag::non_negative, default_value_t = 1.0)]
     pow: f64,
     /// Weight of the blur prior, subtracted: `− k·blur_input_each_step()` (0: none)
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, value_parser = vision_interp::flag::non_negative, default_value_t = 1.0)]
     blur: f64,
     /// Weight of a total-variation penalty, added: `+ k·total_variation()` (0: none)
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, value_parser = vision_interp::flag::non_negative, default_value_t = 0.0)]
     tv: f64,
     /// Optimisation steps per render [default: 128; 24 with --quick; the notebook uses 512]
-    #[arg(long)]
+    #[arg(long, value_parser = vision_interp::flag::steps)]
     steps: Option<usize>,
 }
 

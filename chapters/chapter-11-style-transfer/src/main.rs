@@ -36,10 +36,10 @@ struct Args {
     #[arg(long, value_delimiter = ',')]
     style_layers: Vec<String>,
     /// Weight of the content loss against a style loss of weight 1 [default: the model's; Lucid: 100]
-    #[arg(long)]
+    #[arg(long, value_parser = vision_interp::flag::non_negative)]
     content_weight: Option<f64>,
     /// Optimisation steps per render [default: 128; 24 with --quick; the notebook uses 512]
-    #[arg(long)]
+    #[arg(long, value_parser = vision_interp::flag::steps)]
     steps: Option<usize>,
 }
 

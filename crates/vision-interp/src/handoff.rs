@@ -71,7 +71,7 @@ pub struct ScratchArgs {
     #[arg(long, value_enum, default_value_t)]
     pub dataset: ScratchData,
     /// Training epochs [default: 4 on Fashion-MNIST, 6 on Imagenette; half or fewer with --quick]
-    #[arg(long)]
+    #[arg(long, value_parser = crate::flag::count)]
     pub epochs: Option<usize>,
 }
 
@@ -158,6 +158,7 @@ impl ScratchRun {
     /// resuming from the checkpoint of an interrupted run; saves the trained weights where
     /// [`ScratchRun::trained`] finds them.
     pub fn fit(&self, train_set: &Dataset, eval_set: &Dataset, seed: u64, device: &Device) -> Result<Fitted> {
+        anyhow::ensure!(self.epochs > 0, "training needs at least one epoch (epochs = 0)");
         let mut varmap = VarMap::new();
         init_varmap(&varmap, train_set.classes.len(), &mut crate::rng::seeded(seed), device)?;
         // A copy: training updates the variable's buffer in place.

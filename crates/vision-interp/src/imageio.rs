@@ -8,9 +8,16 @@ use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor};
 use image::{imageops::FilterType, RgbImage};
 
-/// Reads an image file as an 8-bit RGB image. The decoder's memory limits stay on (an image
-/// whose header claims more than 512 MiB of pixels is an error), and a JPEG cut short is an
-/// error rather than a picture with a grey bottom.
+/// The largest side an image may have, in pixels. A file's header can claim any size; a
+/// larger claim is refused from the header, before the decoder allocates anything.
+pub const MAX_SIDE: u32 = 8192;
+/// The most memory one decode may allocate (the `image` crate's limit, set explicitly).
+pub const MAX_DECODE_BYTES: u64 = 256 << 20;
+
+/// Reads an image file as an 8-bit RGB image. A header that claims more than [`MAX_SIDE`]
+/// pixels a side is refused before decoding, the decoder may allocate at most
+/// [`MAX_DECODE_BYTES`], and a JPEG cut short is an error rather than a picture with a grey
+/// bottom.
 pub fn read_rgb(path: &Path) -> Result<RgbImage> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot open image {}", path.display()))?;
     decode_rgb(&bytes, &path.display().to_string())
@@ -18,15 +25,33 @@ pub fn read_rgb(path: &Path) -> Result<RgbImage> {
 
 /// Decodes an image held in memory (`what` names it in errors), as [`read_rgb`] does a file.
 pub fn decode_rgb(bytes: &[u8], what: &str) -> Result<RgbImage> {
+    Ok(decode(bytes, what)?.to_rgb8())
+}
+
+/// Decodes an image held in memory in its own colour type (alpha kept), with the limits and
+/// checks of [`read_rgb`].
+pub fn decode(bytes: &[u8], what: &str) -> Result<image::DynamicImage> {
     if bytes.starts_with(&[0xFF, 0xD8]) && !jpeg_is_complete(bytes) {
         bail!("cannot decode image {what}: the JPEG data is truncated (no end-of-image marker)");
     }
-    let img = image::ImageReader::new(std::io::Cursor::new(bytes))
-        .with_guessed_format()
-        .with_context(|| format!("cannot read image {what}"))?
-        .decode()
-        .with_context(|| format!("cannot decode image {what} (readable formats: PNG, JPEG, WebP, GIF)"))?;
-    Ok(img.to_rgb8())
+    let reader = || {
+        image::ImageReader::new(std::io::Cursor::new(bytes))
+            .with_guessed_format()
+            .with_context(|| format!("cannot read image {what}"))
+    };
+    const FORMATS: &str = "readable formats: PNG, JPEG, WebP, GIF";
+    let (w, h) =
+        reader()?.into_dimensions().with_context(|| format!("cannot decode image {what} ({FORMATS})"))?;
+    if w > MAX_SIDE || h > MAX_SIDE || w == 0 || h == 0 {
+        bail!("cannot decode image {what}: its header claims {w} × {h} pixels (the limit is {MAX_SIDE} a side, and at least 1)");
+    }
+    let mut reader = reader()?;
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_SIDE);
+    limits.max_image_height = Some(MAX_SIDE);
+    limits.max_alloc = Some(MAX_DECODE_BYTES);
+    reader.limits(limits);
+    reader.decode().with_context(|| format!("cannot decode image {what} ({FORMATS})"))
 }
 
 /// Whether a JPEG's last end-of-image marker (`FF D9`) follows its last start-of-scan marker

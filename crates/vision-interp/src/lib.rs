@@ -26,6 +26,7 @@ pub mod devcheck;
 pub mod device;
 pub mod download;
 pub mod figure;
+pub mod flag;
 pub mod gan;
 pub mod handoff;
 pub mod imageio;

@@ -32,6 +32,7 @@ pub struct Nmf {
 pub fn nmf(x: &Tensor, k: usize, iterations: usize, rng: &mut StdRng) -> Result<Nmf> {
     let (n, m) = x.dims2()?;
     ensure!(k >= 1, "NMF needs at least one group");
+    ensure!(iterations >= 1, "NMF needs at least one iteration");
     ensure!(
         k <= n.min(m),
         "NMF of a {n} × {m} matrix into {k} groups: there can be at most {} groups (min of rows and columns: {n} positions, {m} channels)",

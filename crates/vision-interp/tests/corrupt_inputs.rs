@@ -185,3 +185,79 @@ fn a_chart_with_an_infinite_point_is_an_error_not_an_endless_loop() {
     let err = format!("{:#}", line_chart(&[bad], "t", "step", "log p", (200, 120)).unwrap_err());
     assert!(err.contains("cannot be drawn"), "{err}");
 }
+
+/// CRC-32 (IEEE), for the crafted PNG header below.
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut c = !0u32;
+    for &b in bytes {
+        c ^= b as u32;
+        for _ in 0..8 {
+            c = if c & 1 == 1 { (c >> 1) ^ 0xEDB8_8320 } else { c >> 1 };
+        }
+    }
+    !c
+}
+
+#[test]
+fn an_image_whose_header_claims_a_huge_size_is_refused_before_decoding() {
+    let dir = tempfile::tempdir().unwrap();
+    let read = |p: &Path| vision_interp::imageio::read_rgb(p).map(|i| i.width());
+    // A valid 8 × 8 image of each format, its header then made to claim 60,000 × 50,000 pixels.
+    let small = image::RgbImage::from_pixel(8, 8, image::Rgb([200, 100, 50]));
+    let encode = |f: image::ImageFormat| {
+        let mut b = Vec::new();
+        small.write_to(&mut std::io::Cursor::new(&mut b), f).unwrap();
+        b
+    };
+    let mut png = encode(image::ImageFormat::Png);
+    // IHDR: length (4), "IHDR" (4), width (4), height (4), …, CRC over type and data (13 bytes).
+    png[16..20].copy_from_slice(&60_000u32.to_be_bytes());
+    png[20..24].copy_from_slice(&50_000u32.to_be_bytes());
+    let crc = crc32(&png[12..29]);
+    png[29..33].copy_from_slice(&crc.to_be_bytes());
+    let mut jpeg = encode(image::ImageFormat::Jpeg);
+    // SOF0: FF C0, length (2), precision (1), height (2), width (2).
+    let sof = jpeg.windows(2).position(|w| w == [0xFF, 0xC0]).expect("a baseline JPEG");
+    jpeg[sof + 5..sof + 7].copy_from_slice(&50_000u16.to_be_bytes());
+    jpeg[sof + 7..sof + 9].copy_from_slice(&60_000u16.to_be_bytes());
+    for (ext, bytes) in [("png", &png), ("jpg", &jpeg)] {
+        let e =
+            read_bytes(dir.path(), ext, bytes, ext, &read).err().unwrap_or_else(|| panic!("{ext} accepted"));
+        let msg = format!("{e:#}");
+        assert!(msg.contains("claims 60000 × 50000 pixels") && msg.contains("8192"), "{ext}: {msg}");
+    }
+}
+
+#[test]
+fn a_truncated_webdataset_shard_is_an_error_naming_the_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut png = Vec::new();
+    image::RgbImage::from_pixel(32, 32, image::Rgb([9, 90, 9]))
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .unwrap();
+    let path = dir.path().join("shard-0000.tar");
+    let mut b = tar::Builder::new(std::fs::File::create(&path).unwrap());
+    for name in ["a.png", "b.png"] {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(png.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, name, png.as_slice()).unwrap();
+    }
+    b.into_inner().unwrap();
+    let whole = std::fs::read(&path).unwrap();
+    vision_interp::scan::Source::open(path.to_str().unwrap()).unwrap_or_else(|e| panic!("{e:#}"));
+    // Cut inside the second member's data, and inside its header.
+    let second = 512 + png.len().div_ceil(512) * 512;
+    for cut in [second + 512 + 10, second + 100] {
+        std::fs::write(&path, &whole[..cut]).unwrap();
+        let e =
+            vision_interp::scan::Source::open(path.to_str().unwrap()).err().expect("a cut shard accepted");
+        let msg = format!("{e:#}");
+        assert!(msg.contains("shard-0000.tar") && msg.contains("truncated"), "cut at {cut}: {msg}");
+        assert!(
+            msg.contains(&format!("byte {}", if cut > second + 512 { cut } else { second })),
+            "cut at {cut}: {msg}"
+        );
+    }
+}

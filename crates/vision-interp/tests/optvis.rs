@@ -415,3 +415,13 @@ fn class_probability_is_the_softmax_of_the_logits() {
         render::score(&m, &objective::class_probability(&m, "tabby", None).unwrap(), &images, &cfg).unwrap();
     assert!((both - 2.0 * want).abs() < 2e-5 * want.max(1e-3), "{both} vs 2 × {want}");
 }
+
+#[test]
+fn a_render_of_zero_steps_is_an_error_not_a_panic() {
+    let m = model();
+    let p = ImageParam::new(&ImageSpec::square(24), &mut seeded(1), &Device::Cpu).unwrap();
+    let cfg = RenderConfig { steps: 0, min_input: Some(64), progress: false, ..Default::default() };
+    let obj = Objective::parse(&m, "mixed3a:0").unwrap();
+    let e = render::render(&m, &obj, &p, &cfg, &mut seeded(0)).err().expect("zero steps accepted");
+    assert!(format!("{e:#}").contains("at least one step"), "{e:#}");
+}

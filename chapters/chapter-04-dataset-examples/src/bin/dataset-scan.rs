@@ -37,19 +37,19 @@ struct Args {
     #[arg(long, value_parser = parse_range)]
     channels: Option<(usize, usize)>,
     /// Examples kept per channel in each band
-    #[arg(long, default_value_t = 9)]
+    #[arg(long, value_parser = vision_interp::flag::count, default_value_t = 9)]
     top_k: usize,
     /// Views (crops) per image: the centre crop, then seeded random crops
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, value_parser = vision_interp::flag::count, default_value_t = 1)]
     views: usize,
     /// Views in the uniform sample behind the histograms and quantile bands
-    #[arg(long, default_value_t = 4096)]
+    #[arg(long, value_parser = vision_interp::flag::count, default_value_t = 4096)]
     sample: usize,
     /// Views per forward pass
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, value_parser = vision_interp::flag::batch, default_value_t = 32)]
     batch: usize,
     /// Save the state every this many batches
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, value_parser = vision_interp::flag::count, default_value_t = 20)]
     checkpoint_every: usize,
     /// This run's part, `k/n` [default: from SLURM_ARRAY_TASK_ID/COUNT or JOB_COMPLETION_INDEX]
     #[arg(long)]

@@ -84,9 +84,7 @@ fn main() -> Result<()> {
                 if !photo || !(args.every_licence || credit.is_free()) {
                     continue;
                 }
-                let img = on_white(
-                    &image::load_from_memory(data).with_context(|| format!("{readme_path}: {file}"))?,
-                );
+                let img = on_white(&vision_interp::imageio::decode(data, &format!("{readme_path}: {file}"))?);
                 let img = shrink(&img, args.short_side);
                 let stem = file.rsplit_once('.').map_or(file.as_str(), |(s, _)| s).replace('/', "-");
                 let name = if ["resource", "animals", "images"].contains(&sub) || *bundle == "erase" {
@@ -139,7 +137,7 @@ fn paintings(args: &Args) -> Result<()> {
         let (license, comment) = (field("License:"), field("Comment:"));
         ensure!(license == "Public domain", "{file}: the README gives the licence as `{license}`");
         let data = files.get(&format!("{PAINTINGS_DIR}{file}")).with_context(|| format!("no {file}"))?;
-        let img = on_white(&image::load_from_memory(data).with_context(|| file.to_string())?);
+        let img = on_white(&vision_interp::imageio::decode(data, file)?);
         let out = args.out.join(format!("{name}.jpg"));
         vision_interp::imageio::save_jpeg(&img, &out, 90)?;
         let hash = hex(&Sha256::digest(std::fs::read(&out)?));

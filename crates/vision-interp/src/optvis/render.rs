@@ -1,7 +1,7 @@
 //! The render loop: parametrised image → random transformations → the model's preprocessing →
 //! upsampling to the model's size → forward pass to the objective's layers → loss → gradient →
 //! Adam step on the image parameters.
-use anyhow::{bail, Result};
+use anyhow::{bail, ensure, Result};
 use candle_core::Tensor;
 use rand::rngs::StdRng;
 
@@ -115,6 +115,7 @@ pub fn render(
     cfg: &RenderConfig,
     rng: &mut StdRng,
 ) -> Result<Rendered> {
+    ensure!(cfg.steps > 0, "a render needs at least one step (steps = 0)");
     for layer in &objective.layers {
         model.layer(layer)?;
     }

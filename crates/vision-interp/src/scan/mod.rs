@@ -204,6 +204,15 @@ impl<'a> Scan<'a> {
     /// Pass 1 over this run's batches, checkpointing to `out/scan-state.safetensors` every
     /// `every` batches and resuming from it.
     pub fn run(&self, shard: Option<Shard>, out: &Path, every: usize) -> Result<ScanResult> {
+        let c = &self.config;
+        anyhow::ensure!(
+            c.top_k > 0 && c.views_per_image > 0 && c.batch > 0 && c.size > 0 && every > 0,
+            "a scan needs at least one of each: top-k {}, views per image {}, batch {}, size {}, checkpoint interval {every}",
+            c.top_k,
+            c.views_per_image,
+            c.batch,
+            c.size
+        );
         let path = out.join(STATE_FILE);
         let (start, end) = self.batches(shard);
         let (mut state, mut meta) = match self.resume(&path, shard) {
@@ -747,6 +756,48 @@ pub fn top_crops(
         .take(n)
         .map(|e| Ok((image::imageops::resize(&crop(examples, source, e)?, size, size, filter), e.score)))
         .collect()
+}
+
+/// The mean of every channel of `layer` over the evaluation crops (view 0) of the first
+/// `limit` images of `source` (all of them when `None`), and how many images that was: how
+/// strongly each unit is on, on average, in these photos. Unreadable images are skipped.
+/// Batches of 16, summed in a fixed order, so the result is the same on every run.
+pub fn channel_means(
+    model: &dyn Model,
+    source: &Source,
+    layer: &str,
+    limit: Option<usize>,
+    device: &Device,
+) -> Result<(Vec<f32>, usize)> {
+    let n = limit.map_or(source.items.len(), |l| l.min(source.items.len()));
+    let size = model.input_size() as u32;
+    let taps = Taps::layers(&[layer]);
+    let (mut sums, mut count) = (Vec::<f64>::new(), 0usize);
+    for start in (0..n).step_by(16) {
+        let views: Vec<Tensor> = (start..(start + 16).min(n))
+            .filter_map(|i| source.image(i).ok())
+            .map(|img| {
+                crate::imageio::to_tensor(&crate::imageio::center_crop_resized(&img, size, 0.875), device)
+            })
+            .collect::<Result<_>>()?;
+        if views.is_empty() {
+            continue;
+        }
+        let x = model.preprocess(&Tensor::stack(&views, 0)?)?;
+        // (N, C, H, W) → the spatial mean of each channel of each view, (N, C).
+        let acts = model.forward_taps(&x, &taps)?.get(layer)?.mean((2, 3))?.to_vec2::<f32>()?;
+        for row in acts {
+            if sums.is_empty() {
+                sums = vec![0.0; row.len()];
+            }
+            for (s, v) in sums.iter_mut().zip(row) {
+                *s += f64::from(v);
+            }
+            count += 1;
+        }
+    }
+    ensure!(count > 0, "no readable image in {}", source.description);
+    Ok((sums.iter().map(|s| (s / count as f64) as f32).collect(), count))
 }
 
 /// Pass 2: for `units` (all when empty), writes the view and the crop of every example of the

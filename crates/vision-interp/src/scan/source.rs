@@ -170,12 +170,27 @@ fn extension(p: &Path) -> Option<String> {
 /// The image members of a WebDataset shard: `(__key__, where, size)`. A sample's key is its
 /// member path without the extension; the first image member of a key is taken. Only the
 /// headers are read (the reader seeks past the data).
+/// A shard cut short (inside a header or inside a member's data) is an error that names the
+/// byte offset where the missing part starts.
 fn index_tar(path: &Path, tar: usize) -> Result<Vec<(String, Loc, u64)>> {
-    let mut archive = tar::Archive::new(std::fs::File::open(path)?);
+    let file = std::fs::File::open(path)?;
+    let len = file.metadata()?.len();
+    let mut archive = tar::Archive::new(file);
     let mut out: Vec<(String, Loc, u64)> = Vec::new();
     let mut seen = std::collections::HashSet::new();
+    // Where the last complete member's data ends (a tar header is 512 bytes).
+    let mut end = 0u64;
     for entry in archive.entries_with_seek()? {
-        let entry = entry?;
+        let entry = entry.with_context(|| {
+            format!("the shard is truncated or corrupt at byte {end} (a member's header should start there; the file has {len} bytes)")
+        })?;
+        let (start, size) = (entry.raw_file_position(), entry.size());
+        ensure!(
+            start + size <= len,
+            "the shard is truncated at byte {len}: member {} starts at byte {start} and needs {size} bytes",
+            entry.path()?.display()
+        );
+        end = start + size.div_ceil(512) * 512;
         if entry.header().entry_type() != tar::EntryType::Regular {
             continue;
         }
@@ -184,7 +199,7 @@ fn index_tar(path: &Path, tar: usize) -> Result<Vec<(String, Loc, u64)>> {
         if !IMAGE_EXTENSIONS.contains(&ext.to_lowercase().as_str()) || !seen.insert(key.to_owned()) {
             continue;
         }
-        let (offset, size) = (entry.raw_file_position(), entry.size());
+        let offset = start;
         ensure!(size <= MAX_IMAGE_BYTES, "member {p} is {size} bytes, larger than any photo");
         out.push((key.to_owned(), Loc::Tar { tar, offset, size }, size));
     }
