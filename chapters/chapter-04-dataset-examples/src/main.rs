@@ -42,12 +42,13 @@ fn band(ex: &Examples, src: &Source, scores: &UnitScores, band: &str, cell: u32)
     crops(ex, src, &scores.bands[band], SHOWN, cell)
 }
 
-/// A score with two decimals, three near zero (so that −0.004 does not print as −0.00).
+/// A score with two decimals, three near zero (so that −0.004 does not print as −0.00), and
+/// without a sign when it rounds to zero (0.000, never −0.000).
 fn score(s: f32) -> String {
-    if s.abs() < 0.05 {
-        format!("{s:.3}")
-    } else {
-        format!("{s:.2}")
+    let text = if s.abs() < 0.05 { format!("{s:.3}") } else { format!("{s:.2}") };
+    match text.strip_prefix('-') {
+        Some(zero) if zero.chars().all(|c| c == '0' || c == '.') => zero.to_string(),
+        _ => text,
     }
 }
 
@@ -82,6 +83,12 @@ fn main() -> Result<()> {
         "{} views of {} photos ({} per photo) at {layer}: map {}×{}, receptive field {} px",
         ex.views, ex.images, ex.views_per_image, ex.map.0, ex.map.1, ex.receptive_field
     );
+    s.record("views", ex.views);
+    s.record("photos", ex.images);
+    s.record("views_per_photo", ex.views_per_image);
+    s.record("receptive_field", ex.receptive_field);
+    s.record("top_k", ex.top_k);
+    s.record("sample", ex.sample);
 
     // ANCHOR: optimised
     // Each unit's most negative and most positive images, by chapter 3's recipe, in one batch.
@@ -119,12 +126,18 @@ fn main() -> Result<()> {
             rows.push([vec![first], band(&ex, &src, scores, name, cell)?].concat());
         }
         // ANCHOR_END: spectrum
+        let nth = |band: &str, n: usize| scores.bands[band].get(n).map_or(f32::NAN, |e| e.score);
         println!(
-            "{unit}: mean over positions below zero in {:.0} % of views; most negative {:.2}, most positive {:.2}",
+            "{unit}: mean over positions below zero in {:.0} % of views; most negative {:.2} (next {:.2}), most positive {:.2}",
             100.0 * scores.negative_fraction,
-            scores.bands["min"].first().map_or(f32::NAN, |e| e.score),
-            scores.bands["max"].first().map_or(f32::NAN, |e| e.score)
+            nth("min", 0),
+            nth("min", 1),
+            nth("max", 0)
         );
+        let key = |what: &str| format!("u{}_{what}", unit.unit);
+        s.record(&key("negative"), scores.negative_fraction);
+        s.record(&key("min"), nth("min", 0));
+        s.record(&key("min_next"), nth("min", 1));
         let spec = GridSpec::new(cell)
             .title(&format!("Spectrum of {}", what(unit.unit)))
             .rows(&["what it hates", "just below zero", "just above zero", "what it loves"])
@@ -146,6 +159,15 @@ fn main() -> Result<()> {
     let q = &scores.quantiles;
     // The lowest score among the top photos: where "what it loves" begins.
     let loves = scores.bands["max"].last().map_or(f32::NAN, |e| e.score);
+    println!(
+        "{}:{unit}: spatial mean over {} sampled views: 5th percentile {:.2}, median {:.2}, 95th {:.2}, 99th {:.2}; the top {} photos from {loves:.2}",
+        units[0].layer, ex.sample, q["p05"], q["p50"], q["p95"], q["p99"], ex.top_k
+    );
+    for (key, value) in
+        [("p05", q["p05"]), ("median", q["p50"]), ("p95", q["p95"]), ("p99", q["p99"]), ("top_from", loves)]
+    {
+        s.record(&format!("u{unit}_{key}"), value);
+    }
     let marks = [
         (0.0, "zero".to_string()),
         (q["p05"], format!("5th percentile {:.2}", q["p05"])),
@@ -165,6 +187,12 @@ fn main() -> Result<()> {
     // whole view does).
     let rows = [band(&ex, &src, ex.unit(unit, "max")?, "max", cell)?, band(&ex, &src, scores, "max", cell)?];
     // ANCHOR_END: max_mean
+    // The scores of the first and the last view shown in each row.
+    for (reduction, list) in [("max", &ex.unit(unit, "max")?.bands["max"]), ("mean", &scores.bands["max"])] {
+        let shown = &list[..list.len().min(SHOWN)];
+        s.record(&format!("u{unit}_by_{reduction}_first"), shown.first().map_or(f32::NAN, |e| e.score));
+        s.record(&format!("u{unit}_by_{reduction}_last"), shown.last().map_or(f32::NAN, |e| e.score));
+    }
     let spec = GridSpec::new(cell)
         .title(&format!("Top views of {} by two scores", what(unit)))
         .rows(&["spatial max", "spatial mean"])
@@ -174,6 +202,8 @@ fn main() -> Result<()> {
     if let Some(p) = roles.polysemantic.filter(|_| args.unit.is_empty()) {
         let u = parse_unit(m, p)?;
         let top = &ex.unit(u.unit, "max")?.bands["max"];
+        s.record(&format!("u{}_by_max_first", u.unit), top.first().map_or(f32::NAN, |e| e.score));
+        s.record(&format!("u{}_by_max_last", u.unit), top.last().map_or(f32::NAN, |e| e.score));
         let panels = crops(&ex, &src, top, top.len(), cell)?;
         let spec =
             GridSpec::new(cell).title(&format!("Top {} photos of {}", top.len(), what(u.unit))).photo();
