@@ -29,7 +29,7 @@ struct Args {
     #[arg(long)]
     unit: Option<String>,
     /// Optimisation steps per render [default: 128; 24 with --quick; the notebook uses 512]
-    #[arg(long)]
+    #[arg(long, value_parser = vision_interp::flag::steps)]
     steps: Option<usize>,
 }
 
@@ -102,9 +102,9 @@ fn main() -> Result<()> {
         ("standard", transform::standard()),
         ("extended", transform::extended()),
     ];
-    let mut rows = Vec::new();
+    let (mut rows, mut scores) = (Vec::new(), Vec::new());
     for (param, spec) in &params {
-        let mut row = Vec::new();
+        let (mut row, mut values) = (Vec::new(), Vec::new());
         for (suite, transforms) in &suites {
             // A CPPN takes a learning rate ten times lower than an image (the notebook: 0.005).
             let lr = if matches!(spec.space, Space::Cppn { .. }) { 0.005 } else { 0.05 };
@@ -113,11 +113,18 @@ fn main() -> Result<()> {
             // The value reached, on the final image without transformations.
             let reached = score(m, &target, &img, &RenderConfig { transforms: vec![], ..cfg })?;
             row.push(Panel::image(&img.get(0)?, format!("{reached:.2}"))?);
+            s.record(&format!("score_{}_{}", slug(param), slug(suite)), reached);
+            values.push(reached);
             timings.push(t);
         }
         rows.push(row);
+        scores.push(values);
     }
     // ANCHOR_END: grid
+    // In how many columns the CPPN (the last row) reached the lowest value.
+    let lowest =
+        (0..suites.len()).filter(|&c| scores.iter().all(|row| scores[scores.len() - 1][c] <= row[c])).count();
+    s.record("cppn_lowest_columns", lowest);
     let row_titles: Vec<&str> = params.iter().map(|p| p.0).collect();
     let column_titles: Vec<&str> = suites.iter().map(|t| t.0).collect();
     let spec = GridSpec::new(130)
@@ -135,12 +142,47 @@ fn main() -> Result<()> {
     let cnn_steps = args.steps.unwrap_or(if s.quick { 48 } else { 256 });
     small_input(&mut s, &args.scratch, args.run.seed, cnn_steps, &mut timings)?;
 
-    println!("\n{:<44} {:>6} {:>6} {:>8} {:>8}", "render", "images", "steps", "seconds", "steps/s");
-    for t in &timings {
-        let rate = t.steps as f64 / t.seconds;
-        println!("{:<44} {:>6} {:>6} {:>8.1} {:>8.1}", t.what, t.images, t.steps, t.seconds, rate);
-    }
+    report_timings(&mut s, &timings);
     s.finish()
+}
+
+/// `FFT + decorr.` → `fft_decorr`: a row or column name as part of a key.
+fn slug(name: &str) -> String {
+    let words: Vec<String> = name
+        .replace('\'', "")
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect();
+    words.join("_")
+}
+
+/// Prints the timing table and records the rates the page quotes (this machine's, under
+/// whatever else it was running: `run.*` keys, never compared between runs).
+fn report_timings(s: &mut Session, timings: &[Timing]) {
+    println!("\n{:<44} {:>6} {:>6} {:>8} {:>8}", "render", "images", "steps", "seconds", "steps/s");
+    let rate = |t: &Timing| t.steps as f64 / t.seconds;
+    for t in timings {
+        println!("{:<44} {:>6} {:>6} {:>8.1} {:>8.1}", t.what, t.images, t.steps, t.seconds, rate(t));
+    }
+    let of = |what: &str| timings.iter().find(|t| t.what == what).map_or(f64::NAN, rate);
+    // Milliseconds a step of the grid's one-image renders, the CPPN's apart.
+    let ms: Vec<f64> = timings
+        .iter()
+        .filter(|t| t.images == 1 && !t.what.starts_with("CPPN"))
+        .map(|t| 1000.0 * t.seconds / t.steps as f64)
+        .collect();
+    s.record_timing("grid_ms_min", ms.iter().copied().fold(f64::INFINITY, f64::min));
+    s.record_timing("grid_ms_max", ms.iter().copied().fold(0.0, f64::max));
+    let cppn: Vec<f64> = timings.iter().filter(|t| t.what.starts_with("CPPN")).map(rate).collect();
+    s.record_timing("cppn_steps_per_s", cppn.iter().sum::<f64>() / cppn.len().max(1) as f64);
+    s.record_timing("renders_steps_per_s", of("four objectives, one batch"));
+    s.record_timing("algebra_steps_per_s", of("objective algebra, one batch"));
+    let (big, own) = (of("SimpleCNN, Lucent's defaults"), of("SimpleCNN, fixed size 32"));
+    s.record_timing("cnn_224_steps_per_s", big);
+    s.record_timing("cnn_32_steps_per_s", own);
+    s.record_timing("cnn_scaled_steps_per_s", of("SimpleCNN, scaled to 32 px"));
+    s.record_timing("cnn_slowdown", own / big);
 }
 
 /// Renders `obj` from a fresh parametrisation; returns the final images and the run's timing.
@@ -191,6 +233,9 @@ fn algebra(
         let img = images.narrow(0, i, 1)?;
         let (va, vb) = (score(m, &only_a, &img, &clean)?, score(m, &only_b, &img, &clean)?);
         println!("{label:<16} {a} {va:>7.2}   {b} {vb:>7.2}");
+        let key = ["a", "neg_a", "a_minus_b", "a_plus_2b", "halves"][i];
+        s.record(&format!("algebra_{key}_a"), va);
+        s.record(&format!("algebra_{key}_b"), vb);
         panels.push(Panel::image(&img.squeeze(0)?, format!("{label}: {va:.1}, {vb:.1}"))?);
     }
     Ok((panels, t))
@@ -247,6 +292,7 @@ fn small_input(
             let img = images.get(i)?;
             let p = probability(m, &img, m.class_index(c)?)?;
             println!("  {c:<12} p = {p:.3}");
+            s.record(&format!("small_{}_{}", slug(what), slug(c)), p);
             row.push(Panel::image(&img, format!("{p:.2}"))?);
         }
         rows.push(row);
