@@ -251,8 +251,7 @@ fn a_truncated_webdataset_shard_is_an_error_naming_the_byte() {
     let second = 512 + png.len().div_ceil(512) * 512;
     for cut in [second + 512 + 10, second + 100] {
         std::fs::write(&path, &whole[..cut]).unwrap();
-        let e =
-            vision_interp::scan::Source::open(path.to_str().unwrap()).err().expect("a cut shard accepted");
+        let e = vision_interp::scan::Source::open(path.to_str().unwrap()).expect_err("a cut shard accepted");
         let msg = format!("{e:#}");
         assert!(msg.contains("shard-0000.tar") && msg.contains("truncated"), "cut at {cut}: {msg}");
         assert!(

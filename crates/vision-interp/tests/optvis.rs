@@ -422,6 +422,6 @@ fn a_render_of_zero_steps_is_an_error_not_a_panic() {
     let p = ImageParam::new(&ImageSpec::square(24), &mut seeded(1), &Device::Cpu).unwrap();
     let cfg = RenderConfig { steps: 0, min_input: Some(64), progress: false, ..Default::default() };
     let obj = Objective::parse(&m, "mixed3a:0").unwrap();
-    let e = render::render(&m, &obj, &p, &cfg, &mut seeded(0)).err().expect("zero steps accepted");
+    let Err(e) = render::render(&m, &obj, &p, &cfg, &mut seeded(0)) else { panic!("zero steps accepted") };
     assert!(format!("{e:#}").contains("at least one step"), "{e:#}");
 }
