@@ -38,7 +38,7 @@ struct Args {
     #[arg(long, default_value = "strawberry")]
     class: String,
     /// Optimisation steps per render [default: 256; 32 with --quick; the notebook uses 512]
-    #[arg(long)]
+    #[arg(long, value_parser = vision_interp::flag::steps)]
     steps: Option<usize>,
 }
 
@@ -68,6 +68,9 @@ fn main() -> Result<()> {
     for m in &tour {
         let m = m.as_ref();
         println!("{}", layer_table(m));
+        if block_count(m) > 0 {
+            s.record(&format!("blocks_{}", key(m)), block_count(m));
+        }
         rows.push(visit(&mut s, m, &class_of(m, &args.class)?, steps)?);
     }
     let names: Vec<&str> = tour.iter().map(|m| m.name()).collect();
@@ -83,6 +86,20 @@ fn main() -> Result<()> {
     shared_class(&mut s, &tour, &args.class, steps)?;
     redirected(&mut s, m, steps)?;
     s.finish()
+}
+
+/// `efficientnet-lite1` → `lite1`: a model's name as part of a key of `numbers.json`.
+fn key(m: &dyn Model) -> String {
+    m.name().trim_start_matches("efficientnet-").replace('-', "_")
+}
+
+/// The inverted residual blocks of a model, from its layer table (`3 block(s), …`); 0 for a
+/// model without them.
+fn block_count(m: &dyn Model) -> usize {
+    m.layers()
+        .iter()
+        .filter_map(|l| l.description.split_once(" block(s)").and_then(|(n, _)| n.parse::<usize>().ok()))
+        .sum()
 }
 
 /// `--class` where the model has it, else SimpleCNN's stand-in.
@@ -136,10 +153,15 @@ fn visit(s: &mut Session, m: &dyn Model, class: &str, steps: usize) -> Result<Ve
     let (channel, logit) =
         (objective::channel(&show.layer, show.unit, None), objective::class_logit(m, class, None)?);
     let short = class.split(',').next().unwrap_or(class);
+    let values =
+        [value(&channel, &images.get(0)?)?, value(&logit, &images.get(1)?)?, value(&logit, &drawn.get(0)?)?];
+    for (what, v) in ["channel", "logit", "cppn"].iter().zip(values) {
+        s.record(&format!("tour_{}_{what}", key(m)), v);
+    }
     Ok(vec![
-        Panel::image(&images.get(0)?, format!("{show}: {:.1}", value(&channel, &images.get(0)?)?))?,
-        Panel::image(&images.get(1)?, format!("{short}: {:.1}", value(&logit, &images.get(1)?)?))?,
-        Panel::image(&drawn.get(0)?, format!("{short}: {:.1}", value(&logit, &drawn.get(0)?)?))?,
+        Panel::image(&images.get(0)?, format!("{show}: {:.1}", values[0]))?,
+        Panel::image(&images.get(1)?, format!("{short}: {:.1}", values[1]))?,
+        Panel::image(&drawn.get(0)?, format!("{short}: {:.1}", values[2]))?,
     ])
 }
 
@@ -172,6 +194,17 @@ fn labels(s: &mut Session, m: &dyn Model, class: &str, steps: usize) -> Result<(
         }
         let (last_l, last_p) = (l.last().expect("steps").1, p.last().expect("steps").1.exp());
         println!("{what:<24} logit {last_l:>7.2}   probability {last_p:.4}");
+        let on = ["on_logit", "on_prob"][i];
+        s.record(&format!("{on}_logit"), last_l);
+        s.record(&format!("{on}_prob"), last_p);
+        s.record(&format!("{on}_first_log_prob"), p[0].1);
+        let at16 = p.iter().find(|(step, _)| *step == 16.0).map_or(f32::NAN, |(_, lp)| lp.exp());
+        s.record(&format!("{on}_prob_16"), at16);
+        // The first measured step from which the probability reads 1.000 to the end.
+        let sure = p.iter().rposition(|(_, lp)| lp.exp() < 0.9995).map_or(0, |k| k + 1);
+        if let Some((step, _)) = p.get(sure) {
+            s.record(&format!("{on}_sure_from"), *step as usize);
+        }
         reached.push(format!("{what}: z = {last_l:.1}, p = {last_p:.3}"));
         curves[0].push(Series { label: what.into(), points: l });
         curves[1].push(Series { label: what.into(), points: p });
@@ -234,6 +267,8 @@ fn shared_class(s: &mut Session, tour: &[Box<dyn Model>], class: &str, steps: us
         let (size, cfg) = recipe(m, s.quick, steps);
         let img = run(s, m, &obj, ImageSpec::square(size), &cfg)?;
         println!("{:<22} {last}:{unit} weighs {:.3} in the logit of {class}", m.name(), w[unit]);
+        s.record(&format!("shared_{}_unit", key(m)), format!("{last}:{unit}"));
+        s.record(&format!("shared_{}_weight", key(m)), w[unit]);
         row.push(Panel::image(&img.get(0)?, format!("{} {last}:{unit}, w {:.2}", m.name(), w[unit]))?);
     }
     let spec = GridSpec::new(170)
@@ -264,6 +299,8 @@ fn redirected(s: &mut Session, m: &dyn Model, steps: usize) -> Result<()> {
     // ANCHOR_END: dead
     let count = peak.iter().filter(|&&p| p <= 0.0).count();
     println!("{}: {count} of {} units of {layer} are off everywhere on the start", m.name(), peak.len());
+    s.record("dead_units", count);
+    s.record("layer_units", peak.len());
     let Ok(default) = m.set_redirected_relu(false) else {
         println!("{}: no redirected ReLUs; no figure of them", m.name());
         return Ok(());
@@ -298,11 +335,19 @@ fn redirected(s: &mut Session, m: &dyn Model, steps: usize) -> Result<()> {
         println!("every dead unit started with plain ReLUs; no figure of redirected ReLUs");
         return Ok(());
     }
-    println!(
-        "plain ReLUs left {} of {} dead units at zero",
-        (0..dead.len()).filter(|&i| runs[0].1[i] == 0.0).count(),
-        dead.len()
-    );
+    let left = (0..dead.len()).filter(|&i| runs[0].1[i] == 0.0).count();
+    println!("plain ReLUs left {left} of {} dead units at zero", dead.len());
+    let started: Vec<f32> = runs[0].1.iter().copied().filter(|&v| v > 0.0).collect();
+    s.record("dead_tried", dead.len());
+    s.record("dead_left", left);
+    s.record("dead_started", started.len());
+    s.record("started_min", started.iter().copied().fold(f32::INFINITY, f32::min));
+    s.record("started_max", started.iter().copied().fold(0.0, f32::max));
+    let names: Vec<String> =
+        (0..dead.len()).filter(|&i| runs[0].1[i] == 0.0).map(|i| format!("`{layer}:{}`", dead[i])).collect();
+    s.record("stuck_units", names.join(", "));
+    let redirected = (0..dead.len()).filter(|&i| runs[0].1[i] == 0.0).map(|i| runs[1].1[i]);
+    s.record("stuck_redirected_min", redirected.fold(f32::INFINITY, f32::min));
     let rows = runs
         .iter()
         .map(|(images, values)| {

@@ -509,7 +509,11 @@ struct ConvBn {
     depthwise: bool,
     relu6: bool,
     padding: Padding,
-    /// Shared by every ReLU6 of the model: see [`Model::set_redirected_relu`].
+    /// Shared by every ReLU6 of the model: see [`Model::set_redirected_relu`]. The redirected
+    /// ReLU6 ([`ops::redirected_relu6`]) passes a tenth of the gradient below 0, Lucent's
+    /// `RedirectedReLU` rule, and above 6 as well, which is this book's extension (Lucent has no
+    /// ReLU6; Lucid's `redirected_relu6_grad` passes above 6 only a gradient that lowers the
+    /// unit).
     redirect: Arc<AtomicBool>,
 }
 
