@@ -35,14 +35,14 @@ struct Args {
     #[arg(long, value_parser = parse_range)]
     units: Option<std::ops::Range<usize>>,
     /// Units per optimisation
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, value_parser = vision_interp::flag::batch, default_value_t = 16)]
     batch: usize,
     /// This machine's share of the units, `k/n` from 1/n to n/n [default: from SLURM_ARRAY_TASK_ID
     /// or JOB_COMPLETION_INDEX, else all]
     #[arg(long)]
     shard: Option<Shard>,
     /// Optimisation steps per batch [default: 128; 16 with --quick]
-    #[arg(long)]
+    #[arg(long, value_parser = vision_interp::flag::steps)]
     steps: Option<usize>,
     /// Folder for the unit PNGs [default: target/vision-interp/atlas/<model>/<layer>]
     #[arg(long)]
@@ -70,10 +70,15 @@ fn main() -> Result<()> {
     };
     m.layer(&layer)?;
     let steps = args.steps.unwrap_or(if s.quick { 16 } else { 128 });
-    let dir = args
-        .units_dir
-        .clone()
-        .unwrap_or_else(|| vision_interp::work_dir().join("atlas").join(m.name()).join(&layer));
+    let dir = args.units_dir.clone().unwrap_or_else(|| {
+        // A quick run's units are smaller and fewer steps: kept apart from the full run's.
+        let units = vision_interp::work_dir().join("atlas").join(m.name()).join(&layer);
+        if s.quick {
+            units.join("quick")
+        } else {
+            units
+        }
+    });
     let shard = Shard::or_from_env(args.shard)?;
     // ANCHOR: atlas
     let job = AtlasJob {
@@ -90,6 +95,9 @@ fn main() -> Result<()> {
     let summary = atlas::run(m, &job, &s.device)?;
     // ANCHOR_END: atlas
     println!("{} {} (shard {shard}): {summary}", m.name(), layer);
+    if summary.done > 0 {
+        s.record_timing("units_per_min", summary.units_per_minute());
+    }
     let units = args.units.clone().unwrap_or(0..m.layer(&layer)?.channels);
     let missing = units.clone().filter(|&u| !atlas::unit_path(&dir, &layer, u).is_file()).count();
     if missing > 0 {
@@ -118,6 +126,9 @@ fn with_examples(s: &mut Session, m: &dyn Model, layer: &str, panels: &[Panel], 
     let scan_layer = m.pre_activation(layer).unwrap_or(layer);
     let run = DatasetScan { quick: s.quick, seed: args.run.seed };
     let (ex, src) = run.examples(m, args.model.weights.as_deref(), scan_layer, &s.device)?;
+    s.record("views", ex.views);
+    s.record("views_per_photo", ex.views_per_image);
+    s.record("receptive_field", ex.receptive_field);
     let first = args.units.as_ref().map_or(0, |r| r.start);
     let mut cells = Vec::new();
     for (i, panel) in panels.iter().enumerate() {
