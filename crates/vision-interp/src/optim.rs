@@ -57,14 +57,48 @@ impl Adam {
 
     /// One update from the gradients of `loss`.
     pub fn backward_step(&mut self, loss: &Tensor) -> Result<()> {
+        let grads = self.gradients(loss)?;
+        self.step_with(&grads)
+    }
+
+    /// The gradients of `loss` with respect to this optimiser's variables (`None` where the loss
+    /// does not depend on one), to be summed over mini-batches ([`Adam::add`]) before one
+    /// [`Adam::step_with`].
+    pub fn gradients(&self, loss: &Tensor) -> Result<Vec<Option<Tensor>>> {
         let grads = loss.backward()?;
+        Ok(self.vars.iter().map(|(_, v)| grads.get(v.as_tensor()).cloned()).collect())
+    }
+
+    /// `sum += grads`, variable by variable (a sum of mini-batches' [`Adam::gradients`]).
+    pub fn add(sum: &mut Vec<Option<Tensor>>, grads: Vec<Option<Tensor>>) -> Result<()> {
+        if sum.is_empty() {
+            *sum = grads;
+            return Ok(());
+        }
+        for (s, g) in sum.iter_mut().zip(grads) {
+            *s = match (s.take(), g) {
+                (Some(a), Some(b)) => Some((a + b)?),
+                (a, b) => a.or(b),
+            };
+        }
+        Ok(())
+    }
+
+    /// One update from gradients given variable by variable, in the order of the variables.
+    pub fn step_with(&mut self, grads: &[Option<Tensor>]) -> Result<()> {
+        anyhow::ensure!(
+            grads.len() == self.vars.len(),
+            "{} gradients for {} variables",
+            grads.len(),
+            self.vars.len()
+        );
         self.step += 1;
         let (b1, b2) = (self.beta1, self.beta2);
         let c1 = 1.0 - b1.powi(self.step as i32);
         let c2 = 1.0 - b2.powi(self.step as i32);
-        for i in 0..self.vars.len() {
+        for (i, g) in grads.iter().enumerate() {
             let var = self.vars[i].1.clone();
-            let Some(g) = grads.get(var.as_tensor()) else { continue };
+            let Some(g) = g else { continue };
             if crate::ops::cpu_kernels(var.as_tensor()) {
                 self.update_cpu(i, &var, g, c1, c2)?;
                 continue;

@@ -6,11 +6,12 @@
 //! - [`render_cells`]: the "very naive" grid, one image per position, all in one batch, each
 //!   pulled towards its own position's vector ([`objective::dot_each`]);
 //! - [`render_grouped`]: the "less naive" grid, where every cell image is its own image plus
-//!   the group images weighted by the cell's share of each group, a random mini-batch of
-//!   cells per step: cells of the same object share their groups' images, and the grid hangs
-//!   together;
+//!   the group images weighted by the cell's share of each group, optimised in random
+//!   mini-batches of cells: cells of the same object share their groups' images, and the grid
+//!   hangs together;
 //! - [`group_attribution`]: how much each group of an earlier layer contributes to each group
-//!   of the grid's layer (gradient × activation, split by group).
+//!   of the grid's layer (gradient × activation, split by group), and [`attribution_account`]:
+//!   how much of each group's score that split leaves out.
 use anyhow::{ensure, Result};
 use candle_core::{Device, Tensor, D};
 use rand::rngs::StdRng;
@@ -70,7 +71,7 @@ pub struct GridConfig {
     pub steps: usize,
     pub lr: f64,
     pub transforms: Vec<Transform>,
-    /// Cells optimised per step by [`render_grouped`] (the notebook: 64).
+    /// Largest mini-batch of cells [`render_grouped`] optimises at once (the notebook: 64).
     pub batch: usize,
     pub progress: bool,
 }
@@ -112,8 +113,10 @@ pub struct Grouped {
     pub cells: Tensor,
     /// The group images alone `(G, 3, S, S)`.
     pub groups: Tensor,
-    /// The loss of each step's mini-batch.
+    /// The mean loss of each pass over the cells.
     pub losses: Vec<f32>,
+    /// Mini-batches per pass (each an update of the cells in it and of every group image).
+    pub batches_per_pass: usize,
     pub elapsed: std::time::Duration,
 }
 
@@ -127,8 +130,12 @@ pub fn group_weights(f: &Nmf) -> Result<Tensor> {
 
 // ANCHOR: render_grouped
 /// The "less naive" grid: cell `n` is `0.7 · own_n + 0.5 · Σ_g weights[n, g] · group_g`,
-/// mixed before the colour transform and the sigmoid, where `own` and `group` are FFT images;
-/// each step optimises a random mini-batch of `cfg.batch` cells towards their targets.
+/// mixed before the colour transform and the sigmoid, where `own` and `group` are FFT images.
+/// Each of the `cfg.steps` steps is a pass over all cells in a random order, in equal
+/// mini-batches of at most `cfg.batch` whose gradients are summed into one Adam update: every
+/// cell image and every group image gets `cfg.steps` updates, as a cell of [`render_cells`]
+/// does (the notebook draws one mini-batch of 64 per step, so that each cell gets a fraction
+/// of the steps; the full passes are the book's choice).
 pub fn render_grouped(
     model: &dyn Model,
     layer: &str,
@@ -153,23 +160,30 @@ pub fn render_grouped(
         own.to_rgb(&((own_raw * 0.7)? + (shared * 0.5)?)?)
     };
     let (rc, taps) = (cfg.render_config(), Taps::layers(&[layer]));
+    let batches = n.div_ceil(cfg.batch.max(1));
     let bar = cfg.progress.then(|| crate::progress::bar(cfg.steps as u64, "render"));
     let (mut losses, start) = (Vec::with_capacity(cfg.steps), std::time::Instant::now());
     for _ in 0..cfg.steps {
-        let picked: Vec<u32> =
-            rand::seq::index::sample(rng, n, cfg.batch.min(n)).iter().map(|i| i as u32).collect();
-        let cells = Tensor::new(picked.as_slice(), device)?;
-        let img = mix(&cells)?;
-        let acts = forward(model, &rc, &img, 0, &taps, rng)?;
-        let loss = objective::dot_each(layer, &targets.index_select(&cells, 0)?).loss(&acts, &img)?;
-        let l = loss.to_scalar::<f32>()?;
-        ensure!(
-            l.is_finite(),
-            "the grid's loss became {l} at step {}: lower the learning rate",
-            losses.len() + 1
-        );
-        opt.backward_step(&loss)?;
-        losses.push(l);
+        let order = rand::seq::index::sample(rng, n, n).into_vec();
+        let (mut pass, mut grads) = (0.0, Vec::new());
+        for b in 0..batches {
+            let picked: Vec<u32> =
+                order[b * n / batches..(b + 1) * n / batches].iter().map(|&i| i as u32).collect();
+            let cells = Tensor::new(picked.as_slice(), device)?;
+            let img = mix(&cells)?;
+            let acts = forward(model, &rc, &img, 0, &taps, rng)?;
+            let loss = objective::dot_each(layer, &targets.index_select(&cells, 0)?).loss(&acts, &img)?;
+            let l = loss.to_scalar::<f32>()?;
+            ensure!(
+                l.is_finite(),
+                "the grid's loss became {l} at step {}: lower the learning rate",
+                losses.len() + 1
+            );
+            Adam::add(&mut grads, opt.gradients(&loss)?)?;
+            pass += l * picked.len() as f32 / n as f32;
+        }
+        opt.step_with(&grads)?;
+        losses.push(pass);
         if let Some(b) = &bar {
             b.inc(1);
         }
@@ -182,6 +196,7 @@ pub fn render_grouped(
         cells: mix(&all)?.detach(),
         groups: groups.image()?.detach(),
         losses,
+        batches_per_pass: batches,
         elapsed: start.elapsed(),
     })
 }
@@ -239,3 +254,44 @@ pub fn group_attribution(
     Ok(Tensor::stack(&columns, 1)?)
 }
 // ANCHOR_END: group_attribution
+
+/// How far [`group_attribution`]'s split is from what it splits, for each group `j` of layer
+/// `b`: its score `s_j`, the gradient × activation of `s_j` at layer `a` (`Σ ∂s_j/∂a · a`,
+/// which differs from `s_j` by what is not linear between the layers: biases, clipping and
+/// the other paths' constant parts), and the gradient × the groups' reconstruction `W_a H_a`
+/// (the column sum of the split; it differs from the gradient × activation by the NMF's
+/// residual, `∂s_j/∂a · (a − W_a H_a)`).
+pub struct AttributionAccount {
+    pub score: Vec<f32>,
+    pub grad_act: Vec<f32>,
+    pub grad_recon: Vec<f32>,
+}
+
+/// The [`AttributionAccount`] of [`group_attribution`] with the same arguments.
+pub fn attribution_account(
+    model: &dyn Model,
+    photo: &Tensor,
+    (layer_a, groups_a): (&str, &Nmf),
+    (layer_b, groups_b): (&str, &Nmf),
+) -> Result<AttributionAccount> {
+    let x = model.preprocess(&photo.unsqueeze(0)?)?;
+    let recon = groups_a.w.matmul(&groups_a.h)?.t()?; // (C_a, positions)
+    let mut account = AttributionAccount { score: vec![], grad_act: vec![], grad_recon: vec![] };
+    for j in 0..groups_b.h.dim(0)? {
+        let acts = model.forward_taps(&x, &Taps::layers(&[layer_b]).probe(layer_a))?;
+        let b = acts.get(layer_b)?.squeeze(0)?;
+        let direction = groups_b.h.get(j)?.reshape((b.dim(0)?, 1, 1))?;
+        let score = b.broadcast_mul(&direction)?.sum_all()?;
+        let grads = score.backward()?;
+        let probe = acts.probe(layer_a)?;
+        let a = acts.get(layer_a)?.squeeze(0)?.flatten_from(1)?; // (C_a, positions)
+        let g =
+            grads.get(probe.as_tensor()).map_or_else(|| probe.as_tensor().zeros_like(), |g| Ok(g.clone()))?;
+        let g = g.squeeze(0)?.flatten_from(1)?;
+        ensure!(g.dims() == recon.dims(), "the groups of {layer_a} do not factorise {layer_a} on this photo");
+        account.score.push(score.to_scalar::<f32>()?);
+        account.grad_act.push((&g * &a)?.sum_all()?.to_scalar::<f32>()?);
+        account.grad_recon.push((&g * &recon)?.sum_all()?.to_scalar::<f32>()?);
+    }
+    Ok(account)
+}
