@@ -11,7 +11,10 @@ use vision_interp::image::RgbImage;
 use vision_interp::imageio::to_tensor;
 use vision_interp::models::{parse_unit, Model, Taps, Unit};
 use vision_interp::optvis::transform::{self, Transform};
-use vision_interp::optvis::{objective, render, ImageParam, ImageSpec, Objective, RenderConfig, Space};
+use vision_interp::optvis::{
+    objective, render, score, ImageParam, ImageSpec, Objective, RenderConfig, Rendered, Space,
+};
+use vision_interp::scan::{channel_means, Source};
 use vision_interp::Device;
 
 vision_interp::fast_allocator!();
@@ -29,7 +32,7 @@ struct Args {
     #[arg(long, value_delimiter = ',')]
     unit: Vec<String>,
     /// Optimisation steps per render [default: 128; 24 with --quick; Lucent uses 512]
-    #[arg(long)]
+    #[arg(long, value_parser = vision_interp::flag::steps)]
     steps: Option<usize>,
     /// Leave out these kinds of Lucent's standard transformations (pad, jitter, scale,
     /// rotate), repeated or comma-separated
@@ -37,7 +40,8 @@ struct Args {
     without: Vec<String>,
 }
 
-/// Renders `objective` (one image per batch entry) and returns the final images as panels.
+/// Renders `objective` (one image per batch entry) and returns the final images as panels, with
+/// the render (its images and its loss at every step).
 fn visualise(
     s: &mut Session,
     m: &dyn Model,
@@ -45,13 +49,18 @@ fn visualise(
     spec: ImageSpec,
     cfg: &RenderConfig,
     labels: &[String],
-) -> Result<Vec<Panel>> {
+) -> Result<(Vec<Panel>, Rendered)> {
     let param = ImageParam::new(&spec, &mut s.rng, &s.device)?;
     let out = render(m, obj, &param, cfg, &mut s.rng)?;
-    let (_, images) = out.images.last().expect("the last step is kept");
     let what = if labels.len() == 1 { format!("{}: {}", labels[0], obj.name) } else { obj.name.clone() };
-    println!("{what:<60} loss {:>9.3} → {:>9.3}", out.losses[0], out.losses.last().unwrap());
-    labels.iter().enumerate().map(|(i, l)| Panel::image(&images.get(i)?, l.clone())).collect()
+    println!("{what:<60} loss {:>9.3} → {:>9.3}", out.losses[0], last_loss(&out));
+    let panels = labels.iter().enumerate().map(|(i, l)| Panel::image(&out.last().get(i)?, l.clone()));
+    Ok((panels.collect::<Result<_>>()?, out))
+}
+
+/// The loss at a render's last step.
+fn last_loss(out: &Rendered) -> f32 {
+    out.losses.last().copied().unwrap_or(f32::NAN)
 }
 
 /// Renders one channel objective per unit, as one batch.
@@ -66,7 +75,7 @@ fn channels(
         units.iter().enumerate().map(|(b, (l, u))| objective::channel(l, *u, Some(b))).collect();
     let labels: Vec<String> = units.iter().map(|(l, u)| format!("{l}:{u}")).collect();
     let spec = ImageSpec { batch: units.len(), ..ImageSpec::square(size) };
-    visualise(s, m, &Objective::sum(objs)?, spec, cfg, &labels)
+    Ok(visualise(s, m, &Objective::sum(objs)?, spec, cfg, &labels)?.0)
 }
 
 fn main() -> Result<()> {
@@ -101,11 +110,24 @@ fn main() -> Result<()> {
             ("+ transforms", &target, ImageSpec::square(size), &recipe),
             ("CPPN + transforms", &target, cppn, &slow),
         ];
-        let mut row = Vec::new();
+        let (mut row, mut renders) = (Vec::new(), Vec::new());
         for (label, obj, spec, cfg) in runs {
-            row.extend(visualise(&mut s, m, obj, spec, cfg, &[label.to_string()])?);
+            let (panels, out) = visualise(&mut s, m, obj, spec, cfg, &[label.to_string()])?;
+            row.extend(panels);
+            renders.push(out);
         }
+        // The penalised run's loss is the whole objective, penalties included; the channel's
+        // activation alone, on its final image:
+        let alone = score(m, &target, renders[1].last(), &bare)?;
         // ANCHOR_END: ablation
+        println!("pixels + L2 + TV: the channel alone on the final image {alone:.3}");
+        if unit == &units[0] {
+            // The value each run maximised at its last step (its loss, negated).
+            for (key, out) in ["pixels", "penalised", "fourier", "transforms", "cppn"].iter().zip(&renders) {
+                s.record(&format!("{key}_final"), -last_loss(out));
+            }
+            s.record("penalised_activation", alone);
+        }
         let spec = GridSpec::new(150).title(&caption(&format!("Maximising channel {unit}"))).photo();
         s.save_grid(&[row], &spec, (m.name(), &slug(unit), "parametrisations"))?;
 
@@ -114,7 +136,7 @@ fn main() -> Result<()> {
         let both = objective::channel(l, u, Some(0)) + objective::neuron(l, u, Some(1));
         let spec = ImageSpec { batch: 2, ..ImageSpec::square(size) };
         let labels = ["channel (everywhere)".to_string(), "neuron (centre only)".to_string()];
-        let row = visualise(&mut s, m, &both, spec, &recipe, &labels)?;
+        let (row, _) = visualise(&mut s, m, &both, spec, &recipe, &labels)?;
         // ANCHOR_END: neuron
         let spec = GridSpec::new(220).title(&caption(&format!("{unit}: channel and neuron"))).photo();
         s.save_grid(&[row], &spec, (m.name(), &slug(unit), "channel-neuron"))?;
@@ -135,6 +157,8 @@ fn main() -> Result<()> {
     }
     let mut panels = channels(&mut s, m, &depth, size, &recipe)?;
     // ANCHOR_END: layers
+    s.record("depth_layers", roles.depth.len());
+    s.record("depth_images", depth.len());
     let after = panels.split_off(roles.depth.len());
     let title = caption("Channel 7 of each layer, early to late");
     s.save_grid(
@@ -154,6 +178,9 @@ fn main() -> Result<()> {
             for (what, panel) in [("after", &post), ("before", before)] {
                 let (a, b) = mean_activation(m, &panel.image, (l, pre), unit, input, &s.device)?;
                 println!("{l}:{unit} maximised {what} its ReLU6: mean {a:.2} after it, {b:.2} before");
+                // e.g. `head_after_obj_post`: `head:7` maximised after its ReLU6, its mean after.
+                s.record(&format!("{l}_{what}_obj_post"), a);
+                s.record(&format!("{l}_{what}_obj_pre"), b);
                 row.push(Panel::new(panel.image.clone(), format!("{a:.2} after, {b:.2} before")));
             }
             rows.push(row);
@@ -202,7 +229,7 @@ fn main() -> Result<()> {
     let sum = a(0) + b(1) + a(2) + b(2); // images 0 and 1 one channel each, image 2 the sum
     let labels = [format!("{unit}"), format!("{}:{other}", unit.layer), "the sum of both".to_string()];
     let spec = ImageSpec { batch: 3, ..ImageSpec::square(size) };
-    let row = visualise(&mut s, m, &sum, spec, &recipe, &labels)?;
+    let (row, _) = visualise(&mut s, m, &sum, spec, &recipe, &labels)?;
     // ANCHOR_END: sum
     let spec = GridSpec::new(200).title(&caption("Two channels and their sum")).photo();
     s.save_grid(&[row], &spec, (m.name(), &slug(unit), "sum"))?;
@@ -215,7 +242,7 @@ fn main() -> Result<()> {
     let classes = logits(&["flamingo", "strawberry", "volcano"]).or_else(|_| logits(&["0", "1", "2"]))?;
     let labels: Vec<String> = classes.iter().map(|o| o.name.replace("class_logit ", "logit ")).collect();
     let spec = ImageSpec { batch: classes.len(), ..ImageSpec::square(size) };
-    let row = visualise(&mut s, m, &Objective::sum(classes)?, spec, &recipe, &labels)?;
+    let (row, _) = visualise(&mut s, m, &Objective::sum(classes)?, spec, &recipe, &labels)?;
     // ANCHOR_END: classes
     s.save_grid(
         &[row],
@@ -246,18 +273,23 @@ fn mean_activation(
 }
 
 /// A unit and the units of the layer before it that excite (and inhibit) it most, through the
-/// actual weights between them (the model's circuit role: `head` → logit 282 "tiger cat" for
-/// Lite0).
+/// actual weights between them times how active those units are on the photo collection (the
+/// model's circuit role: `head` → logit 282 "tiger cat" for Lite0).
 fn circuit(s: &mut Session, m: &dyn Model, recipe: &RenderConfig, size: usize, steps: usize) -> Result<()> {
     let Some((from, to, unit)) = m.card().roles.circuit else {
         eprintln!("skipped the circuit figure: {} has no direct connection to read", m.name());
         return Ok(());
     };
     let w = m.connection(from, to)?;
+    let photos = if s.quick { Some(32) } else { None };
     // ANCHOR: circuit
     let weights: Vec<f32> = w.get(unit)?.to_vec1()?; // how each `from` unit feeds `to:unit`
+                                                     // A weight counts as much as the activation it multiplies: rank the `from` units by their
+                                                     // contribution, the weight times the unit's mean over the photos of the collection.
+    let (means, seen) = channel_means(m, &Source::open("collection")?, from, photos, &s.device)?;
+    let contribution: Vec<f32> = weights.iter().zip(&means).map(|(w, a)| w * a).collect();
     let mut order: Vec<usize> = (0..weights.len()).collect();
-    order.sort_by(|&a, &b| weights[b].total_cmp(&weights[a]));
+    order.sort_by(|&a, &b| contribution[b].total_cmp(&contribution[a]));
     let picks: Vec<usize> = order[..3].iter().chain(order[order.len() - 2..].iter()).copied().collect();
     // `from` units are rendered before their activation, where the model has one there.
     let tap = m.pre_activation(from).unwrap_or(from);
@@ -270,15 +302,37 @@ fn circuit(s: &mut Session, m: &dyn Model, recipe: &RenderConfig, size: usize, s
     let mut labels = vec![name];
     for (b, &j) in picks.iter().enumerate() {
         objs.push(objective::channel(tap, j, Some(b + 1)));
-        labels.push(format!("{from}:{j}, w = {:+.2}", weights[j]));
+        labels.push(format!("{from}:{j}, {:+.2} × {:.2}", weights[j], means[j]));
     }
     let spec = ImageSpec { batch: objs.len(), ..ImageSpec::square(size) };
-    let row = visualise(s, m, &Objective::sum(objs)?, spec, recipe, &labels)?;
+    let (row, _) = visualise(s, m, &Objective::sum(objs)?, spec, recipe, &labels)?;
     // ANCHOR_END: circuit
+    record_circuit(s, &weights, &contribution, &picks, seen);
     let title = format!("A circuit: {to}:{unit} and its strongest inputs from {from}, {steps} steps");
     s.save_grid(
         &in_rows(row, 3),
         &GridSpec::new(200).title(&title).photo(),
         (m.name(), &format!("{to}-{unit}"), "circuit"),
     )
+}
+
+/// The circuit's numbers for the page: the inputs picked (`circuit_up1`…, `circuit_down1`…)
+/// with their contribution (`circuit_up1_c`…), and what share of all the positive
+/// contributions the three strongest make.
+fn record_circuit(s: &mut Session, weights: &[f32], contribution: &[f32], picks: &[usize], seen: usize) {
+    s.record("circuit_photos", seen);
+    s.record("circuit_inputs", weights.len());
+    s.record("circuit_max_weight", weights.iter().copied().fold(f32::NEG_INFINITY, f32::max));
+    for (i, &j) in picks.iter().enumerate() {
+        let key = if i < 3 { format!("circuit_up{}", i + 1) } else { format!("circuit_down{}", i - 2) };
+        s.record(&key, j);
+        s.record(&format!("{key}_c"), contribution[j]);
+    }
+    let positive: f32 = contribution.iter().filter(|&&c| c > 0.0).sum();
+    let top: f32 = picks.iter().take(3).map(|&j| contribution[j]).sum();
+    s.record("circuit_top3_share", top / positive);
+    println!(
+        "circuit: the 3 strongest inputs make {:.1} % of the positive contributions (mean over {seen} photos)",
+        100.0 * top / positive
+    );
 }

@@ -5,7 +5,7 @@
 //! cargo run --release -p chapter-03-actmax --bin hires
 //! cargo run --release -p chapter-03-actmax --bin hires -- --unit stage4:30 --steps 2048
 //! ```
-//! ci/figures runs this binary too.
+//! Its figures are the book's: `figure-bins` in the chapter's Cargo.toml, which ci/figures reads.
 use anyhow::Result;
 use clap::Parser;
 use vision_interp::cli::{ModelArgs, RunArgs, Session};
@@ -26,10 +26,10 @@ struct Args {
     #[arg(long)]
     unit: Option<String>,
     /// Side of the image in pixels [default: 256; 96 with --quick]
-    #[arg(long)]
+    #[arg(long, value_parser = vision_interp::flag::pixels)]
     size: Option<usize>,
     /// Optimisation steps [default: 1024; 64 with --quick]
-    #[arg(long)]
+    #[arg(long, value_parser = vision_interp::flag::steps)]
     steps: Option<usize>,
 }
 
@@ -49,10 +49,16 @@ fn main() -> Result<()> {
     let out = render(m, &obj, &param, &cfg, &mut s.rng)?;
     // ANCHOR_END: hires
     println!("{}: loss {:.3} → {:.3}", obj.name, out.losses[0], out.losses.last().expect("steps > 0"));
+    // The activation at each kept step (the loss, negated): `hires_act_32nd` at step/32, then
+    // `hires_act_8th`, `hires_act_half` and `hires_act_end`.
+    let marks = [(steps / 32, "32nd"), (steps / 8, "8th"), (steps / 2, "half"), (steps, "end")];
     let mut row = Vec::new();
     for (step, images) in &out.images {
-        let loss = out.losses[step - 1];
-        row.push(Panel::image(&images.get(0)?, format!("step {step}: {:.1}", -loss))?);
+        let act = -out.losses[step - 1];
+        if let Some((_, name)) = marks.iter().find(|(t, _)| t == step) {
+            s.record(&format!("hires_act_{name}"), act);
+        }
+        row.push(Panel::image(&images.get(0)?, format!("step {step}: {act:.1}"))?);
     }
     let big = row.pop().expect("the last step is kept");
     let title = format!("{unit}, {size} px, {steps} steps");

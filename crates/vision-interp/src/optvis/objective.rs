@@ -376,7 +376,9 @@ pub fn l1(constant: f64) -> Objective {
     Objective::new(vec![], "L1".into(), move |_, x| Ok((x - constant)?.abs()?.sum_all()?))
 }
 
-/// Lucid's L2 penalty, `√(ε + Σ(x − c)²)`, positive (see [`l1`]).
+// ANCHOR: penalties
+/// Lucid's L2 penalty, `√(ε + Σ(x − c)²)` with ε = 10⁻⁶: the norm, not its square; positive
+/// (see [`l1`]).
 pub fn l2(constant: f64) -> Objective {
     Objective::new(vec![], "L2".into(), move |_, x| Ok(((x - constant)?.sqr()?.sum_all()? + 1e-6)?.sqrt()?))
 }
@@ -390,6 +392,7 @@ pub fn total_variation() -> Objective {
         Ok((dy + dx)?)
     })
 }
+// ANCHOR_END: penalties
 
 fn merged(a: &[String], b: &[String]) -> Vec<String> {
     let mut v = a.to_vec();

@@ -21,13 +21,17 @@ use anyhow::Result;
 use candle_core::{Device, Tensor, Var};
 use rand::rngs::StdRng;
 
-/// Lucid's colour correlation matrix (square root of ImageNet's colour covariance),
-/// normalised by its largest column norm: `rgb = N · v` per pixel.
+// ANCHOR: color
+/// Lucid's and Lucent's colour matrix: `color_correlation_svd_sqrt`, a square root of
+/// ImageNet's colour correlation matrix (by SVD), `[[0.26, 0.09, 0.02], [0.27, 0.00, −0.05],
+/// [0.27, −0.09, 0.03]]`, divided by its largest column norm (the first column's, 0.462), so
+/// that its largest column has norm 1. Applied per pixel: `rgb = N · v`.
 pub const COLOR_CORRELATION: [[f32; 3]; 3] = [
     [0.562_828_6, 0.194_825_28, 0.043_294_51],
     [0.584_475_8, 0.0, -0.108_236_26],
     [0.584_475_8, -0.194_825_28, 0.064_941_76],
 ];
+// ANCHOR_END: color
 
 /// How the image is parametrised.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -518,7 +522,9 @@ pub fn spectrum_scale(h: usize, w: usize, device: &Device) -> Result<Tensor> {
 }
 
 // ANCHOR: spectrum_scale
-fn fourier_of(h: usize, w: usize, device: &Device) -> Result<Fourier> {
+/// `1 / max(f, 1/max(h, w))` for every frequency of an `h × (w/2 + 1)` real spectrum, row by
+/// row, `f` being the frequency's magnitude in cycles per pixel.
+fn scale_values(h: usize, w: usize) -> Vec<f32> {
     let wf = w / 2 + 1;
     let floor = 1.0 / h.max(w) as f64;
     let mut scale = vec![0f32; h * wf];
@@ -530,7 +536,13 @@ fn fourier_of(h: usize, w: usize, device: &Device) -> Result<Fourier> {
         }
     }
     // ANCHOR_END: solution-spectrum-scale
-    // ANCHOR_END: spectrum_scale
+    scale
+}
+// ANCHOR_END: spectrum_scale
+
+fn fourier_of(h: usize, w: usize, device: &Device) -> Result<Fourier> {
+    let wf = w / 2 + 1;
+    let scale = scale_values(h, w);
     let (ch, sh) = dft_tables(h, h, h, device)?;
     let (mut cw, mut sw) = (vec![0f32; wf * w], vec![0f32; wf * w]);
     for k in 0..wf {
