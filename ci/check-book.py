@@ -6,7 +6,7 @@ sources: every {{#include}} / {{#rustdoc_include}} names an existing file, every
          library is included by some page (an anchor nothing shows is a listing the book
          lost), but the assignments' `solution-` regions; every figure a page shows exists;
          no included listing shows a solution marker; every author-year a page cites is in
-         references.md.
+         references.md; the figures keep to their budget (8 MB in all, 600 KB each).
 output:  no formula was left unrendered; every image and stylesheet a page links exists;
          KaTeX's fonts are served by the book.
 """
@@ -98,6 +98,18 @@ def check_citations():
                 errors.append(f"{md}: cites {author}, whom references.md lacks")
 
 
+def check_figure_budget():
+    """The figures together stay under 8 MB, and each under 600 KB (CONTRIBUTING.md)."""
+    files = [f for f in (BOOK / "figures").rglob("*") if f.is_file()]
+    total = sum(f.stat().st_size for f in files)
+    if total > 8_000_000:
+        errors.append(f"book/figures: {total / 1e6:.1f} MB, over the budget of 8 MB")
+    for f in files:
+        if f.stat().st_size > 600_000:
+            errors.append(f"{f}: {f.stat().st_size // 1000} KB, over the budget of 600 KB for one figure")
+    print(f"figures: {len(files)} files, {total / 1e6:.2f} MB of 8 MB")
+
+
 def check_output(out):
     out = pathlib.Path(out)
     pages = [p for p in out.rglob("*.html") if p.name not in ("print.html", "toc.html", "404.html")]
@@ -130,6 +142,7 @@ def check_output(out):
 if sys.argv[1] == "sources":
     check_references()
     check_citations()
+    check_figure_budget()
     check_sources()
 else:
     check_output(sys.argv[2])

@@ -5,7 +5,7 @@
 //! double the book's size) but as their SHA-256 in `--expected`/SHA256SUMS, since a run gives
 //! the same bytes on every x86-64 machine (CONTRIBUTING.md).
 //!
-//! Every figure (PNG or JPEG) in `--actual` must be named in SHA256SUMS, and then have the same
+//! Every figure (PNG, JPEG or GIF) in `--actual` must be named in SHA256SUMS, and then have the same
 //! digest, or have a committed figure of the same name in `--expected` (a quick figure kept as
 //! an image) or `--fallback`; and every figure named in SHA256SUMS or kept in `--expected` must
 //! have been made again. A pair of figures must have the same size, a mean
@@ -55,7 +55,7 @@ fn figures(dir: &Path) -> Result<Vec<String>> {
         .with_context(|| format!("cannot read {}", dir.display()))?
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".png") || n.ends_with(".jpg"))
+        .filter(|n| n.ends_with(".png") || n.ends_with(".jpg") || n.ends_with(".gif"))
         .collect();
     names.sort();
     Ok(names)
