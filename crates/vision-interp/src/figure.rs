@@ -612,7 +612,8 @@ pub struct ChartSpec {
     pub x_label: String,
     pub y_label: String,
     pub size: (u32, u32),
-    /// Ticks only at whole numbers of x (epochs), and a marker at every point.
+    /// Ticks only at whole numbers of x (epochs, steps), and a marker at every point where
+    /// there are at most 30.
     pub integer_x: bool,
     /// A fixed y range (probabilities: `(0.0, 1.0)`); otherwise the data's, with a margin.
     pub y_range: Option<(f32, f32)>,
@@ -750,9 +751,11 @@ pub fn line_chart_with(series: &[Series], spec: &ChartSpec) -> Result<RgbImage> 
         let mut mesh = chart.configure_mesh();
         mesh.x_desc(&spec.x_label).y_desc(&spec.y_label).label_style(("sans-serif", 14));
         if spec.integer_x {
-            // One tick per whole number: plotters picks ticks at a spacing of its own, so ask
-            // for about one per whole number and label only the whole ones.
-            let n = (x1 - x0).round() as usize + 1;
+            // One tick per whole number up to 20 of them (plotters picks ticks at a spacing of
+            // its own, so ask for about one per whole number); beyond, about ten round ones.
+            // Only whole numbers are labelled.
+            let span = (x1 - x0).round() as usize;
+            let n = if span <= 20 { span + 1 } else { 10 };
             mesh.x_labels(n.max(2)).x_label_formatter(&whole).disable_x_mesh();
         }
         mesh.draw().map_err(draw_err)?;
@@ -763,7 +766,8 @@ pub fn line_chart_with(series: &[Series], spec: &ChartSpec) -> Result<RgbImage> 
                 .map_err(draw_err)?
                 .label(s.label.clone())
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2)));
-            if spec.integer_x {
+            // Markers where the points are few enough to tell apart (epochs, not steps).
+            if spec.integer_x && s.points.len() <= 30 {
                 chart
                     .draw_series(s.points.iter().map(|&p| Circle::new(p, 4, colour.filled())))
                     .map_err(draw_err)?;

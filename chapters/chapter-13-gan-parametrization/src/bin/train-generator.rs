@@ -8,7 +8,7 @@
 //! cargo run --release -p chapter-13-gan-parametrization --bin train-generator -- --quick
 //! cargo run --release -p chapter-13-gan-parametrization --bin train-generator -- --save assets/models/fashion-dcgan.safetensors
 //! ```
-//! ci/figures runs this binary too.
+//! Its figures are the book's: `figure-bins` in the chapter's Cargo.toml, which ci/figures reads.
 use anyhow::Result;
 use clap::Parser;
 use vision_interp::cli::{RunArgs, Session};
@@ -30,16 +30,16 @@ struct Args {
     #[command(flatten)]
     run: RunArgs,
     /// Epochs [default: 20; 2 with --quick]
-    #[arg(long)]
+    #[arg(long, value_parser = vision_interp::flag::count)]
     epochs: Option<usize>,
     /// Training images of the subset's 12,000 [default: all; 2,000 with --quick]
-    #[arg(long)]
+    #[arg(long, value_parser = vision_interp::flag::count)]
     images: Option<usize>,
     /// Channels of the generator's widest layer are 4 × width
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, value_parser = vision_interp::flag::count, default_value_t = 32)]
     width: usize,
     /// Length of a code
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, value_parser = vision_interp::flag::count, default_value_t = 64)]
     code: usize,
     /// Also save the trained generator here (safetensors); chapter 13 reads
     /// assets/models/fashion-dcgan.safetensors
@@ -82,6 +82,7 @@ fn main() -> Result<()> {
             e.epoch, e.d_loss, e.g_loss, e.d_real, e.d_fake
         );
     }
+    record_history(&mut s, &trained.history);
     let weights = vision_interp::work_dir().join("models").join(format!("{tag}.safetensors"));
     trained.generator.save(&weights)?;
     // The committed generator is this binary's full run with the default settings.
@@ -90,6 +91,9 @@ fn main() -> Result<()> {
         let same = sha256_file(&weights)? == sha256_file(&committed)?;
         let verdict = if same { "is byte-identical to" } else { "differs from" };
         println!("the trained generator {verdict} assets/models/fashion-dcgan.safetensors");
+        s.record("train_verdict", verdict);
+    } else {
+        s.record("train_verdict", "was not compared with"); // other settings than the committed run's
     }
     if let Some(path) = &args.save {
         trained.generator.save(path)?;
@@ -135,4 +139,20 @@ fn main() -> Result<()> {
     let frames: Vec<_> = every_other.map(|(_, t)| frame(t)).collect::<Result<_>>()?;
     s.save_animation(&frames, 400, ("fashion-dcgan", "training", "epochs"))?;
     s.finish()
+}
+
+/// The numbers of the training the page quotes: the discriminator's verdicts after the first
+/// and the last epoch, and the epoch where real and generated images were closest.
+fn record_history(s: &mut Session, history: &[dcgan::GanEpoch]) {
+    let (Some(first), Some(last)) = (history.first(), history.last()) else { return };
+    s.record("d_real_first", first.d_real);
+    s.record("d_fake_first", first.d_fake);
+    s.record("d_real_last", last.d_real);
+    s.record("d_fake_last", last.d_fake);
+    let closest = history.iter().min_by(|a, b| (a.d_real - a.d_fake).total_cmp(&(b.d_real - b.d_fake)));
+    if let Some(e) = closest {
+        s.record("closest_epoch", e.epoch);
+        s.record("closest_d_real", e.d_real);
+        s.record("closest_d_fake", e.d_fake);
+    }
 }
