@@ -205,6 +205,16 @@ pub fn save_jpeg(img: &RgbImage, path: &Path, quality: u8) -> Result<()> {
     })
 }
 
+/// Writes a JPEG with the `image` crate's encoder (full-resolution colour, standard Huffman
+/// tables), atomically. The offline photo collection was built with it: re-encoding with
+/// [`save_jpeg`] would change every photo, and with them every figure and number made from them.
+pub fn save_jpeg_full_chroma(img: &RgbImage, path: &Path, quality: u8) -> Result<()> {
+    crate::atomic::write_with(path, |tmp| {
+        let w = std::io::BufWriter::new(tmp.as_file());
+        Ok(img.write_with_encoder(image::codecs::jpeg::JpegEncoder::new_with_quality(w, quality))?)
+    })
+}
+
 /// Writes an animated GIF that loops forever, `delay_ms` per frame, atomically (the `image`
 /// crate's encoder quantises each frame to 256 colours).
 pub fn save_gif(frames: &[RgbImage], delay_ms: u32, path: &Path) -> Result<()> {

@@ -93,7 +93,7 @@ fn main() -> Result<()> {
                     format!("{short}/{sub}-{stem}.jpg")
                 };
                 let out = args.out.join(&name);
-                vision_interp::imageio::save_jpeg(&img, &out, 88)?;
+                vision_interp::imageio::save_jpeg_full_chroma(&img, &out, 88)?;
                 let hash = hex(&Sha256::digest(std::fs::read(&out)?));
                 let (w, h) = img.dimensions();
                 let clean = |s: &str| s.replace(['\t', '|'], " ");
@@ -139,7 +139,7 @@ fn paintings(args: &Args) -> Result<()> {
         let data = files.get(&format!("{PAINTINGS_DIR}{file}")).with_context(|| format!("no {file}"))?;
         let img = on_white(&vision_interp::imageio::decode(data, file)?);
         let out = args.out.join(format!("{name}.jpg"));
-        vision_interp::imageio::save_jpeg(&img, &out, 90)?;
+        vision_interp::imageio::save_jpeg_full_chroma(&img, &out, 90)?;
         let hash = hex(&Sha256::digest(std::fs::read(&out)?));
         let (w, h) = img.dimensions();
         writeln!(
