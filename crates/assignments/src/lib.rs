@@ -358,7 +358,8 @@ pub fn generate(
         if mode == Mode::Stubs && f.as_path() == Path::new("crates/vision-interp/src/lib.rs") {
             std::fs::write(&dest, quiet_stubs(&std::fs::read_to_string(root.join(f))?))?;
         } else if mine.is_empty() {
-            std::fs::copy(root.join(f), &dest).with_context(|| format!("cannot copy {}", f.display()))?;
+            copy_keeping_time(&root.join(f), &dest)
+                .with_context(|| format!("cannot copy {}", f.display()))?;
         } else {
             let text = std::fs::read_to_string(root.join(f))?;
             std::fs::write(&dest, rewrite(&text, &mine, mode))?;
@@ -369,6 +370,16 @@ pub fn generate(
     write_handout(root, out, &wanted, &chosen, mode)?;
     write_classroom(out, &wanted)?;
     Ok(Generated { assignments: wanted, regions: chosen.into_iter().cloned().collect() })
+}
+
+/// Copies a file and gives the copy the original's modification time, so that Cargo, which
+/// judges a path dependency fresh by its files' times, sees an unchanged copy (the vendored
+/// `gemm-common`) as the build it already has.
+fn copy_keeping_time(from: &Path, to: &Path) -> Result<()> {
+    std::fs::copy(from, to)?;
+    let modified = std::fs::metadata(from)?.modified()?;
+    std::fs::File::options().write(true).open(to)?.set_modified(modified)?;
+    Ok(())
 }
 
 /// The workspace's `Cargo.toml`: the book's, with its members cut down to the library, the
@@ -386,8 +397,27 @@ fn write_manifest_files(
     members.extend(chapters.iter().map(|c| toml::Value::from(format!("chapters/{c}"))));
     members.push("grading".into());
     ws.insert("members".into(), toml::Value::Array(members));
+    // Students' code is built with its arithmetic and index checks on, even in release. (The
+    // setting also gives these packages their own build hashes, so `assignments check` can
+    // share the book's build folder for the dependencies without mixing up the two copies.)
+    let mut checked = toml::Table::new();
+    checked.insert("debug-assertions".into(), true.into());
+    checked.insert("overflow-checks".into(), true.into());
+    let own =
+        ["vision-interp".to_string(), "grading".to_string()].into_iter().chain(chapters.iter().cloned());
+    let packages: toml::Table = own.map(|p| (p, toml::Value::Table(checked.clone()))).collect();
+    let release = doc
+        .entry("profile")
+        .or_insert_with(|| toml::Table::new().into())
+        .as_table_mut()
+        .context("[profile] is not a table")?
+        .entry("release")
+        .or_insert_with(|| toml::Table::new().into())
+        .as_table_mut()
+        .context("[profile.release] is not a table")?;
+    release.insert("package".into(), toml::Value::Table(packages));
     let header = format!(
-        "# A student workspace of the Vision Interpretability book ({} assignment(s)), made by\n# `cargo run -p assignments -- generate`. HANDOUT.md says what to do.\n\n",
+        "# A student workspace of the Vision Interpretability book ({} assignment(s)), made by\n# `cargo run -p assignments -- generate`. HANDOUT.md says what to do. Your code is built\n# with arithmetic and index checks on, in release too ([profile.release.package]).\n\n",
         wanted.len()
     );
     std::fs::write(out.join("Cargo.toml"), header + &toml::to_string(&doc)?)?;

@@ -85,12 +85,23 @@ fn main() -> Result<()> {
     }
 }
 
-/// Runs a command in `dir` with the check's build folder; fails unless it succeeds.
-fn run(dir: &Path, target: &Path, args: &[&str], env: &[(&str, &str)]) -> Result<()> {
+/// Where the check builds: `out` for the binaries, `build` for the intermediate artifacts.
+struct Folders {
+    out: PathBuf,
+    build: PathBuf,
+}
+
+/// Runs a command in `dir` with the check's output folder; fails unless it succeeds. The
+/// intermediate artifacts go to the book's own `target/` (Cargo's `build-dir`), so the
+/// dependencies of the book's release build are reused rather than built a second time; the
+/// binaries, which share names with the book's, go to `target.out` and never replace the book's.
+/// (The students' own packages get their own hashes there: see `write_manifest_files`.)
+fn run(dir: &Path, target: &Folders, args: &[&str], env: &[(&str, &str)]) -> Result<()> {
     let status = Command::new("cargo")
         .args(args)
         .current_dir(dir)
-        .env("CARGO_TARGET_DIR", target)
+        .env("CARGO_TARGET_DIR", &target.out)
+        .env("CARGO_BUILD_BUILD_DIR", &target.build)
         .envs(env.iter().copied())
         .status()
         .with_context(|| format!("cannot run cargo {}", args.join(" ")))?;
@@ -101,7 +112,7 @@ fn run(dir: &Path, target: &Path, args: &[&str], env: &[(&str, &str)]) -> Result
 /// The autograder's `results.json`: (score, max, tests that passed, tests).
 fn grade(
     dir: &Path,
-    target: &Path,
+    target: &Folders,
     name: &str,
     only: Option<&str>,
     stub: Option<&str>,
@@ -122,12 +133,17 @@ fn grade(
 }
 
 fn check(root: &Path, manifest: &assignments::Manifest, dir: &Path) -> Result<()> {
-    let (ws, target) = (dir.join("workspace"), dir.join("target"));
+    // The book's own target folder, where its release build is (Cargo's rule: CARGO_TARGET_DIR,
+    // else `target/` at the workspace root).
+    let build =
+        std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
+    let (ws, target) = (dir.join("workspace"), Folders { out: dir.join("target"), build });
     let started = std::time::Instant::now();
     // The students' workspace of every assignment: it builds, and every graded test fails.
     let g = generate(root, manifest, &[], Mode::Stubs, &ws)?;
     println!("== {} assignments, {} regions: the stubs", g.assignments.len(), g.regions.len());
-    run(&ws, &target, &["build", "--release", "--quiet", "--workspace", "--all-targets"], &[])?;
+    // Type-checked, every target (codegen comes with the graded runs, which build what they test).
+    run(&ws, &target, &["check", "--release", "--quiet", "--workspace", "--all-targets"], &[])?;
     let (score, max, passed, n) = grade(&ws, &target, "stubs", None, None)?;
     println!("stubs: {score} / {max} points, {passed} of {n} tests passed");
     ensure!(
