@@ -65,6 +65,7 @@ fn one_run_shards_merged_and_a_killed_run_resumed_agree_byte_for_byte() {
     let said = ok(scan(imgs.path(), &w("one"), &[]));
     assert!(said.contains("scanned 48 views of 25 images"), "{said}");
     assert!(said.contains("1 unreadable"), "{said}");
+    assert_eq!(said.matches("warning: skipped broken.jpg").count(), 1, "one warning that names it: {said}");
     let one = examples(&w("one"));
     let json: serde_json::Value = serde_json::from_slice(&one).unwrap();
     assert!(json["unreadable"]["broken.jpg"].as_str().unwrap().contains("truncated"));

@@ -261,7 +261,13 @@ impl<'a> Scan<'a> {
             });
             for (batch, decoded) in rx {
                 let decoded = decoded?;
-                state.unreadable.extend(decoded.unreadable);
+                // One warning per unreadable image (its views may fall in several batches).
+                for (key, e) in decoded.unreadable {
+                    if let std::collections::btree_map::Entry::Vacant(slot) = state.unreadable.entry(key) {
+                        bar.suspend(|| eprintln!("warning: skipped {}: {e}", slot.key()));
+                        slot.insert(e);
+                    }
+                }
                 if !decoded.views.is_empty() {
                     let (scores, at) = self.reduce(&decoded.pixels, decoded.views.len())?;
                     let w = 2 * (self.config.channels.1 - self.config.channels.0);
