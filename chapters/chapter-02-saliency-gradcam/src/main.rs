@@ -64,8 +64,8 @@ fn main() -> Result<()> {
     let roles = m.card().roles; // which layers of this model play which part
     let size = m.input_size();
     let (tiger_cat, espresso) = (m.class_index("tiger cat")?, m.class_index("espresso")?);
-    let samples = args.samples.unwrap_or(if s.quick { 8 } else { 32 });
-    let steps = args.ig_steps.unwrap_or(if s.quick { 32 } else { 128 });
+    let samples = s.budget(args.samples, 8, 32);
+    let steps = s.budget(args.ig_steps, 32, 128);
     let fractions = if s.quick { 8 } else { 32 }; // points of the deletion and insertion curves
     let photos: Vec<(String, Tensor)> = match &args.image {
         Some(path) => vec![(path.display().to_string(), load_photo(path, size as u32, &s.device)?)],

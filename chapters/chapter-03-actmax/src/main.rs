@@ -84,7 +84,7 @@ fn main() -> Result<()> {
     let model = args.model.load(&s.device)?;
     let m = model.as_ref();
     let roles = m.card().roles;
-    let steps = args.steps.unwrap_or(if s.quick { 24 } else { 128 });
+    let steps = s.budget(args.steps, 24, 128);
     let (size, input) = if s.quick { (64, 96) } else { (128, 224) };
     let transforms: Vec<Transform> =
         transform::standard().into_iter().filter(|t| !args.without.iter().any(|w| w == t.kind())).collect();
@@ -283,9 +283,10 @@ fn circuit(s: &mut Session, m: &dyn Model, recipe: &RenderConfig, size: usize, s
     let w = m.connection(from, to)?;
     let photos = if s.quick { Some(32) } else { None };
     // ANCHOR: circuit
-    let weights: Vec<f32> = w.get(unit)?.to_vec1()?; // how each `from` unit feeds `to:unit`
-                                                     // A weight counts as much as the activation it multiplies: rank the `from` units by their
-                                                     // contribution, the weight times the unit's mean over the photos of the collection.
+    // How each `from` unit feeds `to:unit`. A weight counts as much as the activation it
+    // multiplies: rank the `from` units by their contribution, the weight times the unit's mean
+    // over the photos of the collection.
+    let weights: Vec<f32> = w.get(unit)?.to_vec1()?;
     let (means, seen) = channel_means(m, &Source::open("collection")?, from, photos, &s.device)?;
     let contribution: Vec<f32> = weights.iter().zip(&means).map(|(w, a)| w * a).collect();
     let mut order: Vec<usize> = (0..weights.len()).collect();

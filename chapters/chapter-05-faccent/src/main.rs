@@ -137,7 +137,7 @@ fn main() -> Result<()> {
     );
     let class = m.class_index(&args.class)?;
     let class_name = short_name(&m.classes()[class]).to_owned();
-    let size = args.size.unwrap_or(if s.quick { 96 } else { 256 });
+    let size = s.budget(args.size, 96, 256);
     let photo_path = args.photo.clone().unwrap_or_else(|| asset("photos/chelsea.png"));
     let (seed, note) = load_square(&photo_path, size, &s.device)?;
     let stem = photo_path.file_stem().map_or("photo".into(), |n| n.to_string_lossy().into_owned());
@@ -152,8 +152,8 @@ fn main() -> Result<()> {
 
     // ANCHOR: config
     let cfg = AccentConfig {
-        steps: args.steps.unwrap_or(if s.quick { 12 } else { 64 }),
-        views: args.views.unwrap_or(if s.quick { 4 } else { 8 }),
+        steps: s.budget(args.steps, 12, 64),
+        views: s.budget(args.views, 4, 8),
         input: s.quick.then_some(128),
         reg_layer: Some(reg_layer.clone()),
         alpha: args.alpha,

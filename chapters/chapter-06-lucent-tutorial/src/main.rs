@@ -139,7 +139,7 @@ fn main() -> Result<()> {
     let spec = GridSpec::new(150).title(&caption("Objective algebra on two channels")).photo();
     s.save_grid(&[panels], &spec, (m.name(), "tutorial", "algebra"))?;
 
-    let cnn_steps = args.steps.unwrap_or(if s.quick { 48 } else { 256 });
+    let cnn_steps = s.budget(args.steps, 48, 256);
     small_input(&mut s, &args.scratch, args.run.seed, cnn_steps, &mut timings)?;
 
     report_timings(&mut s, &timings);

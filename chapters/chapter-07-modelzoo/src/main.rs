@@ -48,7 +48,7 @@ const SMALL_CLASS: &str = "sneaker";
 fn main() -> Result<()> {
     let args = Args::parse();
     let mut s = Session::start(&args.run, env!("CARGO_PKG_NAME"))?;
-    let steps = args.steps.unwrap_or(if s.quick { 32 } else { 256 });
+    let steps = s.budget(args.steps, 32, 256);
     let mut tour = vec![args.model.load(&s.device)?];
     tour[0].class_index(&args.class)?; // a name it lacks is refused with the closest ones
     for name in &args.zoo {

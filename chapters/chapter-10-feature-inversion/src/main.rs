@@ -69,7 +69,7 @@ fn main() -> Result<()> {
     let mut s = Session::start(&args.run, env!("CARGO_PKG_NAME"))?;
     let model = args.model.load(&s.device)?;
     let m = model.as_ref();
-    let steps = args.steps.unwrap_or(if s.quick { 24 } else { 128 });
+    let steps = s.budget(args.steps, 24, 128);
     let size = if s.quick { 96 } else { m.input_size() };
     let path = args.image.clone().unwrap_or_else(|| vision_interp::asset("photos/chelsea.png"));
     let photo = load_photo(&path, size as u32, &s.device)?; // (3, size, size) in [0, 1]

@@ -97,7 +97,7 @@ fn main() -> Result<()> {
         content_weight.is_finite() && content_weight > 0.0,
         "--content-weight must be positive, not {content_weight}"
     );
-    let steps = args.steps.unwrap_or(if s.quick { 24 } else { 128 });
+    let steps = s.budget(args.steps, 24, 128);
     let size = if s.quick { 96 } else { m.input_size() } as u32;
 
     // Every image is read before anything is written: a missing painting stops the run here.

@@ -55,7 +55,7 @@ fn main() -> Result<()> {
     };
     let layer = pick(&args.layer, roles.map(|r| r.0), "grid layer")?;
     let below = pick(&args.below, roles.map(|r| r.1), "earlier layer")?;
-    let k = args.groups.unwrap_or(if s.quick { 4 } else { 6 });
+    let k = s.budget(args.groups, 4, 6);
     let size = if s.quick { 112 } else { m.input_size() };
     let photo = match &args.image {
         Some(p) => load_photo(p, size as u32, &s.device)?,
@@ -63,7 +63,7 @@ fn main() -> Result<()> {
     };
     let cfg = GridConfig {
         cell: if s.quick { 32 } else { 48 },
-        steps: args.steps.unwrap_or(if s.quick { 16 } else { 256 }),
+        steps: s.budget(args.steps, 16, 256),
         lr: 0.05,
         transforms: vec![Transform::Pad { width: 2, value: 0.5 }, Transform::Jitter(2)],
         batch: 64,

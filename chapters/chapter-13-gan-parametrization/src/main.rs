@@ -126,9 +126,10 @@ fn recipes(
     let layer = parse_unit(m, m.card().roles.showcase_unit)?.layer;
     let shape: Vec<usize> = [4].into_iter().chain(g.code_shape()).collect();
     // ANCHOR: recipes
-    let logit = objective::channel("logits", class, None); // the batch's mean logit
-    let moved = scaled(&standard(), 128, g.image_size().min(128)); // Lucent's, scaled down to small images
-                                                                   // Every row starts from the same four codes ~ N(0, 1) and draws the same transformations.
+    // The batch's mean logit, and Lucent's transformations scaled down to small images.
+    let logit = objective::channel("logits", class, None);
+    let moved = scaled(&standard(), 128, g.image_size().min(128));
+    // Every row starts from the same four codes ~ N(0, 1) and draws the same transformations.
     let codes = vision_interp::rng::randn(&mut s.rng, shape.as_slice(), 0.0, 1.0, &s.device)?;
     let draws = s.rng.clone();
     let run = |obj: &Objective, transforms: &[Transform]| -> Result<(Rendered, GanParam)> {

@@ -117,6 +117,12 @@ fn cpu_name() -> String {
 }
 
 impl Session {
+    /// A size or count: the one given on the command line, else `quick` under `--quick` and
+    /// `full` otherwise (`s.budget(args.steps, 24, 128)`).
+    pub fn budget<T>(&self, given: Option<T>, quick: T, full: T) -> T {
+        given.unwrap_or(if self.quick { quick } else { full })
+    }
+
     /// Opens the device, creates the output folder, seeds the generator and says so. `chapter`
     /// is the crate's name: call it with `env!("CARGO_PKG_NAME")`.
     pub fn start(args: &RunArgs, chapter: &str) -> Result<Self> {

@@ -69,7 +69,7 @@ fn main() -> Result<()> {
         None => vision_interp::models::parse_unit(m, m.card().roles.showcase_unit)?.layer,
     };
     m.layer(&layer)?;
-    let steps = args.steps.unwrap_or(if s.quick { 16 } else { 128 });
+    let steps = s.budget(args.steps, 16, 128);
     let dir = args.units_dir.clone().unwrap_or_else(|| {
         // A quick run's units are smaller and fewer steps: kept apart from the full run's.
         let units = vision_interp::work_dir().join("atlas").join(m.name()).join(&layer);

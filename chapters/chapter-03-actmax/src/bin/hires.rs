@@ -39,8 +39,8 @@ fn main() -> Result<()> {
     let model = args.model.load(&s.device)?;
     let m = model.as_ref();
     let unit = parse_unit(m, args.unit.as_deref().unwrap_or(m.card().roles.showcase_unit))?;
-    let size = args.size.unwrap_or(if s.quick { 96 } else { 256 });
-    let steps = args.steps.unwrap_or(if s.quick { 64 } else { 1024 });
+    let size = s.budget(args.size, 96, 256);
+    let steps = s.budget(args.steps, 64, 1024);
     // ANCHOR: hires
     let thresholds: Vec<usize> = [steps / 32, steps / 8, steps / 2].into_iter().filter(|&t| t > 0).collect();
     let cfg = RenderConfig { steps, thresholds, min_input: Some(m.input_size()), ..Default::default() };

@@ -51,12 +51,13 @@ fn main() -> Result<()> {
     let args = Args::parse();
     let mut s = Session::start(&args.run, "chapter-13-gan-parametrization")?;
     let data = fashion_mnist(Split::Train, dcgan::SIZE)?;
-    let n = args.images.unwrap_or(if s.quick { 2000 } else { data.len() }).min(data.len());
-    let images = data.images.narrow(0, 0, n)?.narrow(1, 0, 1)?; // grey: one channel of three
-                                                                // ANCHOR: training
+    let n = s.budget(args.images, 2000, data.len()).min(data.len());
+    // Grey: one channel of three.
+    let images = data.images.narrow(0, 0, n)?.narrow(1, 0, 1)?;
+    // ANCHOR: training
     let cfg = GanTraining {
         shape: DcganShape { code: args.code, width: args.width, channels: 1 },
-        epochs: args.epochs.unwrap_or(if s.quick { 2 } else { 20 }),
+        epochs: s.budget(args.epochs, 2, 20),
         batch: 64,
         lr: 2e-4,
         seed: args.run.seed,
