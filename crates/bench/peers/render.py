@@ -28,6 +28,10 @@ def main():
     net.eval()
     kw = dict(thresholds=(a.steps,), show_image=False, progress=False)
     layer, unit = a.unit.split(":")
+    # A short warm-up render first, as the book's side has (PyTorch's first pass sets up its
+    # kernels).
+    warm = objectives.channel(layer, int(unit))
+    render.render_vis(net, warm, param_f=lambda: param.image(128), **dict(kw, thresholds=(4,)))
     seconds = {}
     for b in [int(x) for x in a.batches.split(",")]:
         obj = objectives.Objective.sum([objectives.channel(layer, (int(unit) + i) % 508, batch=i) for i in range(b)])

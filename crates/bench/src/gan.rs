@@ -1,6 +1,6 @@
 //! `bench gan`: chapter 13's generator step. First the transposed convolutions of Lucent's
-//! DeePSiM fc6 generator one by one, forward and input gradient, as the book computes them (the
-//! output's phases, each an ordinary convolution: `ops::conv_transpose2d`) beside Candle's own
+//! DeePSiM fc6 generator one by one, forward and input gradient, as the book computes them
+//! (`ops::conv_transpose2d`: on the CPU one matrix product and a col2im) beside Candle's own
 //! `conv_transpose2d`; then one step of code optimisation through the whole generator
 //! (`visualize`, a loss on the images, the gradient to the codes) beside Lucent's `upconvGAN`
 //! in PyTorch (`peers/gan.py`) on the same hash-built weights, in the same run.
@@ -38,7 +38,7 @@ pub fn run(a: &Args, device: &Device, python: Option<&Path>, threads: usize, r: 
     ];
     let mut rng = vision_interp::rng::seeded(0);
     let (mut ours_total, mut candle_total) = (0.0, 0.0);
-    println!("\n{:<10} {:>14} {:>12} {:>12} {:>8}", "layer", "input", "phases, ms", "Candle, ms", "ratio");
+    println!("\n{:<10} {:>14} {:>12} {:>12} {:>8}", "layer", "input", "book, ms", "Candle, ms", "ratio");
     for (name, side, stride) in layers {
         let w = &tensors[&format!("{name}.weight")];
         let (c_in, pad) = (w.dim(0)?, 1); // every layer pads by 1
