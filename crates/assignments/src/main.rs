@@ -135,8 +135,10 @@ fn grade(
 fn check(root: &Path, manifest: &assignments::Manifest, dir: &Path) -> Result<()> {
     // The book's own target folder, where its release build is (Cargo's rule: CARGO_TARGET_DIR,
     // else `target/` at the workspace root).
-    let build =
-        std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
+    let build = match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => std::path::absolute(dir)?,
+        None => root.join("target"),
+    };
     let (ws, target) = (dir.join("workspace"), Folders { out: dir.join("target"), build });
     let started = std::time::Instant::now();
     // The students' workspace of every assignment: it builds, and every graded test fails.
