@@ -39,7 +39,7 @@ enum What {
         #[arg(long)]
         solutions: bool,
     },
-    /// The round trip of every assignment: the student workspace builds, its autograder gives
+    /// The round trip of every assignment: the student workspace compiles, its autograder gives
     /// 0 points on the stubs and full points on the solutions, and removing any one region
     /// fails a test
     Check {
