@@ -207,12 +207,10 @@ fn main() -> Result<()> {
         (m.name(), &unit.layer, "ten-channels"),
     )?;
 
-    if !roles.lookalikes.is_empty() {
-        let units: Vec<(String, usize)> = roles
-            .lookalikes
-            .iter()
-            .map(|p| parse_unit(m, p).map(|u| (u.layer, u.unit)))
-            .collect::<Result<_>>()?;
+    let lookalikes = chapter_03_actmax::LOOKALIKES.get(m.name()).copied().unwrap_or_default();
+    if !lookalikes.is_empty() {
+        let units: Vec<(String, usize)> =
+            lookalikes.iter().map(|p| parse_unit(m, p).map(|u| (u.layer, u.unit))).collect::<Result<_>>()?;
         let panels = channels(&mut s, m, &units, size, &recipe)?;
         let title = caption("Units whose images look like curves, and like colour");
         s.save_grid(

@@ -2,7 +2,8 @@
 //! which leave it near zero (the activation spectrum, by value and by quantile), the
 //! distribution behind those bands, how the choice of score changes the examples, and a unit
 //! that answers to several unrelated things.
-use anyhow::Result;
+use anyhow::{Context, Result};
+use chapter_04_dataset_examples::SPECTRUM;
 use clap::Parser;
 use vision_interp::cli::{ModelArgs, RunArgs, Session};
 use vision_interp::figure::{histogram_chart, in_rows, ChartSpec, GridSpec, Panel, SeriesLabelPosition};
@@ -61,9 +62,9 @@ fn main() -> Result<()> {
     let mut s = Session::start(&args.run, env!("CARGO_PKG_NAME"))?;
     let model = args.model.load(&s.device)?;
     let m = model.as_ref();
-    let roles = m.card().roles;
+    let chosen = SPECTRUM.get(m.name()).context("the model has no row in chapter 4's table")?;
     let specs: Vec<&str> = if args.unit.is_empty() {
-        roles.spectrum.to_vec()
+        chosen.units.to_vec()
     } else {
         args.unit.iter().map(String::as_str).collect()
     };
@@ -199,7 +200,7 @@ fn main() -> Result<()> {
         .photo();
     s.save_grid(&rows, &spec, (m.name(), &format!("{}-{unit}", units[0].layer), "max-vs-mean"))?;
 
-    if let Some(p) = roles.polysemantic.filter(|_| args.unit.is_empty()) {
+    if let Some(p) = chosen.polysemantic.filter(|_| args.unit.is_empty()) {
         let u = parse_unit(m, p)?;
         let top = &ex.unit(u.unit, "max")?.bands["max"];
         s.record(&format!("u{}_by_max_first", u.unit), top.first().map_or(f32::NAN, |e| e.score));

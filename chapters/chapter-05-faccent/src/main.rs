@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
+use chapter_05_faccent::ACCENT;
 use clap::Parser;
 use vision_interp::attribution::{format_rho, grad_cam, saliency, spearman, top_k};
 use vision_interp::cli::{ModelArgs, RunArgs, Session};
@@ -122,7 +123,7 @@ fn main() -> Result<()> {
     let mut s = Session::start(&args.run, env!("CARGO_PKG_NAME"))?;
     let model = args.model.load(&s.device)?;
     let m = model.as_ref();
-    let roles = m.card().roles.accent.as_ref();
+    let roles = ACCENT.chosen(m.name());
     // Every choice is checked before the first step, so that a typo writes nothing.
     let reg_layer = match (&args.reg_layer, roles) {
         (Some(l), _) => l.clone(),

@@ -4,6 +4,7 @@
 //! ran; objective algebra, custom objectives and batch indices; and transformations that scale
 //! with the image, on chapter 1's 32-pixel SimpleCNN where Lucent's fixed amounts fail.
 use anyhow::Result;
+use chapter_06_lucent_tutorial::TUTORIAL;
 use clap::Parser;
 use vision_interp::attribution::probability;
 use vision_interp::cli::{ModelArgs, RunArgs, Session};
@@ -50,7 +51,7 @@ fn main() -> Result<()> {
     let steps = recipe.steps;
     let roles = m.card().roles;
     let first = parse_unit(m, roles.showcase_unit)?;
-    let (second, favourite) = match roles.tutorial {
+    let (second, favourite) = match TUTORIAL.chosen(m.name()).copied() {
         Some((second, favourite)) => (parse_unit(m, second)?, parse_unit(m, favourite)?),
         None => {
             let next = (first.unit + 1) % m.layer(&first.layer)?.channels;

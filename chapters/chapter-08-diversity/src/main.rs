@@ -3,12 +3,14 @@
 //! the weight swept from 0 to 1000 with the batch's similarity measured, diverse renders beside
 //! the unit's top dataset examples (chapter 4's scan), and diversity on pooled activations
 //! instead of Gram matrices.
-use anyhow::{ensure, Result};
+use anyhow::{ensure, Context, Result};
+use chapter_04_dataset_examples::SPECTRUM;
+use chapter_08_diversity::{DiversityRecipe, DIVERSITY};
 use clap::Parser;
 use vision_interp::cli::{ModelArgs, RunArgs, Session};
 use vision_interp::figure::{hstack, line_chart_with, ChartSpec, GridSpec, Panel, Series};
 use vision_interp::handoff::DatasetScan;
-use vision_interp::models::{parse_unit, DiversityRecipe, Model, Taps, Unit};
+use vision_interp::models::{parse_unit, Model, Taps, Unit};
 use vision_interp::optvis::objective::{self, similarity, Features};
 use vision_interp::optvis::{render_new, score, ImageSpec, RenderConfig};
 use vision_interp::scan::top_crops;
@@ -67,11 +69,11 @@ fn main() -> Result<()> {
     let m = model.as_ref();
     let (size, cfg) = RenderConfig::book(s.quick, args.steps);
     let steps = cfg.steps;
-    let roles = m.card().roles;
-    let recipes: Vec<(Unit, &DiversityRecipe)> = if roles.diversity.is_empty() {
-        vec![(parse_unit(m, roles.showcase_unit)?, &FALLBACK)]
+    let chosen = DIVERSITY.get(m.name()).copied().unwrap_or_default();
+    let recipes: Vec<(Unit, &DiversityRecipe)> = if chosen.is_empty() {
+        vec![(parse_unit(m, m.card().roles.showcase_unit)?, &FALLBACK)]
     } else {
-        roles.diversity.iter().map(|r| Ok((parse_unit(m, r.unit)?, r))).collect::<Result<_>>()?
+        chosen.iter().map(|r| Ok((parse_unit(m, r.unit)?, r))).collect::<Result<_>>()?
     };
     let sweep_unit = match &args.unit {
         Some(u) => parse_unit(m, u)?,
@@ -298,9 +300,10 @@ fn with_examples(
     spec: ImageSpec,
     cfg: &RenderConfig,
 ) -> Result<()> {
-    let roles = m.card().roles;
+    // Chapter 4's units of the model, whose scan this section reuses.
+    let spectrum = SPECTRUM.get(m.name()).context("the model has no row in chapter 4's table")?;
     let mut units: Vec<Unit> = Vec::new();
-    for u in roles.polysemantic.iter().chain(roles.spectrum) {
+    for u in spectrum.polysemantic.iter().chain(spectrum.units) {
         let u = parse_unit(m, u)?;
         if !units.contains(&u) && units.len() < 3 {
             units.push(u);
@@ -310,7 +313,7 @@ fn with_examples(
     let scan_layer = m.pre_activation(&layer).unwrap_or(&layer).to_owned();
     let run = DatasetScan { quick: s.quick, seed: args.run.seed };
     let (ex, src) = run.examples(m, args.model.weights.as_deref(), &scan_layer, &s.device)?;
-    let weight = roles.diversity.first().unwrap_or(&FALLBACK).weight;
+    let weight = DIVERSITY.get(m.name()).and_then(|d| d.first()).unwrap_or(&FALLBACK).weight;
     println!("\ndiverse renders beside the top photos of {scan_layer} ({} views):", ex.views);
     s.record("scan_views", ex.views);
     s.record("scan_photos", ex.views / ex.views_per_image.max(1) as u64);

@@ -4,6 +4,7 @@
 //! and interpolations from one unit to another whose frames line up, through low-resolution
 //! tensors shared by the batch or through Lucid's alignment penalty. Then what a batch costs.
 use anyhow::{ensure, Result};
+use chapter_09_neuron_interaction::INTERACTION;
 use clap::Parser;
 use vision_interp::cli::{ModelArgs, RunArgs, Session};
 use vision_interp::figure::{grid, GridSpec, Panel};
@@ -46,7 +47,7 @@ fn main() -> Result<()> {
         list.iter().map(|(a, b)| Ok((parse_unit(m, a)?, parse_unit(m, b)?))).collect::<Result<Vec<_>>>()
     };
     let show = m.card().roles.showcase_unit;
-    let (negative, pairs, interpolations) = match &m.card().roles.interaction {
+    let (negative, pairs, interpolations) = match INTERACTION.chosen(m.name()) {
         Some(r) => (units(r.negative)?, pairs(r.pairs)?, pairs(r.interpolations)?),
         None => {
             // Without chosen units: the showcase unit and the next channel of its layer.

@@ -4,6 +4,7 @@
 //! choice does: the weight between the two, early against late style layers, and the Gram
 //! matrix against the channels' means and deviations.
 use anyhow::{ensure, Result};
+use chapter_11_style_transfer::STYLE;
 use clap::Parser;
 use vision_interp::cli::{ModelArgs, RunArgs, Session};
 use vision_interp::figure::{chart_pair, GridSpec, Panel, Series, SeriesLabelPosition};
@@ -78,7 +79,7 @@ fn main() -> Result<()> {
     let mut s = Session::start(&args.run, env!("CARGO_PKG_NAME"))?;
     let model = args.model.load(&s.device)?;
     let m = model.as_ref();
-    let roles = m.card().roles.style_transfer.as_ref();
+    let roles = STYLE.chosen(m.name());
     let chosen = |flag: &[String], role: Option<&[&str]>, fallback: &[&str]| -> Result<Vec<String>> {
         let names: Vec<&str> = if flag.is_empty() {
             role.unwrap_or(fallback).to_vec()

@@ -3,13 +3,15 @@
 //! groups (non-negative factors) those positions are made of, shared by the cells that hold
 //! them and drawn as a map over the photo; and how the groups of an earlier layer feed them.
 use anyhow::{Context, Result};
+use chapter_12_activation_grids::grid::{self, GridConfig, PositionVectors};
+use chapter_12_activation_grids::nmf::Nmf;
+use chapter_12_activation_grids::GRID;
 use clap::Parser;
 use vision_interp::cli::{ModelArgs, RunArgs, Session};
 use vision_interp::figure::{in_rows, Colormap, GridSpec, Panel};
 use vision_interp::imageio::{load_photo, read_rgb, to_tensor};
 use vision_interp::models::Model;
-use vision_interp::nmf::Nmf;
-use vision_interp::optvis::grid::{self, GridConfig, PositionVectors};
+use vision_interp::optvis::tile;
 use vision_interp::optvis::{Rendered, Transform};
 use vision_interp::{attribution::receptive_field, image, Device, Tensor};
 
@@ -46,7 +48,7 @@ fn main() -> Result<()> {
     let mut s = Session::start(&args.run, env!("CARGO_PKG_NAME"))?;
     let model = args.model.load(&s.device)?;
     let m = model.as_ref();
-    let roles = m.card().roles.activation_grid;
+    let roles = GRID.chosen(m.name()).copied();
     let pick = |flag: &Option<String>, role: Option<&str>, what: &str| -> Result<String> {
         let name = flag.as_deref().or(role).with_context(|| {
             format!("{} names no {what} for activation grids: pass --layer and --below", m.name())
@@ -110,8 +112,8 @@ fn main() -> Result<()> {
     let title = |what: &str| {
         format!("{} {layer}, {rows}×{cols} cells of {} px, {} steps{what}", m.name(), cfg.cell, cfg.steps)
     };
-    let naive_grid = grid::tile(naive.last(), rows, cols, 2)?;
-    let grouped_grid = grid::tile(&grouped.cells, rows, cols, 2)?;
+    let naive_grid = tile(naive.last(), rows, cols, 2)?;
+    let grouped_grid = tile(&grouped.cells, rows, cols, 2)?;
     // Below the grids, a crop of n × n cells from their middle at full resolution (and the same
     // part of the photo), since the whole grids are shrunk to the column's width.
     let n = (rows.min(cols) / 2).min(5);

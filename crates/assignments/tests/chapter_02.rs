@@ -27,16 +27,7 @@ const ROLES: Roles = Roles {
     cam_ladder: &["logits"],
     last_conv: "logits",
     cascade: &["logits"],
-    circuit: None,
-    lookalikes: &[],
-    spectrum: &[],
-    polysemantic: None,
-    accent: None,
-    tutorial: None,
-    diversity: &[],
-    interaction: None,
-    style_transfer: None,
-    activation_grid: None,
+    ..Roles::EMPTY
 };
 
 impl Model for Linear {

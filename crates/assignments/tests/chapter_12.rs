@@ -1,6 +1,6 @@
 //! Chapter 12, non-negative matrix factorisation: the multiplicative updates of `nmf::nmf`.
 use candle_core::{Device, Tensor};
-use vision_interp::nmf::nmf;
+use chapter_12_activation_grids::nmf::nmf;
 use vision_interp::rng::seeded;
 
 mod common;

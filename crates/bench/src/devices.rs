@@ -1,11 +1,11 @@
 //! `bench devices --device cuda|metal`: the same computations on the CPU and on the chosen
-//! device, and how far apart their results are ([`vision_interp::devcheck`]). On a GPU the
+//! device, and how far apart their results are ([`tools::devcheck`]). On a GPU the
 //! book's CPU kernels are replaced by Candle operations, so this checks that both paths agree:
 //! forward passes and input gradients of InceptionV1 and Lite0, a short render, and SimpleCNN
 //! training steps. Exits with an error when a difference is above the tolerance.
 use anyhow::{bail, Result};
 use candle_core::Device;
-use vision_interp::devcheck;
+use tools::devcheck;
 
 #[derive(clap::Args)]
 pub struct Args {

@@ -10,10 +10,10 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use candle_core::{Device, Tensor};
+use chapter_12_activation_grids::grid::position_vectors;
+use chapter_12_activation_grids::nmf::nmf;
 use vision_interp::imageio::photo;
 use vision_interp::models;
-use vision_interp::nmf::nmf;
-use vision_interp::optvis::grid::position_vectors;
 
 use crate::report::Report;
 use crate::{flags, run_peer, table, time_it, Timing};

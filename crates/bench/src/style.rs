@@ -45,8 +45,9 @@ pub fn run(a: &Args, device: &Device, python: Option<&Path>, threads: usize, r: 
         _ => layer.to_owned(),
     };
     for m in [lite0.as_ref(), inception.as_ref()] {
-        let roles =
-            m.card().roles.style_transfer.as_ref().context("the model has no style-transfer layers")?;
+        let roles = chapter_11_style_transfer::STYLE
+            .chosen(m.name())
+            .context("the model has no style-transfer layers")?;
         let (photo, _) = load_square(&content, a.size, device)?;
         let (style_img, _) = load_square(&painting, a.size, device)?;
         let obj = style::transfer_objective(

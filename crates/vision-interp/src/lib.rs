@@ -13,16 +13,13 @@
 //! | [`data`], [`train`], [`optim`] | datasets, training from scratch, Adam |
 //! | [`handoff`] | what one chapter makes and another uses |
 //! | [`imageio`], [`figure`], [`imagenet`] | images, figures and charts, ImageNet's classes and normalisation |
-//! | [`scan`], [`collection`] | dataset examples at scale, the offline photo collection |
+//! | [`scan`] | dataset examples at scale |
 //! | [`atomic`], [`progress`], [`rng`], [`shard`] | atomic writes, progress bars, seeded randomness, `--shard k/n` |
-//! | [`devcheck`] | the CPU kernels against the portable path, on any device |
 
 pub mod atomic;
 pub mod attribution;
 pub mod cli;
-pub mod collection;
 pub mod data;
-pub mod devcheck;
 pub mod device;
 pub mod download;
 pub mod figure;
@@ -33,7 +30,6 @@ pub mod imageio;
 pub mod imagenet;
 pub mod legacy_pth;
 pub mod models;
-pub mod nmf;
 pub mod ops;
 pub mod optim;
 pub mod optvis;

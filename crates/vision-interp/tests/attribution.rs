@@ -18,16 +18,7 @@ const ROLES: Roles = Roles {
     cam_ladder: &["features"],
     last_conv: "features",
     cascade: &["logits", "features"],
-    circuit: None,
-    lookalikes: &[],
-    spectrum: &[],
-    polysemantic: None,
-    accent: None,
-    tutorial: None,
-    diversity: &[],
-    interaction: None,
-    style_transfer: None,
-    activation_grid: None,
+    ..Roles::EMPTY
 };
 
 impl Toy {

@@ -19,7 +19,7 @@ use vision_interp::figure::{
 use vision_interp::gan::dcgan::{self, DcganShape, GanTraining};
 use vision_interp::image;
 use vision_interp::imageio::to_rgb_image;
-use vision_interp::optvis::grid::tile;
+use vision_interp::optvis::tile;
 use vision_interp::weights::sha256_file;
 
 vision_interp::fast_allocator!();

@@ -41,7 +41,7 @@ pub const ENTRY: super::ModelEntry = super::ModelEntry {
     prefixes: layer_prefixes,
 };
 
-/// What the chapters use of GoogLeNet; the showcase unit is the one Lucent's model-zoo
+/// GoogLeNet's roles; the showcase unit is the one Lucent's model-zoo
 /// notebook renders (`inception4a:107`).
 pub const ROLES: super::Roles = super::Roles {
     showcase_unit: "inception4a:107",
@@ -74,15 +74,6 @@ pub const ROLES: super::Roles = super::Roles {
         "conv1",
     ],
     circuit: Some(("inception5b", "logits", 282)),
-    lookalikes: &[],
-    spectrum: &["inception4a:107"],
-    polysemantic: None,
-    accent: None,
-    tutorial: None,
-    diversity: &[],
-    interaction: None,
-    style_transfer: None,
-    activation_grid: None,
 };
 
 /// An inception block's widths: 1×1; 3×3 reduce, 3×3; "5×5" reduce, "5×5" (a 3×3); pool

@@ -21,9 +21,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use candle_core::{Device, Tensor, D};
 
-use super::{
-    Activations, DiversityRecipe, InteractionRoles, LayerInfo, Model, ModelCard, Recorder, StyleRoles, Taps,
-};
+use super::{Activations, LayerInfo, Model, ModelCard, Recorder, Taps};
 use crate::ops;
 use crate::weights::{WeightSpec, WeightStore};
 
@@ -90,7 +88,7 @@ pub const ENTRY: super::ModelEntry = super::ModelEntry {
     prefixes: layer_prefixes,
 };
 
-/// What the chapters use of InceptionV1: the units and layers of Distill's articles.
+/// InceptionV1's roles: the units and layers of Distill's articles.
 pub const ROLES: super::Roles = super::Roles {
     showcase_unit: "mixed4a:476",
     depth: &["conv2d0", "conv2d2", "mixed3a", "mixed3b", "mixed4a", "mixed4c", "mixed4e", "mixed5b"],
@@ -101,59 +99,6 @@ pub const ROLES: super::Roles = super::Roles {
         "mixed3a", "conv2d2", "conv2d1", "conv2d0",
     ],
     circuit: Some(("mixed4a", "mixed4b_1x1", 0)),
-    // Curve detectors of Cammarata et al. (2020), "Curve Detectors", Distill.
-    lookalikes: &["mixed3b:379", "mixed3b:385"],
-    // The showcase unit, then the first units the course's Segment 3 drew.
-    spectrum: &["mixed4a:476", "mixed4a:0", "mixed4a:1", "mixed4a:2"],
-    polysemantic: None,
-    accent: Some(super::AccentRoles { class_reg: "mixed3a", latent: ("mixed4a:475", "conv2d2", 0.5) }),
-    tutorial: Some(("mixed4a:465", "mixed4d_3x3_bottleneck_pre_relu_conv:139")),
-    // The diversity notebook's five recipes, with its headings.
-    diversity: &[
-        DiversityRecipe {
-            unit: "mixed5a:9",
-            weight: 1e2,
-            decorrelate: true,
-            caption: "a channel of mixed5a",
-        },
-        DiversityRecipe {
-            unit: "mixed4a:97",
-            weight: 1e3,
-            decorrelate: true,
-            caption: "different curvy facets",
-        },
-        DiversityRecipe {
-            unit: "mixed4a:143",
-            weight: 1e2,
-            decorrelate: true,
-            caption: "different shapes with the same fur texture",
-        },
-        DiversityRecipe { unit: "mixed4e:55", weight: 1e2, decorrelate: true, caption: "cars and cats" },
-        DiversityRecipe {
-            unit: "mixed4d_3x3_bottleneck_pre_relu_conv:139",
-            weight: 1e3,
-            decorrelate: false,
-            caption: "flowers and other stuff",
-        },
-    ],
-    // The neuron-interaction notebook's units.
-    interaction: Some(InteractionRoles {
-        negative: &["mixed4a:492", "mixed4a:104", "mixed4b:154"],
-        pairs: &[("mixed4b:111", "mixed4a:476")],
-        interpolations: &[
-            ("mixed4a:476", "mixed4a:465"),
-            ("mixed4a:476", "mixed4a:455"),
-            ("mixed4a:460", "mixed4a:501"),
-        ],
-    }),
-    // Lucid's style-transfer notebook.
-    style_transfer: Some(StyleRoles {
-        content: &["mixed3b"],
-        style: &["conv2d2", "mixed3a", "mixed4a", "mixed4b", "mixed4c"],
-        content_weight: 100.0,
-    }),
-    // The activation-grid notebook's layer, and Building Blocks' earlier one.
-    activation_grid: Some(("mixed4d", "mixed4a")),
 };
 
 /// The weight-name prefixes of a layer: a mixed block's branches, one convolution, or the

@@ -26,7 +26,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 use candle_core::{Device, Module, Tensor};
 
-use super::{Activations, DiversityRecipe, InteractionRoles, LayerInfo, Model, ModelCard, Sequential, Taps};
+use super::{Activations, LayerInfo, Model, ModelCard, Sequential, Taps};
 use crate::ops;
 use crate::weights::{WeightSpec, WeightStore};
 
@@ -292,7 +292,7 @@ pub const MOBILENET_V2_ENTRY: super::ModelEntry = super::ModelEntry {
     prefixes: |layer| layer_prefixes(&MOBILENET_V2, layer),
 };
 
-/// What the chapters use of Lite0.
+/// Lite0's roles.
 pub const ROLES: super::Roles = super::Roles {
     showcase_unit: "stage5:12",
     depth: &["stem", "stage0", "stage1", "stage2", "stage3", "stage4", "stage5", "stage6", "head"],
@@ -304,48 +304,6 @@ pub const ROLES: super::Roles = super::Roles {
     // `head` is ReLU6'd, so its units are never negative and a negative weight to a logit is
     // inhibition; 282 is "tiger cat", chapter 2's class.
     circuit: Some(("head", "logits", 282)),
-    // From the stage3 atlas: arcs and scallops (0, 3, 39, 49) and a blob of colours (11).
-    lookalikes: &["stage3:0", "stage3:3", "stage3:39", "stage3:49", "stage3:11"],
-    // Chapter 3's lookalikes, checked against photos; 57's top photos are fish heads and
-    // measuring instruments (from the full scan of the photo collection).
-    spectrum: &["stage3:0", "stage3:3", "stage3:39", "stage3:49", "stage3:11"],
-    polysemantic: Some("stage3:57"),
-    accent: Some(super::AccentRoles { class_reg: "stage2", latent: ("stage5:12", "stage1", 0.5) }),
-    tutorial: Some(("stage5:0", "stage3:42")),
-    // Picked by rendering batches of four at weight 10 (48 steps, 96 px) for eight units each
-    // of stage4, stage5 and stage6 and keeping those whose four images differed most by eye.
-    // Lite0's channel means reach about 15–30, so Lucent's weights of 1e2 and 1e3 (made for
-    // InceptionV1) swamp them; 10 is this model's moderate weight and 30 its strong one.
-    diversity: &[
-        DiversityRecipe { unit: "stage5:12", weight: 10.0, decorrelate: true, caption: "the showcase unit" },
-        DiversityRecipe { unit: "stage4:17", weight: 30.0, decorrelate: true, caption: "a strong weight" },
-        DiversityRecipe { unit: "stage5:55", weight: 10.0, decorrelate: true, caption: "a unit of stage5" },
-        DiversityRecipe { unit: "stage6:50", weight: 10.0, decorrelate: true, caption: "the last stage" },
-        DiversityRecipe {
-            unit: "stage4:3",
-            weight: 10.0,
-            decorrelate: false,
-            caption: "colours not decorrelated",
-        },
-    ],
-    // Units of the diversity recipes, whose renders are known to differ; each interpolation
-    // stays within one layer, and the pair shares one so that its direction can be rendered.
-    interaction: Some(InteractionRoles {
-        negative: &["stage5:12", "stage4:17", "stage5:55"],
-        pairs: &[("stage5:12", "stage5:55")],
-        interpolations: &[("stage5:12", "stage5:55"), ("stage4:17", "stage4:3")],
-    }),
-    // Lucid's choice translated by resolution: content at 28 × 28 (InceptionV1's mixed3b),
-    // style from the stem's fine strokes (112 × 112) down to 14 × 14 (mixed4c). The content
-    // weight was chosen by eye at 224 px and 128 steps: Lucid's 100 leaves the photo almost
-    // untouched on Lite0, 1 loses the tower, 10 keeps the tower in the painting's strokes.
-    style_transfer: Some(super::StyleRoles {
-        content: &["stage2"],
-        style: &["stem", "stage1", "stage2", "stage3", "stage4"],
-        content_weight: 10.0,
-    }),
-    // The deepest stage at 14 × 14 (InceptionV1's mixed4d is too), fed by the one before it.
-    activation_grid: Some(("stage4", "stage3")),
 };
 
 /// Lite1's and Lite2's roles: Lite0's layer names, no units picked by eye.
@@ -356,15 +314,6 @@ pub const LITE12_ROLES: super::Roles = super::Roles {
     last_conv: "head",
     cascade: ROLES.cascade,
     circuit: Some(("head", "logits", 282)),
-    lookalikes: &[],
-    spectrum: &["stage3:0"],
-    polysemantic: None,
-    accent: None,
-    tutorial: None,
-    diversity: &[],
-    interaction: None,
-    style_transfer: ROLES.style_transfer,
-    activation_grid: ROLES.activation_grid,
 };
 
 /// MobileNetV2's roles, in torchvision's layer names; the showcase unit is the one Lucent's
@@ -397,15 +346,6 @@ pub const MOBILENET_V2_ROLES: super::Roles = super::Roles {
         "features_0",
     ],
     circuit: Some(("features_18", "logits", 282)),
-    lookalikes: &[],
-    spectrum: &["features_10:0"],
-    polysemantic: None,
-    accent: None,
-    tutorial: None,
-    diversity: &[],
-    interaction: None,
-    style_transfer: None,
-    activation_grid: None,
 };
 
 /// Tensor names of EfficientNet-PyTorch (lukemelas; used by the PyPI wheels) → timm's

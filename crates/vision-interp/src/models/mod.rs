@@ -112,9 +112,10 @@ pub struct ModelCard {
 }
 
 // ANCHOR: roles
-/// What chapters ask of a model, by role rather than by layer name: a chapter says "the last
-/// convolution", each model says which of its layers that is. Every name here is checked
-/// against the model's layers by the zoo's tests.
+/// What a model is, by role rather than by layer name: a chapter says "the last convolution",
+/// each model says which of its layers that is. Every name here is checked against the model's
+/// layers by the zoo's tests. What one chapter wants of a model (its notebook's units, its style
+/// layers) is not here but in that chapter's own table, a [`PerModel`].
 #[derive(Debug)]
 pub struct Roles {
     /// The unit a chapter studies first, `layer:unit` (chapter 3's parametrisation study).
@@ -133,85 +134,47 @@ pub struct Roles {
     /// layer after a ReLU, so that its units are never negative and a negative weight means
     /// inhibition.
     pub circuit: Option<(&'static str, &'static str, usize)>,
-    /// Units whose feature visualisations look like the curve and colour detectors of the
-    /// Circuits papers (a resemblance by eye, for chapter 3; empty where none was picked).
-    pub lookalikes: &'static [&'static str],
-    /// Units of one layer whose dataset examples and activation spectra chapter 4 shows,
-    /// `layer:unit`; chapter 4 scans that layer (before its activation function, where
-    /// [`Model::pre_activation`] names one).
-    pub spectrum: &'static [&'static str],
-    /// A unit of the spectrum's layer whose top dataset examples fall into visibly different
-    /// groups (chapter 4), where one was found.
-    pub polysemantic: Option<&'static str>,
-    /// Feature accentuation's layers (chapter 5), where they were chosen.
-    pub accent: Option<AccentRoles>,
-    /// Chapter 6's two units after Lucent's tutorial notebook, `layer:unit`: a second channel
-    /// of the showcase unit's layer, rendered beside it and added to it, and a favourite unit
-    /// for the grid of parametrisations and transformations (the notebook's `mixed4a:465` and
-    /// `mixed4d_3x3_bottleneck_pre_relu_conv:139`); without them, the showcase unit's next
-    /// channel and the showcase unit.
-    pub tutorial: Option<(&'static str, &'static str)>,
-    /// Chapter 8's diversity recipes after Lucent's diversity notebook (InceptionV1's
-    /// `mixed5a:9` at weight 1e2, …); the first is also the unit of the weight sweep. Empty: the
-    /// showcase unit at weight 1e2.
-    pub diversity: &'static [DiversityRecipe],
-    /// Chapter 9's units after Lucent's neuron-interaction notebook, where they were chosen.
-    pub interaction: Option<InteractionRoles>,
-    /// Chapter 11's layers after Lucid's style-transfer notebook, where they were chosen.
-    pub style_transfer: Option<StyleRoles>,
-    /// Chapter 12's layers `(grid, earlier)`: the layer whose activation grid is drawn (the
-    /// notebook's `mixed4d`, 14 × 14 positions at 224 px) and an earlier layer whose groups
-    /// are attributed to the grid layer's; without them, the layers two thirds and one half of
-    /// the way down the walk through depth.
-    pub activation_grid: Option<(&'static str, &'static str)>,
 }
 
-/// Chapter 11's layers and weight.
-#[derive(Debug)]
-pub struct StyleRoles {
-    /// Layers whose activations the transfer keeps from the photo (Lucid: `mixed3b`).
-    pub content: &'static [&'static str],
-    /// Layers whose Gram matrices it takes from the painting, early to late (Lucid:
-    /// `conv2d2`, `mixed3a`, `mixed4a`, `mixed4b`, `mixed4c`).
-    pub style: &'static [&'static str],
-    /// Weight of the content loss against a style loss of weight 1 (Lucid: 100).
-    pub content_weight: f64,
+impl Roles {
+    /// No roles at all: the base of `Roles { showcase_unit: …, ..Roles::EMPTY }`.
+    pub const EMPTY: Roles =
+        Roles { showcase_unit: "", depth: &[], cam_ladder: &[], last_conv: "", cascade: &[], circuit: None };
 }
 
-/// One batch of chapter 8: a channel, minus `weight` times the diversity of its layer.
+/// What one chapter wants of each model of the zoo, a row per model by its name: chapter 4's
+/// spectrum units, chapter 11's style layers. The chapter keeps the table in its own crate, and
+/// a test of the chapter checks that its rows are the zoo's models ([`PerModel::check_rows`]) and
+/// name real layers; a new chapter adds no field to the models.
 #[derive(Debug)]
-pub struct DiversityRecipe {
-    /// `layer:unit`.
-    pub unit: &'static str,
-    pub weight: f64,
-    /// Colours decorrelated (the notebook's last recipe turns it off).
-    pub decorrelate: bool,
-    /// What the batch shows (the notebook's headings: "different curvy facets").
-    pub caption: &'static str,
+pub struct PerModel<T: 'static>(pub &'static [(&'static str, T)]);
+
+impl<T> PerModel<T> {
+    /// The row of `model`, if the table has one.
+    pub fn get(&self, model: &str) -> Option<&'static T> {
+        self.0.iter().find(|(name, _)| *name == model).map(|(_, row)| row)
+    }
+
+    /// The models the table has rows for, in its order.
+    pub fn models(&self) -> impl Iterator<Item = &'static str> {
+        self.0.iter().map(|(name, _)| *name)
+    }
+
+    /// Fails unless the table has one row for each model of the zoo, in the zoo's order.
+    pub fn check_rows(&self) -> Result<()> {
+        let rows: Vec<&str> = self.models().collect();
+        let zoo: Vec<&str> = MODELS.iter().map(|e| e.name).collect();
+        anyhow::ensure!(rows == zoo, "the table has rows for {rows:?}, the zoo's models are {zoo:?}");
+        Ok(())
+    }
 }
 
-/// Chapter 9's units, `layer:unit`.
-#[derive(Debug)]
-pub struct InteractionRoles {
-    /// Channels shown negative and positive (the notebook's `mixed4a:492`, `mixed4a:104`,
-    /// `mixed4b:154`).
-    pub negative: &'static [&'static str],
-    /// Pairs rendered alone and combined (the notebook's `mixed4b:111` and `mixed4a:476`).
-    pub pairs: &'static [(&'static str, &'static str)],
-    /// Pairs of one layer interpolated from the first to the second (the notebook's
-    /// `mixed4a:476` → `mixed4a:465`, …).
-    pub interpolations: &'static [(&'static str, &'static str)],
-}
-
-/// Where feature accentuation keeps the image close to its seed, on one model.
-#[derive(Debug)]
-pub struct AccentRoles {
-    /// The early layer of the regulariser for a class logit (Faccent's demo on InceptionV1:
-    /// `mixed3a`).
-    pub class_reg: &'static str,
-    /// Latent accentuation: a channel `layer:unit`, the layer of its regulariser and α
-    /// (Faccent's demo: `mixed4a:475`, `conv2d2`, 0.5).
-    pub latent: (&'static str, &'static str, f64),
+impl<T> PerModel<Option<T>> {
+    /// The choice made for `model`; `None` where the table chose nothing for it (the chapter
+    /// falls back to its default) or has no row.
+    pub fn chosen(&self, model: &str) -> Option<&'static T> {
+        self.get(model).and_then(Option::as_ref)
+    }
 }
 // ANCHOR_END: roles
 
@@ -313,10 +276,6 @@ pub fn layer_table(m: &dyn Model) -> String {
         roles.last_conv,
         roles.cam_ladder.join(" "),
     );
-    if !roles.lookalikes.is_empty() {
-        let _ =
-            writeln!(out, "units that look like curve or colour detectors: {}", roles.lookalikes.join(" "));
-    }
     let _ = writeln!(out, "{:<40} {:>8} {:>9}  description", "layer", "units", "size");
     for l in m.layers() {
         let size = format!("{}×{}", l.height, l.width);

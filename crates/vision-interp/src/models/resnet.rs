@@ -33,14 +33,6 @@ pub const RESNET18: Variant = Variant {
     name: "resnet18",
     roles: &super::Roles {
         showcase_unit: "layer3_1:7",
-        spectrum: &["layer3_1:7"],
-        polysemantic: None,
-        accent: None,
-        tutorial: None,
-        diversity: &[],
-        interaction: None,
-        style_transfer: None,
-        activation_grid: None,
         depth: &[
             "maxpool", "layer1_1", "layer2_0", "layer2_1", "layer3_0", "layer3_1", "layer4_0", "layer4_1",
         ],
@@ -50,8 +42,7 @@ pub const RESNET18: Variant = Variant {
             "logits", "layer4_1", "layer4_0", "layer3_1", "layer3_0", "layer2_1", "layer2_0", "layer1_1",
             "layer1_0", "bn1",
         ],
-        circuit: None,
-        lookalikes: &[],
+        ..super::Roles::EMPTY
     },
     blocks: [2, 2, 2, 2],
     bottleneck: false,
@@ -70,22 +61,13 @@ pub const RESNET50: Variant = Variant {
     name: "resnet50",
     roles: &super::Roles {
         showcase_unit: "layer3_3:7",
-        spectrum: &["layer3_3:7"],
-        polysemantic: None,
-        accent: None,
-        tutorial: None,
-        diversity: &[],
-        interaction: None,
-        style_transfer: None,
-        activation_grid: None,
         depth: &[
             "maxpool", "layer1_2", "layer2_1", "layer2_3", "layer3_1", "layer3_3", "layer3_5", "layer4_2",
         ],
         cam_ladder: &["layer2_3", "layer3_2", "layer3_5", "layer4_0", "layer4_2"],
         last_conv: "layer4_2",
         cascade: &["logits", "layer4", "layer3", "layer2", "layer1", "bn1"],
-        circuit: None,
-        lookalikes: &[],
+        ..super::Roles::EMPTY
     },
     blocks: [3, 4, 6, 3],
     bottleneck: true,

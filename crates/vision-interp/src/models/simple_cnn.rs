@@ -114,23 +114,14 @@ pub struct SimpleCnn {
     rng: Arc<Mutex<StdRng>>,
 }
 
-/// What the chapters use of SimpleCNN.
+/// SimpleCNN's roles.
 pub const ROLES: super::Roles = super::Roles {
     showcase_unit: "conv3:0",
     depth: &["conv1", "conv2", "conv3"],
     cam_ladder: &["conv1", "block1", "conv2", "block2", "conv3"],
     last_conv: "conv3",
     cascade: &["logits", "fc1", "conv3", "conv2", "conv1"],
-    circuit: None,
-    lookalikes: &[],
-    spectrum: &["conv3:0"],
-    polysemantic: None,
-    accent: None,
-    tutorial: None,
-    diversity: &[],
-    interaction: None,
-    style_transfer: None,
-    activation_grid: None,
+    ..super::Roles::EMPTY
 };
 
 const CHANNELS: [usize; 3] = [32, 64, 128];

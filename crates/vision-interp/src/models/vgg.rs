@@ -52,7 +52,7 @@ pub const ENTRY: super::ModelEntry = super::ModelEntry {
     prefixes: layer_prefixes,
 };
 
-/// What the chapters use of VGG16 (convolutions by their ReLU's index, as Lucent names them).
+/// VGG16's roles (convolutions by their ReLU's index, as Lucent names them).
 pub const ROLES: super::Roles = super::Roles {
     showcase_unit: "features_22:7",
     depth: &[
@@ -84,16 +84,7 @@ pub const ROLES: super::Roles = super::Roles {
         "features_2",
         "features_0",
     ],
-    circuit: None,
-    lookalikes: &[],
-    spectrum: &["features_22:7"],
-    polysemantic: None,
-    accent: None,
-    tutorial: None,
-    diversity: &[],
-    interaction: None,
-    style_transfer: None,
-    activation_grid: None,
+    ..super::Roles::EMPTY
 };
 
 /// The weight-name prefixes of a layer: its convolution (a ReLU names the convolution before

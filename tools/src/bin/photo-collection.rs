@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use anyhow::{ensure, Context, Result};
 use clap::Parser;
 use sha2::{Digest, Sha256};
-use vision_interp::collection::{read_credits, read_rcc};
+use tools::collection::{read_credits, read_rcc};
 use vision_interp::image::{self, imageops::FilterType, RgbImage};
 
 /// The bundles with photographs, and the short name each gets in the collection.

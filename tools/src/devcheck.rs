@@ -1,17 +1,17 @@
 //! The same computations on two paths, for checking that they agree: the book's CPU kernels
-//! against the Candle operations that GPUs run ([`crate::ops::set_cpu_kernels`]), or the CPU
+//! against the Candle operations that GPUs run ([`vision_interp::ops::set_cpu_kernels`]), or the CPU
 //! against a GPU (`bench devices`). [`computations`] runs a fixed set on one device and
 //! returns its results by name; [`compare`] lines two such sets up.
 use anyhow::{Context, Result};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 
-use crate::models::inception_v1::{tensor_shapes, InceptionV1};
-use crate::models::{self, hash_init, simple_cnn, Model, SimpleCnn};
-use crate::optim::Adam;
-use crate::optvis::{objective, render, ImageParam, ImageSpec, RenderConfig};
-use crate::rng::seeded;
-use crate::weights::WeightStore;
+use vision_interp::models::inception_v1::{tensor_shapes, InceptionV1};
+use vision_interp::models::{self, hash_init, simple_cnn, Model, SimpleCnn};
+use vision_interp::optim::Adam;
+use vision_interp::optvis::{objective, render, ImageParam, ImageSpec, RenderConfig};
+use vision_interp::rng::seeded;
+use vision_interp::weights::WeightStore;
 
 /// On `device`: logits and input gradients of InceptionV1 (hash-built weights) and Lite0 (the
 /// book's weights) at `size` px, the image after a `steps`-step render of `mixed4a:476`, and
@@ -24,7 +24,7 @@ pub fn computations(device: &Device, size: usize, steps: usize) -> Result<Vec<(S
     let lite0 = models::load("efficientnet-lite0", None, device)?;
     let x = hash_init::input(0, size, device)?;
     for (name, m) in [("inceptionv1", &inception as &dyn Model), ("efficientnet-lite0", lite0.as_ref())] {
-        let (g, l) = crate::attribution::input_gradients(m, &x, 1)?;
+        let (g, l) = vision_interp::attribution::input_gradients(m, &x, 1)?;
         out.push((format!("{name}: logits"), l.to_device(&cpu)?));
         out.push((format!("{name}: input gradient of logit 1"), g.to_device(&cpu)?));
     }
@@ -47,7 +47,7 @@ pub fn computations(device: &Device, size: usize, steps: usize) -> Result<Vec<(S
     let y = Tensor::new(&[0u32, 3, 5, 9], device)?;
     let mut loss = 0.0;
     for _ in 0..3 {
-        loss = crate::train::train_step(&net, &mut opt, &x, &y)?.0;
+        loss = vision_interp::train::train_step(&net, &mut opt, &x, &y)?.0;
     }
     out.push(("simple-cnn: loss after 3 training steps".into(), Tensor::new(&[loss], &cpu)?));
     out.push(("simple-cnn: conv1 weights after 3 steps".into(), net.conv_weight(0).to_device(&cpu)?));
