@@ -1,5 +1,8 @@
-//! Chapter 11's choices for each model of the zoo.
+//! Chapter 11: style transfer's losses and recipe ([`style`]), and the chapter's choices for
+//! each model of the zoo.
 use vision_interp::models::PerModel;
+
+pub mod style;
 
 /// The style transfer's layers and weight on one model.
 #[derive(Debug)]

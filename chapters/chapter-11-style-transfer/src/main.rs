@@ -4,13 +4,13 @@
 //! choice does: the weight between the two, early against late style layers, and the Gram
 //! matrix against the channels' means and deviations.
 use anyhow::{ensure, Result};
+use chapter_11_style_transfer::style::{self, StyleStatistic};
 use chapter_11_style_transfer::STYLE;
 use clap::Parser;
 use vision_interp::cli::{ModelArgs, RunArgs, Session};
 use vision_interp::figure::{chart_pair, GridSpec, Panel, Series, SeriesLabelPosition};
 use vision_interp::imageio::load_square;
 use vision_interp::models::Model;
-use vision_interp::optvis::style::{self, StyleStatistic};
 use vision_interp::optvis::{render, score, RenderConfig};
 use vision_interp::Tensor;
 

@@ -1,6 +1,6 @@
-//! Chapter 11, style transfer: `optvis::style::gram_matrix`, against PyTorch.
+//! Chapter 11, style transfer: `style::gram_matrix` (chapter 11's library), against PyTorch.
 use candle_core::{Device, Tensor};
-use vision_interp::optvis::style::gram_matrix;
+use chapter_11_style_transfer::style::gram_matrix;
 
 mod common;
 use common::{fixture, fixture_layer, max_abs_diff, randn, values};

@@ -9,11 +9,11 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use candle_core::Device;
+use chapter_11_style_transfer::style::{self, StyleStatistic};
 use vision_interp::imageio::load_square;
 use vision_interp::models::hash_init;
 use vision_interp::models::inception_v1::{tensor_shapes, InceptionV1};
 use vision_interp::models::{self, Model};
-use vision_interp::optvis::style::{self, StyleStatistic};
 use vision_interp::optvis::{render, RenderConfig};
 
 use crate::report::{short_model, Report};

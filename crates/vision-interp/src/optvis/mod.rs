@@ -8,7 +8,6 @@ pub mod gan_param;
 pub mod objective;
 pub mod param;
 pub mod render;
-pub mod style;
 pub mod transform;
 
 pub use accent::{accentuate, AccentConfig, Accented};

@@ -7,8 +7,8 @@ use candle_core::{Tensor, D};
 
 use rand::rngs::StdRng;
 
-use super::{objective, ImageParam, ImageSpec, Objective};
-use crate::models::Activations;
+use vision_interp::models::Activations;
+use vision_interp::optvis::{objective, ImageParam, ImageSpec, Objective};
 
 // ANCHOR: gram
 /// The Gram matrices of activations `a` `(B, C, H, W)`: for each image, `G = F Fᵀ / (H W)`

@@ -4,19 +4,21 @@
 //! differences, what a Gram matrix forgets, a short transfer that lowers both losses, and the
 //! errors.
 use candle_core::{Device, Tensor, Var};
+use chapter_11_style_transfer::style::{self, StyleStatistic};
 use vision_interp::models::hash_init;
 use vision_interp::models::inception_v1::{tensor_shapes, InceptionV1};
 use vision_interp::models::{Activations, Model, Taps};
-use vision_interp::optvis::style::{self, StyleStatistic};
 use vision_interp::optvis::{render, ImageParam, ImageSpec, Objective, RenderConfig};
 use vision_interp::rng::seeded;
 use vision_interp::weights::WeightStore;
 
+#[path = "../../../crates/vision-interp/tests/common/mod.rs"]
 mod common;
 use common::{fixture_layer, objective_error, objective_loss};
 
 fn fixture() -> serde_json::Value {
-    serde_json::from_str(include_str!("fixtures/style-losses.json")).unwrap()
+    serde_json::from_str(include_str!("../../../crates/vision-interp/tests/fixtures/style-losses.json"))
+        .unwrap()
 }
 
 /// The fixture's batch of three: transfer, content, style.
