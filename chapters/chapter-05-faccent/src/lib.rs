@@ -1,5 +1,8 @@
-//! Chapter 5's choices for each model of the zoo.
+//! Chapter 5: feature accentuation ([`accent`]), and the chapter's choices for each model of
+//! the zoo.
 use vision_interp::models::PerModel;
+
+pub mod accent;
 
 /// Where feature accentuation keeps the image close to its seed, on one model.
 #[derive(Debug)]

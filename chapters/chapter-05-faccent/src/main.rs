@@ -5,6 +5,9 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
+use chapter_05_faccent::accent::{
+    accentuate, alpha_map, posneg_cam, posneg_image, with_alpha, AccentConfig, Accented,
+};
 use chapter_05_faccent::ACCENT;
 use clap::Parser;
 use vision_interp::attribution::{format_rho, grad_cam, saliency, spearman, top_k};
@@ -14,10 +17,7 @@ use vision_interp::image::RgbImage;
 use vision_interp::imageio::{load_square, to_rgb_image};
 use vision_interp::imagenet::short_name;
 use vision_interp::models::{parse_unit, Model};
-use vision_interp::optvis::accent::{alpha_map, posneg_cam, posneg_image, with_alpha};
-use vision_interp::optvis::{
-    accentuate, objective, AccentConfig, Accented, ImageParam, ImageSpec, Objective, Space,
-};
+use vision_interp::optvis::{objective, ImageParam, ImageSpec, Objective, Space};
 use vision_interp::{asset, ops, Tensor};
 
 vision_interp::fast_allocator!();

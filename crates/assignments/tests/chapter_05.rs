@@ -1,6 +1,6 @@
-//! Chapter 5, feature accentuation's regulariser: `optvis::accent::l2_distance`.
+//! Chapter 5, feature accentuation's regulariser: `chapter_05_faccent::accent::l2_distance`.
 use candle_core::Var;
-use vision_interp::optvis::accent::l2_distance;
+use chapter_05_faccent::accent::l2_distance;
 
 mod common;
 use common::{randn, values};

@@ -10,9 +10,10 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use candle_core::Device;
+use chapter_05_faccent::accent::{accentuate, AccentConfig};
 use vision_interp::imageio::load_square;
 use vision_interp::models;
-use vision_interp::optvis::{accentuate, objective, AccentConfig, ImageParam, Space};
+use vision_interp::optvis::{objective, ImageParam, Space};
 
 use crate::report::Report;
 use crate::{flags, run_peer, table, Timing};

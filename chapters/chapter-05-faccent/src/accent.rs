@@ -15,10 +15,11 @@ use anyhow::{bail, ensure, Result};
 use candle_core::{Device, Tensor, Var};
 use rand::{rngs::StdRng, Rng};
 
-use super::{ImageParam, Objective};
-use crate::figure::Map;
-use crate::models::{Model, Taps};
-use crate::optim::Adam;
+use vision_interp::figure::Map;
+use vision_interp::image::{Rgb, RgbImage};
+use vision_interp::models::{Model, Taps};
+use vision_interp::optim::Adam;
+use vision_interp::optvis::{ImageParam, Objective};
 
 /// Settings of one accentuation; the default is Faccent's `render_vis` with
 /// `accent_reg_layer` set: 99 steps of Adam at 0.05, 16 views a step, crops of 5–99 % of the
@@ -130,8 +131,8 @@ impl Views {
             let side_w = (((x0 + d) * w as f64) as usize).min(w) - left;
             let side = side_h.min(side_w).max(1);
             let s = cfg.noise as f32;
-            let gauss = crate::rng::randn(rng, (1, 3, side, side), 0.0, s, device)?;
-            let unif = crate::rng::rand_uniform(rng, (1, 3, side, side), -s / 2.0, s / 2.0, device)?;
+            let gauss = vision_interp::rng::randn(rng, (1, 3, side, side), 0.0, s, device)?;
+            let unif = vision_interp::rng::rand_uniform(rng, (1, 3, side, side), -s / 2.0, s / 2.0, device)?;
             boxes.push((top, left, side));
             noise.push((gauss + unif)?);
         }
@@ -143,7 +144,7 @@ impl Views {
         let mut out = Vec::with_capacity(self.boxes.len());
         for (&(top, left, side), noise) in self.boxes.iter().zip(&self.noise) {
             let crop = x.narrow(2, top, side)?.narrow(3, left, side)?.broadcast_add(noise)?;
-            out.push(crate::ops::resize_antialiased(&crop, self.size, self.size)?);
+            out.push(vision_interp::ops::resize_antialiased(&crop, self.size, self.size)?);
         }
         Ok(Tensor::cat(&out, 0)?)
     }
@@ -233,7 +234,7 @@ pub fn accentuate(
         Some(_) => Step::Sgd(param.vars().into_iter().map(|(_, v)| v).collect(), cfg.lr),
         None => Step::Adam(Adam::from_vars(param.vars(), cfg.lr)?),
     };
-    let bar = cfg.progress.then(|| crate::progress::bar(cfg.steps as u64, "accentuate"));
+    let bar = cfg.progress.then(|| vision_interp::progress::bar(cfg.steps as u64, "accentuate"));
     let mut out =
         Accented { frames: vec![], activations: vec![], distances: vec![], balance: None, stopped_at: None };
     let mut transparency = seed.zeros_like()?;
@@ -313,7 +314,7 @@ fn whole_image_value(
     layers: &[String],
     s: usize,
 ) -> Result<f32> {
-    let x = crate::ops::resize_antialiased(img, s, s)?;
+    let x = vision_interp::ops::resize_antialiased(img, s, s)?;
     let acts = model.forward_taps(&model.preprocess(&x)?, &Taps::layers(layers))?;
     Ok(-objective.loss(&acts, &x)?.to_scalar::<f32>()?)
 }
@@ -342,14 +343,12 @@ pub fn alpha_map(transparency: &Tensor, p: f32, sigma: f32) -> Result<Map> {
 // ANCHOR_END: alpha
 
 /// The photo shown through its alpha map over `background`: `α·image + (1 − α)·background`.
-pub fn with_alpha(img: &image::RgbImage, alpha: &Map, background: [u8; 3]) -> image::RgbImage {
+pub fn with_alpha(img: &RgbImage, alpha: &Map, background: [u8; 3]) -> RgbImage {
     let a = alpha.resize(img.width(), img.height());
-    image::RgbImage::from_fn(img.width(), img.height(), |x, y| {
+    RgbImage::from_fn(img.width(), img.height(), |x, y| {
         let t = a.data[(y * img.width() + x) as usize].clamp(0.0, 1.0);
         let p = img.get_pixel(x, y);
-        image::Rgb(std::array::from_fn(|c| {
-            (t * p[c] as f32 + (1.0 - t) * background[c] as f32).round() as u8
-        }))
+        Rgb(std::array::from_fn(|c| (t * p[c] as f32 + (1.0 - t) * background[c] as f32).round() as u8))
     })
 }
 
@@ -407,7 +406,7 @@ pub fn posneg_cam(
 /// Faccent's `visualize_posneg_cam_map`, working: the photo in low-contrast grey, and over it
 /// the positive map in red and the negative in blue (each scaled between its 50th and 95th
 /// percentile, upsampled and blurred, σ = 2 px), opaque where either is strong.
-pub fn posneg_image(img: &image::RgbImage, cam: &PosNegCam) -> Result<image::RgbImage> {
+pub fn posneg_image(img: &RgbImage, cam: &PosNegCam) -> Result<RgbImage> {
     let (w, h) = img.dimensions();
     let scaled = |t: &Tensor| -> Result<Map> {
         let m = Map::from_tensor(t)?;
@@ -416,8 +415,8 @@ pub fn posneg_image(img: &image::RgbImage, cam: &PosNegCam) -> Result<image::Rgb
         Ok(m.map(|v| ((v - lo) / span).clamp(0.0, 1.0)).resize(w, h).blur(2.0))
     };
     let (pos, neg) = (scaled(&cam.positive)?, scaled(&cam.negative)?);
-    let cmap = crate::figure::Colormap::BlueWhiteRed;
-    Ok(image::RgbImage::from_fn(w, h, |x, y| {
+    let cmap = vision_interp::figure::Colormap::BlueWhiteRed;
+    Ok(RgbImage::from_fn(w, h, |x, y| {
         let i = (y * w + x) as usize;
         let p = img.get_pixel(x, y);
         let grey = (0.299 * p[0] as f32 + 0.587 * p[1] as f32 + 0.114 * p[2] as f32) / 255.0;
@@ -425,6 +424,6 @@ pub fn posneg_image(img: &image::RgbImage, cam: &PosNegCam) -> Result<image::Rgb
         let (a, b) = (pos.data[i].clamp(0.0, 1.0), neg.data[i].clamp(0.0, 1.0));
         let colour = cmap.rgb((a - b + 1.0) / 2.0);
         let opacity = a.max(b);
-        image::Rgb(std::array::from_fn(|c| (opacity * colour[c] as f32 + (1.0 - opacity) * bg).round() as u8))
+        Rgb(std::array::from_fn(|c| (opacity * colour[c] as f32 + (1.0 - opacity) * bg).round() as u8))
     }))
 }
