@@ -1,6 +1,6 @@
-//! Chapter 13, the generator's output: `gan::UpconvGan::visualize`, against Lucent's module.
+//! Chapter 13, the generator's output: `chapter_13_gan_parametrization::UpconvGan::visualize`, against Lucent's module.
 use candle_core::{Device, Tensor, Var};
-use vision_interp::gan::{UpconvArch, UpconvGan};
+use chapter_13_gan_parametrization::{UpconvArch, UpconvGan};
 use vision_interp::models::hash_init;
 use vision_interp::weights::WeightStore;
 

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use candle_core::{Device, Tensor, Var};
-use vision_interp::gan::{UpconvArch, UpconvGan};
+use chapter_13_gan_parametrization::{UpconvArch, UpconvGan};
 use vision_interp::models::hash_init;
 use vision_interp::ops;
 

@@ -10,7 +10,7 @@
 //! | [`attribution`] | saliency, SmoothGrad, integrated gradients, Grad-CAM |
 //! | [`optvis`] | feature visualisation: parametrisations, transforms, objectives, render, atlas |
 //! | [`ops`] | differentiable operations Candle lacks, and the CPU kernels |
-//! | [`data`], [`train`], [`optim`] | datasets, training from scratch, Adam |
+//! | [`data`], [`train`], [`optim`], [`checkpoint`] | datasets, training from scratch, Adam, resumable checkpoints |
 //! | [`handoff`] | what one chapter makes and another uses |
 //! | [`imageio`], [`figure`], [`imagenet`] | images, figures and charts, ImageNet's classes and normalisation |
 //! | [`scan`] | dataset examples at scale |
@@ -18,13 +18,13 @@
 
 pub mod atomic;
 pub mod attribution;
+pub mod checkpoint;
 pub mod cli;
 pub mod data;
 pub mod device;
 pub mod download;
 pub mod figure;
 pub mod flag;
-pub mod gan;
 pub mod handoff;
 pub mod imageio;
 pub mod imagenet;

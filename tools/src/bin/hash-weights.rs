@@ -11,8 +11,8 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
+use chapter_13_gan_parametrization::UpconvArch;
 use clap::Parser;
-use vision_interp::gan::UpconvArch;
 use vision_interp::models::hash_init;
 use vision_interp::models::zoo::{entry, model_value_parser};
 

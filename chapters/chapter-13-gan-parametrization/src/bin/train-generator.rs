@@ -10,13 +10,13 @@
 //! ```
 //! Its figures are the book's: `figure-bins` in the chapter's Cargo.toml, which ci/figures reads.
 use anyhow::Result;
+use chapter_13_gan_parametrization::dcgan::{self, DcganShape, GanTraining};
 use clap::Parser;
 use vision_interp::cli::{RunArgs, Session};
 use vision_interp::data::{fashion_mnist, Split};
 use vision_interp::figure::{
     hstack, line_chart_with, ChartSpec, GridSpec, Panel, Series, SeriesLabelPosition,
 };
-use vision_interp::gan::dcgan::{self, DcganShape, GanTraining};
 use vision_interp::image;
 use vision_interp::imageio::to_rgb_image;
 use vision_interp::optvis::tile;

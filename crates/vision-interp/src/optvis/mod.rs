@@ -3,13 +3,11 @@
 //! objectives with their algebra ([`objective`]) and the render loop ([`render`]).
 pub mod atlas;
 pub mod cppn;
-pub mod gan_param;
 pub mod objective;
 pub mod param;
 pub mod render;
 pub mod transform;
 
-pub use gan_param::GanParam;
 pub use objective::Objective;
 pub use param::{ImageParam, ImageSpec, LowRes, Parametrisation, Space};
 pub use render::{class_verdicts, render, render_new, score, RenderConfig, Rendered};

@@ -100,7 +100,7 @@ struct Fourier {
 // ANCHOR: parametrisation
 /// What the render loop optimises: named variables, and the batch of images `(B, 3, H, W)` in
 /// [0, 1] they make. [`ImageParam`] (pixels, spectra, CPPNs) is one; a generator's code is
-/// another ([`crate::optvis::GanParam`]).
+/// another (chapter 13's `GanParam`).
 pub trait Parametrisation {
     /// The variables the optimiser changes, named.
     fn vars(&self) -> Vec<(String, Var)>;

@@ -18,9 +18,9 @@ use candle_nn::{BatchNorm, ModuleT, VarBuilder, VarMap};
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
-use crate::ops;
-use crate::optim::Adam;
-use crate::train::{read_checkpoint, restore, save_checkpoint, Part};
+use vision_interp::checkpoint::{read_checkpoint, restore, save_checkpoint, Part};
+use vision_interp::ops;
+use vision_interp::optim::Adam;
 
 /// The generator's and discriminator's sizes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,9 +86,9 @@ fn init(varmap: &VarMap, tensors: &[(String, Vec<usize>)], rng: &mut StdRng, dev
         } else if name.ends_with("bias") || name.ends_with("running_mean") {
             Tensor::zeros(shape.as_slice(), DType::F32, device)?
         } else if name.starts_with("bn") {
-            crate::rng::randn(rng, shape.as_slice(), 1.0, 0.02, device)?
+            vision_interp::rng::randn(rng, shape.as_slice(), 1.0, 0.02, device)?
         } else {
-            crate::rng::randn(rng, shape.as_slice(), 0.0, 0.02, device)?
+            vision_interp::rng::randn(rng, shape.as_slice(), 0.0, 0.02, device)?
         };
         data.insert(name.clone(), Var::from_tensor(&t)?);
     }
@@ -135,7 +135,7 @@ impl DcGenerator {
     /// The generator of a weights file (safetensors), its shape read from its tensors and each
     /// one checked: a file of another architecture names the tensor and both shapes.
     pub fn load(path: &Path, device: &Device) -> Result<Self> {
-        let store = crate::weights::WeightStore::load(path, device)?;
+        let store = vision_interp::weights::WeightStore::load(path, device)?;
         let fc = store.raw("fc.weight").with_context(|| {
             format!("{} holds no `fc.weight`: it is not a generator of this book", path.display())
         })?;
@@ -187,7 +187,7 @@ impl DcGenerator {
             t.insert(format!("deconv{}.weight", i + 1), d.clone());
         }
         t.insert("deconv3.bias".into(), self.bias3.clone());
-        crate::atomic::write_with(path, |tmp| Ok(candle_core::safetensors::save(&t, tmp.path())?))
+        vision_interp::atomic::write_with(path, |tmp| Ok(candle_core::safetensors::save(&t, tmp.path())?))
     }
 }
 
@@ -270,7 +270,13 @@ struct Progress {
 
 /// The 64 codes whose images [`train`] records after every epoch.
 pub fn fixed_codes(shape: &DcganShape, seed: u64, device: &Device) -> Result<Tensor> {
-    crate::rng::randn(&mut crate::rng::seeded(seed ^ 0x5eed_c0de), (64, shape.code), 0.0, 1.0, device)
+    vision_interp::rng::randn(
+        &mut vision_interp::rng::seeded(seed ^ 0x5eed_c0de),
+        (64, shape.code),
+        0.0,
+        1.0,
+        device,
+    )
 }
 
 // ANCHOR: train
@@ -292,7 +298,7 @@ pub fn train(
     );
     ensure!(n >= cfg.batch && cfg.batch >= 2, "{n} training images for batches of {}", cfg.batch);
     let images = images.contiguous()?;
-    let mut rng = crate::rng::seeded(cfg.seed);
+    let mut rng = vision_interp::rng::seeded(cfg.seed);
     let (g_vars, d_vars) = (VarMap::new(), VarMap::new());
     init(&g_vars, &cfg.shape.generator_tensors(), &mut rng, device)?;
     init(&d_vars, &cfg.shape.discriminator_tensors(), &mut rng, device)?;
@@ -327,16 +333,17 @@ pub fn train(
         }
     }
     for epoch in history.len() + 1..=cfg.epochs {
-        let mut rng = crate::rng::seeded(cfg.seed ^ (epoch as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let mut rng =
+            vision_interp::rng::seeded(cfg.seed ^ (epoch as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
         let mut order: Vec<u32> = (0..n as u32).collect();
         rand::seq::SliceRandom::shuffle(order.as_mut_slice(), &mut rng);
         let steps = n / cfg.batch; // the last, smaller batch is dropped (BatchNorm)
-        let bar = crate::progress::bar(steps as u64, &format!("epoch {epoch}/{}", cfg.epochs));
+        let bar = vision_interp::progress::bar(steps as u64, &format!("epoch {epoch}/{}", cfg.epochs));
         let mut sums = [0f64; 4];
         for s in 0..steps {
             let idx = Tensor::new(&order[s * cfg.batch..(s + 1) * cfg.batch], &Device::Cpu)?;
             let real = images.index_select(&idx, 0)?.to_device(device)?;
-            let z = crate::rng::randn(&mut rng, (cfg.batch, cfg.shape.code), 0.0, 1.0, device)?;
+            let z = vision_interp::rng::randn(&mut rng, (cfg.batch, cfg.shape.code), 0.0, 1.0, device)?;
             let fake = gen.forward_t(&z, true)?;
             // The discriminator: real images towards "real", generated ones towards "fake".
             let (on_real, on_fake) = (disc.forward(&real)?, disc.forward(&fake.detach())?);

@@ -1,16 +1,18 @@
-//! Generators as image parametrisations (chapter 13): an image is what a generator makes of
-//! a code, and the code is what the optimiser changes (Nguyen et al., 2016).
+//! Chapter 13: generators as image parametrisations. An image is what a generator makes of a
+//! code, and the code is what the optimiser changes (Nguyen et al., 2016).
 //!
 //! - [`upconv`]: Lucent's `upconvGAN`, the DeePSiM generators (weights from Lucent's address);
 //! - [`dcgan`]: the book's own generator, trained offline on Fashion-MNIST by chapter 13;
-//! - [`Generator`]: what both are to the render loop ([`crate::optvis::GanParam`]).
+//! - [`Generator`]: what both are to the render loop, through [`GanParam`].
 use anyhow::Result;
 use candle_core::Tensor;
 
 pub mod dcgan;
+mod param;
 pub mod upconv;
 
 pub use dcgan::DcGenerator;
+pub use param::GanParam;
 pub use upconv::{UpconvArch, UpconvGan};
 
 /// A generator of images from codes.
@@ -96,7 +98,7 @@ impl GeneratorArgs {
             GeneratorChoice::Fashion => {
                 let path = match &self.generator_weights {
                     Some(p) => p.clone(),
-                    None => crate::asset("models/fashion-dcgan.safetensors"),
+                    None => vision_interp::asset("models/fashion-dcgan.safetensors"),
                 };
                 anyhow::ensure!(
                     path.is_file(),

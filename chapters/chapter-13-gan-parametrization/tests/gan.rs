@@ -8,18 +8,20 @@ use std::path::PathBuf;
 use candle_core::{DType, Device, Tensor, Var};
 use serde_json::Value;
 
+use chapter_13_gan_parametrization::dcgan::{self, DcganShape, GanTraining};
+use chapter_13_gan_parametrization::{DcGenerator, GanParam, Generator, UpconvArch, UpconvGan};
+#[path = "../../../crates/vision-interp/tests/common/mod.rs"]
 mod common;
 use common::check;
-use vision_interp::gan::dcgan::{self, DcganShape, GanTraining};
-use vision_interp::gan::{DcGenerator, Generator, UpconvArch, UpconvGan};
 use vision_interp::models::{self, hash_init};
-use vision_interp::optvis::{objective, render, GanParam, RenderConfig};
+use vision_interp::optvis::{objective, render, RenderConfig};
 use vision_interp::rng::seeded;
 use vision_interp::weights::WeightStore;
 
 fn fixture() -> Value {
     let path = std::env::var_os("GAN_PARITY_FIXTURE").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/upconvgan-fc6-parity.json")
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../crates/vision-interp/tests/fixtures/upconvgan-fc6-parity.json")
     });
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).unwrap()

@@ -4,8 +4,9 @@ use anyhow::{ensure, Result};
 use candle_core::{Device, Tensor, Var};
 use rand::rngs::StdRng;
 
-use super::Parametrisation;
-use crate::gan::Generator;
+use vision_interp::optvis::Parametrisation;
+
+use crate::Generator;
 
 // ANCHOR: gan_param
 /// A batch of codes, and the generator that turns them into images.
@@ -25,7 +26,7 @@ impl<'a> GanParam<'a> {
     ) -> Result<Self> {
         let mut shape = vec![batch];
         shape.extend(generator.code_shape());
-        let code = crate::rng::randn(rng, shape.as_slice(), 0.0, sd, device)?;
+        let code = vision_interp::rng::randn(rng, shape.as_slice(), 0.0, sd, device)?;
         Self::from_code(generator, &code)
     }
 

@@ -21,8 +21,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Result};
 use candle_core::{Device, Tensor};
 
-use crate::ops;
-use crate::weights::WeightStore;
+use vision_interp::ops;
+use vision_interp::weights::WeightStore;
 
 /// Which DeePSiM generator: the AlexNet layer whose features it inverts.
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -262,7 +262,7 @@ fn torch_checkpoints() -> PathBuf {
 }
 
 /// The weights file of `arch`: `explicit` (`--generator-weights`), else `upconvGAN_<name>.pt`
-/// in the book's cache ([`crate::weights::cache_dir`]) or Torch's checkpoint folder, else a
+/// in the book's cache ([`vision_interp::weights::cache_dir`]) or Torch's checkpoint folder, else a
 /// download of Lucent's address into the cache (skipped with `HF_HUB_OFFLINE=1`). When none
 /// works, one error says what was tried and how to supply the file.
 pub fn find_weights(arch: UpconvArch, explicit: Option<&Path>) -> Result<PathBuf> {
@@ -273,7 +273,7 @@ pub fn find_weights(arch: UpconvArch, explicit: Option<&Path>) -> Result<PathBuf
         bail!("--generator-weights {}: no such file", p.display());
     }
     let file = arch.file_name();
-    let cache = crate::weights::cache_dir();
+    let cache = vision_interp::weights::cache_dir();
     let mut tried = Vec::new();
     for dir in [cache.clone(), torch_checkpoints()] {
         let candidate = dir.join(&file);
@@ -282,8 +282,9 @@ pub fn find_weights(arch: UpconvArch, explicit: Option<&Path>) -> Result<PathBuf
         }
         tried.push(format!("{} (not there)", candidate.display()));
     }
-    let remote = crate::download::Remote { url: arch.url().into(), file_name: file.clone(), md5: None };
-    match crate::download::cached(&remote, &cache) {
+    let remote =
+        vision_interp::download::Remote { url: arch.url().into(), file_name: file.clone(), md5: None };
+    match vision_interp::download::cached(&remote, &cache) {
         // OneDrive answers some requests with a web page: keep only a PyTorch file (a zip
         // archive, or the legacy format's pickle).
         Ok(p) if is_pytorch_file(&p) => return Ok(p),
