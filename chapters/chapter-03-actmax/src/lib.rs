@@ -1,6 +1,9 @@
-//! Chapter 3's choices for each model of the zoo; the technique itself (parametrisations,
-//! transformations, objectives, the render loop) is the engine's, which later chapters share.
+//! Chapter 3's choices for each model of the zoo, and the atlas run ([`atlas`]: every unit of a
+//! layer, resumable and sharded); the technique itself (parametrisations, transformations,
+//! objectives, the render loop) is the engine's, which later chapters share.
 use vision_interp::models::PerModel;
+
+pub mod atlas;
 
 /// Units whose feature visualisations look like the curve and colour detectors of the Circuits
 /// papers: a resemblance by eye, drawn by the chapter as one figure; empty where none was picked.

@@ -8,7 +8,7 @@
 //! | [`models`] | the model zoo with named layers and roles, the `Model` trait, hash-built weights |
 //! | [`weights`], [`legacy_pth`], [`download`] | finding, downloading and reading weights and data |
 //! | [`attribution`] | saliency, SmoothGrad, integrated gradients, Grad-CAM |
-//! | [`optvis`] | feature visualisation: parametrisations, transforms, objectives, render, atlas |
+//! | [`optvis`] | feature visualisation: parametrisations, transforms, objectives, render |
 //! | [`ops`] | differentiable operations Candle lacks, and the CPU kernels |
 //! | [`data`], [`train`], [`optim`], [`checkpoint`] | datasets, training from scratch, Adam, resumable checkpoints |
 //! | [`handoff`] | what one chapter makes and another uses |

@@ -242,42 +242,6 @@ fn render_keeps_thresholds_and_stops_on_nan() {
 }
 
 #[test]
-fn atlas_resumes_after_an_interruption_to_the_same_images() {
-    use vision_interp::optvis::atlas::{self, AtlasJob, Shard};
-    let m = model();
-    let job = |out: &std::path::Path, max_batches| AtlasJob {
-        layer: "mixed3a".into(),
-        units: Some(0..10),
-        batch: 3,
-        shard: "2/2".parse().unwrap(),
-        image: ImageSpec::square(24),
-        render: RenderConfig { steps: 2, min_input: None, progress: false, ..Default::default() },
-        seed: 5,
-        out: out.to_path_buf(),
-        max_batches,
-    };
-    assert_eq!(atlas::batches(0..10, Shard { k: 2, n: 2 }, 3), [vec![1, 3, 5], vec![7, 9]]);
-    let (whole, parts) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let all = atlas::run(&m, &job(whole.path(), None), &Device::Cpu).unwrap();
-    assert_eq!((all.done, all.skipped, all.failed), (5, 0, 0));
-    // "Killed" after the first batch, then one unit's file lost as well: the rerun redoes
-    // exactly what is missing.
-    let first = atlas::run(&m, &job(parts.path(), Some(1)), &Device::Cpu).unwrap();
-    assert_eq!(first.done, 3);
-    std::fs::remove_file(atlas::unit_path(parts.path(), "mixed3a", 3)).unwrap();
-    let rest = atlas::run(&m, &job(parts.path(), None), &Device::Cpu).unwrap();
-    assert_eq!((rest.done, rest.skipped), (3, 2));
-    for u in [1, 3, 5, 7, 9] {
-        let a = std::fs::read(atlas::unit_path(whole.path(), "mixed3a", u)).unwrap();
-        let b = std::fs::read(atlas::unit_path(parts.path(), "mixed3a", u)).unwrap();
-        assert!(a == b, "unit {u} differs after resuming");
-    }
-    let again = atlas::run(&m, &job(parts.path(), None), &Device::Cpu).unwrap();
-    assert_eq!((again.done, again.skipped), (0, 5));
-    assert!("0/2".parse::<Shard>().is_err() && "x".parse::<Shard>().is_err());
-}
-
-#[test]
 fn class_logit_finds_classes_by_name_or_index_and_rejects_ambiguity() {
     let m = model();
     let tabby = objective::class_logit(&m, "tabby", None).unwrap();

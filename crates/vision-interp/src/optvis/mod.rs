@@ -1,7 +1,6 @@
 //! Feature visualisation by optimisation (Olah et al., 2017), with the semantics of Lucid and
 //! Lucent: image parametrisations ([`param`]), random transformations ([`transform`]),
 //! objectives with their algebra ([`objective`]) and the render loop ([`render`]).
-pub mod atlas;
 pub mod cppn;
 pub mod objective;
 pub mod param;

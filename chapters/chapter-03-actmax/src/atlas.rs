@@ -13,10 +13,10 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 
-use super::{objective, render, ImageParam, ImageSpec, Objective, RenderConfig};
-use crate::models::Model;
+use vision_interp::models::Model;
+use vision_interp::optvis::{objective, render, ImageParam, ImageSpec, Objective, RenderConfig};
 
-pub use crate::shard::Shard;
+pub use vision_interp::shard::Shard;
 
 /// What to render.
 #[derive(Debug, Clone)]
@@ -111,7 +111,7 @@ pub fn run(model: &dyn Model, job: &AtlasJob, device: &candle_core::Device) -> R
             Ok(images) => {
                 for (&u, img) in units.iter().zip(images) {
                     if missing.contains(&u) {
-                        crate::imageio::save_tensor_png(&img, &unit_path(&job.out, &job.layer, u))?;
+                        vision_interp::imageio::save_tensor_png(&img, &unit_path(&job.out, &job.layer, u))?;
                         summary.done += 1;
                     }
                 }
@@ -135,7 +135,7 @@ fn render_batch(
     device: &candle_core::Device,
 ) -> Result<Vec<candle_core::Tensor>> {
     let key = format!("{}/{}/{}", model.name(), job.layer, units[0]);
-    let mut rng = crate::rng::seeded(job.seed ^ crate::rng::fnv1a(&key));
+    let mut rng = vision_interp::rng::seeded(job.seed ^ vision_interp::rng::fnv1a(&key));
     let spec = ImageSpec { batch: units.len(), ..job.image };
     let param = ImageParam::new(&spec, &mut rng, device)?;
     let obj =
