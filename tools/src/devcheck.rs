@@ -47,7 +47,7 @@ pub fn computations(device: &Device, size: usize, steps: usize) -> Result<Vec<(S
     let y = Tensor::new(&[0u32, 3, 5, 9], device)?;
     let mut loss = 0.0;
     for _ in 0..3 {
-        loss = vision_interp::train::train_step(&net, &mut opt, &x, &y)?.0;
+        loss = chapter_01_cnn_basics::train::train_step(&net, &mut opt, &x, &y)?.0;
     }
     out.push(("simple-cnn: loss after 3 training steps".into(), Tensor::new(&[loss], &cpu)?));
     out.push(("simple-cnn: conv1 weights after 3 steps".into(), net.conv_weight(0).to_device(&cpu)?));

@@ -2,6 +2,7 @@
 //! (SimpleCNN) trained from scratch on a CPU, then opened up: its filters and feature maps.
 use anyhow::Result;
 use candle_core::Tensor;
+use chapter_01_cnn_basics::scratch::{ScratchArgs, ScratchData};
 use clap::Parser;
 use vision_interp::cli::{ModelArgs, RunArgs, Session};
 use vision_interp::figure::{
@@ -9,7 +10,6 @@ use vision_interp::figure::{
 };
 use vision_interp::figure::{in_rows, line_chart_with, mosaic, tint, ChartSpec};
 use vision_interp::figure::{GridSpec, Map, Panel, Series, SeriesLabelPosition};
-use vision_interp::handoff::{ScratchArgs, ScratchData};
 use vision_interp::imageio::photo;
 use vision_interp::models::{Model, Taps};
 use vision_interp::{attribution, imagenet, ops};
@@ -120,7 +120,7 @@ fn main() -> Result<()> {
     s.record_timing("train_s", (started.elapsed().as_secs_f64() * 10.0).round() / 10.0);
     record_history(&mut s, history, eval_set.len(), fitted.trainable_parameters());
     eprintln!("trained weights: {}", run.weights_path(args.run.seed).display());
-    let curve = |f: fn(&vision_interp::train::EpochStats) -> f32| {
+    let curve = |f: fn(&chapter_01_cnn_basics::train::EpochStats) -> f32| {
         history.iter().map(|h| (h.epoch as f32, f(h))).collect()
     };
     let loss = [
@@ -181,7 +181,7 @@ fn main() -> Result<()> {
 /// accuracy on `n_eval` images, √(p(1 − p)/n).
 fn record_history(
     s: &mut Session,
-    history: &[vision_interp::train::EpochStats],
+    history: &[chapter_01_cnn_basics::train::EpochStats],
     n_eval: usize,
     params: usize,
 ) {

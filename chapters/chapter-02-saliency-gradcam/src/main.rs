@@ -4,12 +4,12 @@
 //! real photos, then two checks: Grad-CAM separates two classes in one image, and the maps
 //! change when the model's weights are randomised (Adebayo et al., 2018).
 use anyhow::Result;
+use chapter_01_cnn_basics::scratch::{ScratchArgs, ScratchRun};
 use clap::Parser;
 use vision_interp::attribution::{self as attr, top_k};
 use vision_interp::cli::{ModelArgs, RunArgs, Session};
 use vision_interp::data::Split;
 use vision_interp::figure::{hstack, in_rows, line_chart_with, ChartSpec, Colorbar, GridSpec, Panel, Series};
-use vision_interp::handoff::{ScratchArgs, ScratchRun};
 use vision_interp::imageio::{blurred, load_photo, photo, side_by_side, to_tensor};
 use vision_interp::imagenet::short_name;
 use vision_interp::models::{Model, SimpleCnn};

@@ -1,5 +1,10 @@
-//! Chapter 4's choices for each model of the zoo; the dataset scan itself is the library's
-//! (`vision_interp::scan`), which chapter 8 and the `dataset-scan` binary share.
+//! Chapter 4's choices for each model of the zoo, and its scan of one layer over the photo
+//! collection ([`DatasetScan`]), which chapter 8 and the atlas reuse; the dataset scan itself
+//! is the library's (`vision_interp::scan`), which the `dataset-scan` binary shares.
+use std::path::Path;
+
+use anyhow::Result;
+use candle_core::Device;
 use vision_interp::models::PerModel;
 
 /// The units of one layer whose dataset examples and activation spectra the chapter shows.
@@ -40,3 +45,57 @@ pub const SPECTRUM: PerModel<Spectrum> = PerModel(&[
     ("vgg16", units(&["features_22:7"])),
 ]);
 // ANCHOR_END: spectrum
+
+/// Chapter 4's scan of one layer over the offline photo collection: the settings of the
+/// chapter's run (full or quick), kept in the working folder (`target/vision-interp/`) so that
+/// chapter 8, the atlas and a second run of the chapter reuse it; made on the spot, by the same
+/// code, when chapter 4 has not run.
+#[derive(Debug, Clone, Copy)]
+pub struct DatasetScan {
+    pub quick: bool,
+    pub seed: u64,
+}
+
+impl DatasetScan {
+    /// Views per photo: 16 (quick: the centre crop only), so the 212 photos give 3,392 views
+    /// (quick: 212).
+    pub fn views_per_image(&self) -> usize {
+        if self.quick {
+            1
+        } else {
+            16
+        }
+    }
+
+    /// The dataset examples of `layer` (every channel), from the working folder when this scan
+    /// has run before (a scan that was stopped resumes), otherwise scanned now.
+    pub fn examples(
+        &self,
+        model: &dyn vision_interp::models::Model,
+        weights: Option<&Path>,
+        layer: &str,
+        device: &Device,
+    ) -> Result<(vision_interp::scan::Examples, vision_interp::scan::Source)> {
+        use vision_interp::scan::{Scan, Source};
+        let source = Source::open("collection")?;
+        let scan = Scan::new(
+            model,
+            weights,
+            &source,
+            layer,
+            None,
+            9,
+            self.views_per_image(),
+            4096,
+            16,
+            self.seed,
+            device,
+        )?;
+        let mode = if self.quick { "quick" } else { "full" };
+        let tag = format!("{}-{}-{mode}-seed{}", model.name(), layer, self.seed);
+        let dir = vision_interp::work_dir().join("scans").join(tag);
+        std::fs::create_dir_all(&dir)?;
+        let examples = scan.run(None, &dir, 20)?.save(&dir, &source)?;
+        Ok((examples, source))
+    }
+}

@@ -3,11 +3,11 @@
 //! distribution behind those bands, how the choice of score changes the examples, and a unit
 //! that answers to several unrelated things.
 use anyhow::{Context, Result};
+use chapter_04_dataset_examples::DatasetScan;
 use chapter_04_dataset_examples::SPECTRUM;
 use clap::Parser;
 use vision_interp::cli::{ModelArgs, RunArgs, Session};
 use vision_interp::figure::{histogram_chart, in_rows, ChartSpec, GridSpec, Panel, SeriesLabelPosition};
-use vision_interp::handoff::DatasetScan;
 use vision_interp::image::{imageops, Rgb, RgbImage};
 use vision_interp::imageio::to_rgb_image;
 use vision_interp::models::parse_unit;

@@ -4,12 +4,12 @@
 //! ran; objective algebra, custom objectives and batch indices; and transformations that scale
 //! with the image, on chapter 1's 32-pixel SimpleCNN where Lucent's fixed amounts fail.
 use anyhow::Result;
+use chapter_01_cnn_basics::scratch::ScratchArgs;
 use chapter_06_lucent_tutorial::TUTORIAL;
 use clap::Parser;
 use vision_interp::attribution::probability;
 use vision_interp::cli::{ModelArgs, RunArgs, Session};
 use vision_interp::figure::{GridSpec, Panel};
-use vision_interp::handoff::ScratchArgs;
 use vision_interp::models::{parse_unit, Model, Unit};
 use vision_interp::optvis::transform::{self, Transform};
 use vision_interp::optvis::{objective, render_new, score, ImageSpec, Objective, RenderConfig, Space};

@@ -4,12 +4,12 @@
 //! same class asks of each architecture's last convolutional layer, and redirected ReLUs on
 //! units that plain ReLUs cannot start.
 use anyhow::Result;
+use chapter_01_cnn_basics::scratch::ScratchArgs;
 use clap::Parser;
 use vision_interp::cli::{ModelArgs, RunArgs, Session};
 use vision_interp::figure::{
     hstack, line_chart_with, ChartSpec, GridSpec, Panel, Series, SeriesLabelPosition,
 };
-use vision_interp::handoff::ScratchArgs;
 use vision_interp::models::{self, layer_table, parse_unit, zoo::model_value_parser, Model, Taps};
 use vision_interp::optvis::transform;
 use vision_interp::optvis::{

@@ -4,12 +4,12 @@
 //! the unit's top dataset examples (chapter 4's scan), and diversity on pooled activations
 //! instead of Gram matrices.
 use anyhow::{ensure, Context, Result};
+use chapter_04_dataset_examples::DatasetScan;
 use chapter_04_dataset_examples::SPECTRUM;
 use chapter_08_diversity::{DiversityRecipe, DIVERSITY};
 use clap::Parser;
 use vision_interp::cli::{ModelArgs, RunArgs, Session};
 use vision_interp::figure::{hstack, line_chart_with, ChartSpec, GridSpec, Panel, Series};
-use vision_interp::handoff::DatasetScan;
 use vision_interp::models::{parse_unit, Model, Taps, Unit};
 use vision_interp::optvis::objective::{self, similarity, Features};
 use vision_interp::optvis::{render_new, score, ImageSpec, RenderConfig};

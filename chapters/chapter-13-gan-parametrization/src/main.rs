@@ -4,11 +4,11 @@
 //! the same class from pixels and a spectrum at the same budget, and the generator in its own
 //! world (chapter 1's SimpleCNN, trained on the same Fashion-MNIST).
 use anyhow::Result;
+use chapter_01_cnn_basics::scratch::ScratchArgs;
 use chapter_13_gan_parametrization::{GanParam, Generator, GeneratorArgs, GeneratorChoice};
 use clap::Parser;
 use vision_interp::cli::{ModelArgs, RunArgs, Session};
 use vision_interp::figure::{line_chart_with, ChartSpec, GridSpec, Panel, Series};
-use vision_interp::handoff::ScratchArgs;
 use vision_interp::imagenet::short_name;
 use vision_interp::models::{parse_unit, Model};
 use vision_interp::optvis::transform::{scaled, standard};

@@ -4,9 +4,9 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
+use chapter_01_cnn_basics::train::train_step;
 use vision_interp::models::simple_cnn::{init_varmap, SimpleCnn};
 use vision_interp::optim::Adam;
-use vision_interp::train::train_step;
 
 use crate::report::Report;
 use crate::{run_peer, table, time_it, Timing};

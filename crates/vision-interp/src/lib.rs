@@ -10,8 +10,7 @@
 //! | [`attribution`] | saliency, SmoothGrad, integrated gradients, Grad-CAM |
 //! | [`optvis`] | feature visualisation: parametrisations, transforms, objectives, render |
 //! | [`ops`] | differentiable operations Candle lacks, and the CPU kernels |
-//! | [`data`], [`train`], [`optim`], [`checkpoint`] | datasets, training from scratch, Adam, resumable checkpoints |
-//! | [`handoff`] | what one chapter makes and another uses |
+//! | [`data`], [`optim`], [`checkpoint`] | datasets, Adam, resumable training checkpoints |
 //! | [`imageio`], [`figure`], [`imagenet`] | images, figures and charts, ImageNet's classes and normalisation |
 //! | [`scan`] | dataset examples at scale |
 //! | [`atomic`], [`progress`], [`rng`], [`shard`] | atomic writes, progress bars, seeded randomness, `--shard k/n` |
@@ -25,7 +24,6 @@ pub mod device;
 pub mod download;
 pub mod figure;
 pub mod flag;
-pub mod handoff;
 pub mod imageio;
 pub mod imagenet;
 pub mod legacy_pth;
@@ -37,7 +35,6 @@ pub mod progress;
 pub mod rng;
 pub mod scan;
 pub mod shard;
-pub mod train;
 pub mod weights;
 
 pub use candle_core::{DType, Device, Tensor, Var};

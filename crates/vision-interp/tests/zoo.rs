@@ -63,12 +63,12 @@ fn every_model_builds_from_hash_weights_and_its_roles_name_real_layers() {
 
 #[test]
 fn simple_cnn_roles_name_real_layers() {
-    let run = vision_interp::handoff::ScratchRun::new(Default::default(), true);
     let varmap = candle_nn::VarMap::new();
     let mut rng = vision_interp::rng::seeded(0);
+    let classes = vision_interp::data::FASHION_MNIST_CLASSES.iter().map(|c| c.to_string()).collect();
     models::simple_cnn::init_varmap(&varmap, 10, &mut rng, &Device::Cpu).unwrap();
     let vb = candle_nn::VarBuilder::from_varmap(&varmap, candle_core::DType::F32, &Device::Cpu);
-    let cnn = models::SimpleCnn::new(vb, run.data.classes(), run.size, rng).unwrap();
+    let cnn = models::SimpleCnn::new(vb, classes, 32, rng).unwrap();
     let r = cnn.card().roles;
     for l in r.depth.iter().chain(r.cam_ladder).chain(r.cascade).chain([&r.last_conv]) {
         cnn.layer(l).unwrap();

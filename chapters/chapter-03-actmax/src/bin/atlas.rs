@@ -11,10 +11,10 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use chapter_03_actmax::atlas::{self, AtlasJob, Shard};
+use chapter_04_dataset_examples::DatasetScan;
 use clap::Parser;
 use vision_interp::cli::{ModelArgs, RunArgs, Session};
 use vision_interp::figure::{GridSpec, Panel};
-use vision_interp::handoff::DatasetScan;
 use vision_interp::models::Model;
 use vision_interp::optvis::{ImageSpec, RenderConfig};
 use vision_interp::scan::top_crops;

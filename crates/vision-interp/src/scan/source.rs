@@ -57,7 +57,7 @@ impl Source {
         let (root, description) = match spec {
             "collection" => (crate::asset("photos/collection"), "the book's photo collection".to_owned()),
             "imagenette" => {
-                // Where chapter 1 keeps it (see `handoff::ScratchRun::dataset`).
+                // Where chapter 1 keeps it (see chapter 1's `ScratchRun::dataset`).
                 let cache = crate::weights::cache_dir().join("datasets");
                 let dir = crate::data::imagenette_dir(&crate::data::imagenette_remote(), &cache)?;
                 (dir.join("val"), "Imagenette (validation split)".to_owned())

@@ -7,10 +7,10 @@ use candle_core::{DType, Device, Tensor, D};
 use candle_nn::VarMap;
 use serde::{Deserialize, Serialize};
 
-use crate::checkpoint::{read_checkpoint, restore, save_checkpoint, Part};
-use crate::data::Dataset;
-use crate::models::{Model, SimpleCnn};
-use crate::optim::Adam;
+use vision_interp::checkpoint::{read_checkpoint, restore, save_checkpoint, Part};
+use vision_interp::data::Dataset;
+use vision_interp::models::{Model, SimpleCnn};
+use vision_interp::optim::Adam;
 
 /// Hyper-parameters (the course: Adam, learning rate 1e-3, batch 32, no weight decay).
 #[derive(Debug, Clone, Copy)]
@@ -106,10 +106,11 @@ pub fn train(
         }
     }
     for epoch in history.len() + 1..=cfg.epochs {
-        let mut rng = crate::rng::seeded(cfg.seed ^ (epoch as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let mut rng =
+            vision_interp::rng::seeded(cfg.seed ^ (epoch as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
         net.reseed_dropout(cfg.seed.wrapping_add(epoch as u64));
         let batches = train.batches(cfg.batch, Some(&mut rng));
-        let pb = crate::progress::bar(batches.len() as u64, &format!("epoch {epoch}/{}", cfg.epochs));
+        let pb = vision_interp::progress::bar(batches.len() as u64, &format!("epoch {epoch}/{}", cfg.epochs));
         let (mut loss_sum, mut correct, mut seen) = (0f64, 0f64, 0usize);
         for idx in &batches {
             let (x, y) = train.batch(idx, device)?;

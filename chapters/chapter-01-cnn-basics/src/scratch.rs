@@ -1,22 +1,17 @@
-//! What one chapter makes and another uses.
-//!
-//! A chapter that needs another chapter's result asks for it here, never by path. The result is
-//! read from the working folder (`target/vision-interp/`, see [`crate::work_dir`]) when the
-//! producing chapter has run, and otherwise made on the spot by the very code that chapter
-//! runs, so that every chapter runs alone, in any order, from a fresh clone.
-//!
-//! | result | made by | used by | ask with |
-//! |---|---|---|---|
-//! | SimpleCNN trained from scratch | chapter 1 | chapter 2 | [`ScratchRun::trained`] |
-//! | dataset examples of a layer | chapter 4 | chapter 4, the unit atlas | [`DatasetScan::examples`] |
+//! Chapter 1's training run, which chapters 2, 6, 7 and 13 reuse: the network chapter 1 trains,
+//! asked for by its settings, never by path. [`ScratchRun::trained`] reads it from the working
+//! folder (`target/vision-interp/`, see [`vision_interp::work_dir`]) when chapter 1 has run, and
+//! otherwise trains it on the spot by the very code chapter 1 runs, so that every chapter runs
+//! alone, in any order, from a fresh clone.
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 
-use crate::data::{Dataset, Split};
-use crate::models::simple_cnn::{init_varmap, SimpleCnn};
+use vision_interp::data::{Dataset, Split};
+use vision_interp::models::simple_cnn::{init_varmap, SimpleCnn};
+
 use crate::train::{train, EpochStats, TrainConfig};
 
 /// What [`ScratchRun::fit`] returns: the trained network and its variables, the history, and
@@ -58,8 +53,12 @@ impl ScratchData {
     /// The class names, in label order.
     pub fn classes(self) -> Vec<String> {
         match self {
-            Self::FashionMnist => crate::data::FASHION_MNIST_CLASSES.iter().map(|c| c.to_string()).collect(),
-            Self::Imagenette => crate::data::IMAGENETTE_CLASSES.iter().map(|(_, c)| c.to_string()).collect(),
+            Self::FashionMnist => {
+                vision_interp::data::FASHION_MNIST_CLASSES.iter().map(|c| c.to_string()).collect()
+            }
+            Self::Imagenette => {
+                vision_interp::data::IMAGENETTE_CLASSES.iter().map(|(_, c)| c.to_string()).collect()
+            }
         }
     }
 }
@@ -71,7 +70,7 @@ pub struct ScratchArgs {
     #[arg(long, value_enum, default_value_t)]
     pub dataset: ScratchData,
     /// Training epochs [default: 4 on Fashion-MNIST, 6 on Imagenette; half or fewer with --quick]
-    #[arg(long, value_parser = crate::flag::count)]
+    #[arg(long, value_parser = vision_interp::flag::count)]
     pub epochs: Option<usize>,
 }
 
@@ -116,14 +115,14 @@ impl ScratchRun {
     }
 
     /// The training and evaluation sets (Imagenette is downloaded into the cache folder the
-    /// first time; see [`crate::weights::cache_dir`]).
+    /// first time; see [`vision_interp::weights::cache_dir`]).
     pub fn datasets(&self) -> Result<(Dataset, Dataset)> {
         Ok((self.dataset(Split::Train)?, self.dataset(Split::Eval)?))
     }
 
     /// One split of the run's data.
     pub fn dataset(&self, split: Split) -> Result<Dataset> {
-        use crate::data::{fashion_mnist, imagenette, imagenette_remote};
+        use vision_interp::data::{fashion_mnist, imagenette, imagenette_remote};
         let n = if split == Split::Train { self.n_train } else { self.n_eval };
         match self.data {
             ScratchData::FashionMnist => {
@@ -131,7 +130,7 @@ impl ScratchRun {
                 all.take(n.unwrap_or(usize::MAX))
             }
             ScratchData::Imagenette => {
-                let cache = crate::weights::cache_dir().join("datasets");
+                let cache = vision_interp::weights::cache_dir().join("datasets");
                 imagenette(split, self.size, n, &imagenette_remote(), &cache)
             }
         }
@@ -145,12 +144,12 @@ impl ScratchRun {
 
     /// Where chapter 1 saves the trained weights.
     pub fn weights_path(&self, seed: u64) -> PathBuf {
-        crate::work_dir().join("models").join(format!("{}.safetensors", self.tag(seed)))
+        vision_interp::work_dir().join("models").join(format!("{}.safetensors", self.tag(seed)))
     }
 
     /// Where the training checkpoint (weights, Adam state, history) is kept between runs.
     pub fn checkpoint_path(&self, seed: u64) -> PathBuf {
-        crate::work_dir().join("checkpoints").join(format!("{}.safetensors", self.tag(seed)))
+        vision_interp::work_dir().join("checkpoints").join(format!("{}.safetensors", self.tag(seed)))
     }
 
     // ANCHOR: fit
@@ -160,15 +159,15 @@ impl ScratchRun {
     pub fn fit(&self, train_set: &Dataset, eval_set: &Dataset, seed: u64, device: &Device) -> Result<Fitted> {
         anyhow::ensure!(self.epochs > 0, "training needs at least one epoch (epochs = 0)");
         let mut varmap = VarMap::new();
-        init_varmap(&varmap, train_set.classes.len(), &mut crate::rng::seeded(seed), device)?;
+        init_varmap(&varmap, train_set.classes.len(), &mut vision_interp::rng::seeded(seed), device)?;
         // A copy: training updates the variable's buffer in place.
         let initial_conv1 = varmap.data().lock().expect("varmap lock")["conv1.weight"].as_tensor().copy()?;
         let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
-        let net = SimpleCnn::new(vb, train_set.classes.clone(), self.size, crate::rng::seeded(seed))?;
+        let net = SimpleCnn::new(vb, train_set.classes.clone(), self.size, vision_interp::rng::seeded(seed))?;
         let cfg = TrainConfig { epochs: self.epochs, batch: 32, lr: 1e-3, seed };
         let checkpoint = self.checkpoint_path(seed);
         let history = train(&net, &mut varmap, train_set, eval_set, cfg, device, Some(&checkpoint))?;
-        crate::atomic::write_with(&self.weights_path(seed), |tmp| Ok(varmap.save(tmp)?))?;
+        vision_interp::atomic::write_with(&self.weights_path(seed), |tmp| Ok(varmap.save(tmp)?))?;
         Ok(Fitted { net, varmap, history, initial_conv1 })
     }
     // ANCHOR_END: fit
@@ -187,63 +186,10 @@ impl ScratchRun {
             let (train_set, eval_set) = self.datasets()?;
             return Ok(self.fit(&train_set, &eval_set, seed, device)?.net);
         }
-        let store = crate::weights::WeightStore::load(&path, device)?;
+        let store = vision_interp::weights::WeightStore::load(&path, device)?;
         let names: Vec<String> = store.names().map(str::to_owned).collect();
         let tensors = names.iter().map(|n| (n.clone(), store.raw(n).expect("listed").clone())).collect();
         let vb = VarBuilder::from_tensors(tensors, DType::F32, device);
-        SimpleCnn::new(vb, self.data.classes(), self.size, crate::rng::seeded(seed))
-    }
-}
-
-/// Chapter 4's scan of one layer over the offline photo collection: the settings of the
-/// chapter's run (full or quick), kept in the working folder so that the atlas and a second
-/// run of the chapter reuse it.
-#[derive(Debug, Clone, Copy)]
-pub struct DatasetScan {
-    pub quick: bool,
-    pub seed: u64,
-}
-
-impl DatasetScan {
-    /// Views per photo: 16 (quick: the centre crop only), so the 212 photos give 3,392 views
-    /// (quick: 212).
-    pub fn views_per_image(&self) -> usize {
-        if self.quick {
-            1
-        } else {
-            16
-        }
-    }
-
-    /// The dataset examples of `layer` (every channel), from the working folder when this scan
-    /// has run before (a scan that was stopped resumes), otherwise scanned now.
-    pub fn examples(
-        &self,
-        model: &dyn crate::models::Model,
-        weights: Option<&Path>,
-        layer: &str,
-        device: &Device,
-    ) -> Result<(crate::scan::Examples, crate::scan::Source)> {
-        use crate::scan::{Scan, Source};
-        let source = Source::open("collection")?;
-        let scan = Scan::new(
-            model,
-            weights,
-            &source,
-            layer,
-            None,
-            9,
-            self.views_per_image(),
-            4096,
-            16,
-            self.seed,
-            device,
-        )?;
-        let mode = if self.quick { "quick" } else { "full" };
-        let tag = format!("{}-{}-{mode}-seed{}", model.name(), layer, self.seed);
-        let dir = crate::work_dir().join("scans").join(tag);
-        std::fs::create_dir_all(&dir)?;
-        let examples = scan.run(None, &dir, 20)?.save(&dir, &source)?;
-        Ok((examples, source))
+        SimpleCnn::new(vb, self.data.classes(), self.size, vision_interp::rng::seeded(seed))
     }
 }
