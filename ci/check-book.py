@@ -47,7 +47,7 @@ def check_sources():
                 errors.append(f"{md}: figure {src} is missing or empty")
 
 
-    for root in ("chapters", "crates/vision-interp/src"):
+    for root in ("chapters", "crates/vision-interp/src", "crates/vision-interp-zoo/src", "crates/vision-interp-kernels/src"):
         for rs in sorted(pathlib.Path(root).rglob("*.rs")):
             for name in re.findall(r"// ANCHOR: (\S+)", rs.read_text()):
                 # Solution regions of the assignments are anchors so that mdBook hides their

@@ -350,7 +350,9 @@ pub fn generate(
     }
     let keep = |f: &Path| -> bool {
         let s = f.to_string_lossy();
-        if s.starts_with("crates/vision-interp/tests/") || s.starts_with("crates/vision-interp/benches/") {
+        if SHARED.iter().any(|c| {
+            s.starts_with(&format!("crates/{c}/tests/")) || s.starts_with(&format!("crates/{c}/benches/"))
+        }) {
             return false;
         }
         // The book's own tests stay behind (they read the library's fixtures and helpers); the
@@ -360,7 +362,7 @@ pub fn generate(
                 .iter()
                 .any(|c| rest.starts_with(&format!("{c}/")) && !rest.starts_with(&format!("{c}/tests/")));
         }
-        s.starts_with("crates/vision-interp/")
+        SHARED.iter().any(|c| s.starts_with(&format!("crates/{c}/")))
             || s.starts_with("assets/")
             || s.starts_with("vendor/")
             || ["Cargo.lock", "rustfmt.toml"].contains(&s.as_ref())
@@ -371,7 +373,7 @@ pub fn generate(
         let mine: Vec<&Region> = chosen.iter().copied().filter(|r| &r.file == f).collect();
         // A library with solution regions (the shared one, or a chapter's own) tolerates the
         // warnings that todo!s cause.
-        let library = f.as_path() == Path::new("crates/vision-interp/src/lib.rs")
+        let library = SHARED.iter().any(|c| f.as_path() == Path::new("crates").join(c).join("src/lib.rs"))
             || (f.starts_with("chapters") && f.ends_with("src/lib.rs") && {
                 let folder = f.parent().expect("src");
                 chosen.iter().any(|r| r.file.starts_with(folder))
@@ -392,6 +394,10 @@ pub fn generate(
     write_classroom(out, &wanted)?;
     Ok(Generated { assignments: wanted, regions: chosen.into_iter().cloned().collect() })
 }
+
+/// The shared crates, layer by layer, that every student workspace holds: the kernels, the zoo
+/// and the engine.
+const SHARED: [&str; 3] = ["vision-interp-kernels", "vision-interp-zoo", "vision-interp"];
 
 /// The chapters whose libraries chapter `chapter` depends on (path dependencies in `chapters/`).
 fn chapter_dependencies(root: &Path, chapter: &str) -> Result<Vec<String>> {
@@ -426,7 +432,8 @@ fn write_manifest_files(
     let text = std::fs::read_to_string(root.join("Cargo.toml"))?;
     let mut doc: toml::Table = toml::from_str(&text).context("the book's Cargo.toml")?;
     let ws = doc.get_mut("workspace").and_then(|w| w.as_table_mut()).context("no [workspace]")?;
-    let mut members: Vec<toml::Value> = vec!["crates/vision-interp".into()];
+    let mut members: Vec<toml::Value> =
+        SHARED.iter().map(|c| toml::Value::from(format!("crates/{c}"))).collect();
     members.extend(chapters.iter().map(|c| toml::Value::from(format!("chapters/{c}"))));
     members.push("grading".into());
     ws.insert("members".into(), toml::Value::Array(members));
@@ -437,7 +444,7 @@ fn write_manifest_files(
     checked.insert("debug-assertions".into(), true.into());
     checked.insert("overflow-checks".into(), true.into());
     let own =
-        ["vision-interp".to_string(), "grading".to_string()].into_iter().chain(chapters.iter().cloned());
+        SHARED.iter().map(|c| c.to_string()).chain(["grading".to_string()]).chain(chapters.iter().cloned());
     let packages: toml::Table = own.map(|p| (p, toml::Value::Table(checked.clone()))).collect();
     let release = doc
         .entry("profile")

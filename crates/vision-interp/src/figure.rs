@@ -270,9 +270,7 @@ pub enum Encoding {
     Jpeg,
 }
 
-/// The JPEG quality of photographic figures (with 4:2:0 chroma, [`crate::imageio::save_jpeg`]):
-/// the book's figures together stay within CONTRIBUTING's 8 MB.
-pub const JPEG_QUALITY: u8 = 80;
+pub use crate::imageio::JPEG_QUALITY;
 
 impl Encoding {
     /// The file extension.

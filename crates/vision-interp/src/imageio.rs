@@ -8,6 +8,10 @@ use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor};
 use image::{imageops::FilterType, RgbImage};
 
+/// The JPEG quality of photographic figures (with 4:2:0 chroma, [`save_jpeg`]): the book's
+/// figures together stay within CONTRIBUTING's 8 MB.
+pub const JPEG_QUALITY: u8 = 80;
+
 /// The largest side an image may have, in pixels. A file's header can claim any size; a
 /// larger claim is refused from the header, before the decoder allocates anything.
 pub const MAX_SIDE: u32 = 8192;
@@ -235,7 +239,7 @@ pub fn save_gif(frames: &[RgbImage], delay_ms: u32, path: &Path) -> Result<()> {
 /// Saves a figure as PNG or JPEG, by the path's extension.
 pub fn save_figure(img: &RgbImage, path: &Path) -> Result<()> {
     match path.extension().and_then(|e| e.to_str()) {
-        Some("jpg" | "jpeg") => save_jpeg(img, path, crate::figure::JPEG_QUALITY),
+        Some("jpg" | "jpeg") => save_jpeg(img, path, JPEG_QUALITY),
         _ => save_png(img, path),
     }
 }

@@ -42,10 +42,6 @@ pub fn cache_dir() -> PathBuf {
     home.join(".cache").join("vision-interp")
 }
 
-pub(crate) fn hub_offline() -> bool {
-    matches!(std::env::var("HF_HUB_OFFLINE").as_deref(), Ok("1") | Ok("true") | Ok("TRUE") | Ok("yes"))
-}
-
 /// Finds the weights file for `spec`, trying every source in order.
 pub fn resolve(spec: &WeightSpec, explicit: Option<&Path>) -> Result<PathBuf> {
     if let Some(p) = explicit {
@@ -70,7 +66,7 @@ pub fn resolve(spec: &WeightSpec, explicit: Option<&Path>) -> Result<PathBuf> {
         }
     }
     if let Some(url) = spec.url {
-        if hub_offline() {
+        if crate::download::hub_offline() {
             tried.push(format!("download of {url} (skipped: HF_HUB_OFFLINE is set)"));
         } else {
             let remote =
@@ -119,7 +115,7 @@ fn from_hub(repo_id: &str, file: &str, revision: &str, tried: &mut Vec<String>) 
         return Some(p);
     }
     tried.push(format!("Hugging Face cache for {repo_id}@{revision} (not there)"));
-    if hub_offline() {
+    if crate::download::hub_offline() {
         tried.push("download from the hub (skipped: HF_HUB_OFFLINE is set)".into());
         return None;
     }
@@ -159,7 +155,7 @@ pub struct WeightStore {
 }
 
 /// A store with no file behind it: every tensor a model asks for is made by the hash recipe
-/// of the parity fixtures ([`crate::models::hash_init`]), and the request is remembered, so
+/// of the parity fixtures ([`crate::hash_init`]), and the request is remembered, so
 /// that building a model once lists its state dict (names and shapes).
 #[derive(Clone)]
 struct Synthetic {
@@ -234,7 +230,7 @@ impl WeightStore {
     /// The f32 tensor `name`, checked against the expected shape and for finite values.
     pub fn get(&self, name: &str, shape: &[usize]) -> Result<Tensor> {
         if let (None, Some(s)) = (self.tensors.get(name), &self.synthetic) {
-            let t = crate::models::hash_init::tensor(name, shape, s.phase, &s.device)?;
+            let t = crate::hash_init::tensor(name, shape, s.phase, &s.device)?;
             s.requested.lock().expect("not poisoned").push((name.to_owned(), t.clone()));
             return Ok(t);
         }

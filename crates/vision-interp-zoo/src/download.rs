@@ -11,6 +11,11 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use md5::{Digest, Md5};
 
+/// Whether `HF_HUB_OFFLINE` asks for no network (as the Hugging Face tools read it).
+pub(crate) fn hub_offline() -> bool {
+    matches!(std::env::var("HF_HUB_OFFLINE").as_deref(), Ok("1") | Ok("true") | Ok("TRUE") | Ok("yes"))
+}
+
 /// A file on the web with a known checksum.
 #[derive(Debug, Clone)]
 pub struct Remote {
@@ -46,7 +51,7 @@ pub fn cached(remote: &Remote, dir: &Path) -> Result<PathBuf> {
         remote.url,
         dest.display()
     );
-    if crate::weights::hub_offline() {
+    if hub_offline() {
         bail!("{} is not cached and HF_HUB_OFFLINE is set: {by_hand}", remote.file_name);
     }
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;

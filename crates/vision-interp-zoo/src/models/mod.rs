@@ -10,7 +10,6 @@ use anyhow::{bail, Context, Result};
 use candle_core::{Module, Tensor, Var};
 
 pub mod googlenet;
-pub mod hash_init;
 pub mod inception_v1;
 pub mod mobile;
 pub mod resnet;
@@ -18,6 +17,8 @@ pub mod simple_cnn;
 pub mod vgg;
 pub mod zoo;
 
+/// Hash-built weights (a module of the zoo, which the weights finder uses too).
+pub use crate::hash_init;
 pub use inception_v1::InceptionV1;
 pub use mobile::{EfficientNetLite0, MobileNet};
 pub use simple_cnn::SimpleCnn;

@@ -10,6 +10,6 @@ fn the_purge_delay_option_is_the_one_set() {
     if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
         assert_eq!(get(15), 1000, "option 15 is not mimalloc's purge delay (default 1,000 ms)");
     }
-    vision_interp::keep_freed_memory();
+    vision_interp_kernels::keep_freed_memory();
     assert_eq!(get(15), -1);
 }
