@@ -1,12 +1,13 @@
-//! Chapter 2, integrated gradients: `attribution::integrated_gradients`, exact on a linear
-//! model, and closer to the score difference with more steps on EfficientNet-Lite0.
+//! Chapter 2, integrated gradients and Grad-CAM: `attribution::integrated_gradients`, exact on a
+//! linear model and closer to the score difference with more steps on EfficientNet-Lite0; and
+//! `attribution::grad_cam`'s map, against its definition on a model whose gradients are known.
 use candle_core::{DType, Device, Module, Tensor};
-use vision_interp::attribution::integrated_gradients;
+use vision_interp::attribution::{grad_cam, integrated_gradients};
 use vision_interp::imageio::photo;
 use vision_interp::models::{self, Activations, LayerInfo, Model, ModelCard, Roles, Sequential, Taps};
 
 mod common;
-use common::{max_abs_diff, randn};
+use common::{max_abs_diff, randn, values};
 
 /// A linear classifier of 3 × 6 × 6 images into four classes: logits = W · x.
 struct Linear {
@@ -93,4 +94,100 @@ fn an_image_equal_to_its_baseline_gets_no_attribution() {
     let ig = integrated_gradients(m.as_ref(), &img, &img, 3, 4, 5).unwrap();
     let largest = ig.attributions.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
     assert_eq!(largest, 0.0);
+}
+
+/// Features `(1, 3, 4, 4)` (the input itself, the layer `feat`), their spatial mean, and two
+/// classes: logits = W · mean(feat). Then ∂y_c/∂A^k_ij = W[c, k] / 16 at every position.
+struct Pooled {
+    net: Sequential,
+    card: ModelCard,
+}
+
+struct Identity;
+impl Module for Identity {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        Ok(x.clone())
+    }
+}
+
+struct SpatialMean;
+impl Module for SpatialMean {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        x.mean(3)?.mean(2)
+    }
+}
+
+const POOLED_ROLES: Roles = Roles {
+    showcase_unit: "feat:0",
+    depth: &["feat"],
+    cam_ladder: &["feat"],
+    last_conv: "feat",
+    cascade: &["feat"],
+    ..Roles::EMPTY
+};
+
+impl Model for Pooled {
+    fn card(&self) -> &ModelCard {
+        &self.card
+    }
+    fn preprocess(&self, rgb01: &Tensor) -> anyhow::Result<Tensor> {
+        Ok(rgb01.clone())
+    }
+    fn forward_taps(&self, x: &Tensor, taps: &Taps) -> anyhow::Result<Activations> {
+        self.net.run(x, taps)
+    }
+}
+
+fn pooled(w: &Tensor) -> Pooled {
+    let mut net = Sequential::new();
+    net.push("feat", Identity);
+    net.push("pool", SpatialMean);
+    net.push("logits", Matmul(w.clone()));
+    let info = |name: &str, channels, side| LayerInfo {
+        name: name.into(),
+        channels,
+        height: side,
+        width: side,
+        description: String::new(),
+    };
+    let layers = vec![info("feat", 3, 4), info("pool", 3, 1), info("logits", 2, 1)];
+    let classes = vec!["for".to_string(), "against".to_string()];
+    Pooled {
+        net,
+        card: ModelCard { name: "pooled".into(), input_size: 4, layers, classes, roles: &POOLED_ROLES },
+    }
+}
+
+/// W: class 0 weighs channels 1, −2 and 3; class 1 weighs all three negatively.
+fn pooled_weights() -> Tensor {
+    Tensor::new(&[[1f32, -2.0, 3.0], [-1.0, -0.5, -2.0]], &Device::Cpu).unwrap()
+}
+
+#[test]
+fn grad_cam_weights_each_channel_by_its_mean_gradient() {
+    let w = pooled_weights();
+    let m = pooled(&w);
+    let img = randn(3, &[3, 4, 4]).abs().unwrap();
+    let gc = grad_cam(&m, &img, 0, "feat").unwrap();
+    assert_eq!(gc.alphas.dims(), &[3], "one weight per channel");
+    // α_k = mean_ij ∂y/∂A^k_ij = W[0, k] / 16: a sum instead of a mean is 16 times too large.
+    let want = (w.get(0).unwrap() / 16.0).unwrap();
+    let d = max_abs_diff(&gc.alphas, &want);
+    assert!(d < 1e-6, "alphas {:?}, want W[0]/16 = {:?}", values(&gc.alphas), values(&want));
+    assert_eq!(gc.cam.dims(), &[4, 4], "the map has the layer's resolution");
+    // ReLU(Σ_k α_k A^k): the channel the class counts against (k = 1) lowers the map.
+    let sum = (img.broadcast_mul(&want.reshape((3, 1, 1)).unwrap()).unwrap()).sum(0).unwrap();
+    let d = max_abs_diff(&gc.cam, &sum.relu().unwrap());
+    assert!(d < 1e-6, "the map differs from ReLU(Σ α_k A^k) by {d}");
+}
+
+#[test]
+fn a_class_the_features_argue_against_gets_an_empty_map() {
+    let m = pooled(&pooled_weights());
+    let img = randn(4, &[3, 4, 4]).abs().unwrap();
+    let gc = grad_cam(&m, &img, 1, "feat").unwrap();
+    assert!(values(&gc.alphas).iter().all(|a| *a < 0.0), "every channel argues against class 1");
+    // Every position's weighted sum is negative: the ReLU keeps nothing (without it, or with
+    // the sign flipped, the map would be all negative or all positive).
+    assert!(values(&gc.cam).iter().all(|v| *v == 0.0), "{:?}", values(&gc.cam));
 }

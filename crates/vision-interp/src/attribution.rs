@@ -178,9 +178,18 @@ pub fn grad_cam(model: &dyn Model, img: &Tensor, class: usize, layer: &str) -> R
         Some(g) => g.squeeze(0)?,
         None => a.zeros_like()?,
     };
-    let alphas = g.mean(D::Minus1)?.mean(D::Minus1)?; // (C)
-    let cam = a.detach().broadcast_mul(&alphas.reshape((alphas.dim(0)?, 1, 1))?)?.sum(0)?.relu()?;
+    let (alphas, cam) = cam_map(&g, &a.detach())?;
     Ok(GradCam { cam, alphas })
+}
+
+/// The channel weights `α (C)` and the map `(h, w)` from the class score's gradient `g` and the
+/// activation `a`, both `(C, h, w)`.
+fn cam_map(g: &Tensor, a: &Tensor) -> Result<(Tensor, Tensor)> {
+    // ANCHOR: solution-grad-cam-map Return (alphas, cam): alphas (C) is the mean of g over each channel's positions, cam (h, w) is ReLU(Σ_k alphas_k a_k), summed over the channels
+    let alphas = g.mean(D::Minus1)?.mean(D::Minus1)?; // (C)
+    let cam = a.broadcast_mul(&alphas.reshape((alphas.dim(0)?, 1, 1))?)?.sum(0)?.relu()?;
+    Ok((alphas, cam))
+    // ANCHOR_END: solution-grad-cam-map
 }
 // ANCHOR_END: grad_cam
 
