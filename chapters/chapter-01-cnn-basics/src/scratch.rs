@@ -63,7 +63,7 @@ impl ScratchData {
     }
 }
 
-/// The flags of chapters 1 and 2 that choose chapter 1's training run.
+/// The flags of chapters 1, 2, 6, 7 and 13 that choose chapter 1's training run.
 #[derive(clap::Args, Debug, Clone)]
 pub struct ScratchArgs {
     /// Data chapter 1 trains SimpleCNN on

@@ -1,6 +1,6 @@
 //! `keep_freed_memory` sets mimalloc's purge delay. Its own test binary, because the option is
-//! global to the process: in the library's unit tests, `Session::start` in another thread
-//! sets it first.
+//! global to the process: in the engine's unit tests (`crates/vision-interp`), `Session::start`
+//! in another thread sets it first.
 
 #[test]
 fn the_purge_delay_option_is_the_one_set() {

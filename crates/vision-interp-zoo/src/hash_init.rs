@@ -1,5 +1,5 @@
 //! Weights and inputs rebuilt from an integer hash, so that any language reproduces them
-//! exactly: the recipe of the parity fixtures in `tests/fixtures/` (written by the Python peers,
+//! exactly: the recipe of the parity fixtures in `crates/vision-interp/tests/fixtures/` (written by the Python peers,
 //! Lucent and timm, with the same recipe).
 //!
 //! - `seed(name) = FNV-1a-32(name) XOR phase`, `u(seed, j) = mix32(j·2654435761 + seed) / 2³²`;

@@ -3,7 +3,8 @@
 //! [`download`], [`legacy_pth`]), ImageNet's classes ([`imagenet`]), and what these need
 //! (seeded randomness, progress bars, atomic writes, the book's folders). It sits on the
 //! kernels (`vision-interp-kernels`, re-exported as [`ops`]) and under the engine
-//! (`vision-interp`), which re-exports every module here.
+//! (`vision-interp`), which re-exports every module here (`hash_init` as
+//! `models::hash_init`).
 
 pub mod atomic;
 pub mod download;

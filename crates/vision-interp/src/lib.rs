@@ -18,6 +18,7 @@
 //! | [`imagenet`] | zoo | ImageNet's classes and normalisation |
 //! | [`atomic`], [`progress`], [`rng`] | zoo | atomic writes, progress bars, seeded randomness |
 //! | [`ops`] | kernels | differentiable operations Candle lacks, and the CPU kernels |
+//! | [`fast_allocator!`], [`keep_freed_memory`] | kernels | the allocator the programs run on |
 
 pub mod attribution;
 pub mod checkpoint;

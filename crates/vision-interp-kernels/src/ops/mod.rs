@@ -4,8 +4,8 @@
 //! `reshape`, `pad_with_zeros`, `broadcast_mul`, `matmul`), which runs on every device. Where a
 //! benchmark showed the need, the CPU runs a hand-written kernel instead (a custom operation
 //! with its own backward pass, in [`cpu`], [`cpu_conv`] and [`batch_norm`]), tested against the
-//! portable form; every operation on a gradient path has a finite-difference test in
-//! `tests/ops_gradcheck.rs`, and the tools crate's `tests/generic_path.rs` runs whole models through the
+//! portable form; every operation on a gradient path has a finite-difference test in the
+//! engine's `crates/vision-interp/tests/ops_gradcheck.rs`, and the tools crate's `tests/generic_path.rs` runs whole models through the
 //! portable forms.
 use candle_core::{DType, Device, Result, Tensor, D};
 
