@@ -179,6 +179,7 @@ pub fn rotate(x: &Tensor, degrees: f64) -> Result<Tensor> {
     let mut wts = vec![vec![0f32; n]; 4];
     for y in 0..h {
         for xx in 0..w {
+            // ANCHOR: solution-rotate-sample For output pixel (xx, y): its source point (sx, sy) = M⁻¹ (xx − cx, y − cy) + (cx, cy), with sx = cos·dx − sin·dy + cx, sy = sin·dx + cos·dy + cy; for each of its four neighbours k (x0 + ox, y0 + oy) inside the image, set idx[k][y·w + xx] to the neighbour's flat index and wts[k][y·w + xx] to its bilinear weight
             let (dx, dy) = (xx as f64 - cx, y as f64 - cy);
             let sx = cos * dx - sin * dy + cx;
             let sy = sin * dx + cos * dy + cy;
@@ -200,6 +201,7 @@ pub fn rotate(x: &Tensor, degrees: f64) -> Result<Tensor> {
                     wts[k][p] = wt as f32;
                 }
             }
+            // ANCHOR_END: solution-rotate-sample
         }
     }
     let flat = x.contiguous()?.reshape((b * c, n))?;
