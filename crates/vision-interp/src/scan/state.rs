@@ -216,16 +216,15 @@ impl State {
         let sscore: Vec<f32> = self.sample.rows.values().flat_map(|r| r.scores.iter().copied()).collect();
         let sat: Vec<u32> = self.sample.rows.values().flat_map(|r| r.at.iter().copied()).collect();
         let n = self.sample.rows.len();
-        let bytes = |v: &[u8]| v.to_vec();
         let tensors: Vec<(&str, Dtype, Vec<usize>, Vec<u8>)> = vec![
-            ("bands.score", Dtype::F32, vec![c, 2, 4, k], bytes(&le(&score, |x| x.to_le_bytes()))),
-            ("bands.view", Dtype::I64, vec![c, 2, 4, k], bytes(&le(&view, |x| x.to_le_bytes()))),
-            ("bands.at", Dtype::U32, vec![c, 2, 4, k], bytes(&le(&at, |x| x.to_le_bytes()))),
-            ("negative", Dtype::I64, vec![c, 2], bytes(&le(&negative, |x| x.to_le_bytes()))),
-            ("sample.priority", Dtype::I64, vec![n], bytes(&le(&prio, |x| x.to_le_bytes()))),
-            ("sample.view", Dtype::I64, vec![n], bytes(&le(&sview, |x| x.to_le_bytes()))),
-            ("sample.score", Dtype::F32, vec![n, 2 * c], bytes(&le(&sscore, |x| x.to_le_bytes()))),
-            ("sample.at", Dtype::U32, vec![n, 2 * c], bytes(&le(&sat, |x| x.to_le_bytes()))),
+            ("bands.score", f32::DTYPE, vec![c, 2, 4, k], Le::encode(&score)),
+            ("bands.view", i64::DTYPE, vec![c, 2, 4, k], Le::encode(&view)),
+            ("bands.at", u32::DTYPE, vec![c, 2, 4, k], Le::encode(&at)),
+            ("negative", i64::DTYPE, vec![c, 2], Le::encode(&negative)),
+            ("sample.priority", i64::DTYPE, vec![n], Le::encode(&prio)),
+            ("sample.view", i64::DTYPE, vec![n], Le::encode(&sview)),
+            ("sample.score", f32::DTYPE, vec![n, 2 * c], Le::encode(&sscore)),
+            ("sample.at", u32::DTYPE, vec![n, 2 * c], Le::encode(&sat)),
         ];
         let views: Vec<(&str, TensorView)> = tensors
             .iter()
@@ -257,54 +256,20 @@ impl State {
                 .context("the file holds no scan metadata")?,
         )
         .context("the scan metadata is damaged")?;
-        let get = |name: &str, dt: Dtype, shape: &[usize]| -> Result<Vec<u8>> {
-            let t = st.tensor(name).with_context(|| format!("the file has no `{name}`"))?;
-            ensure!(
-                t.dtype() == dt && t.shape() == shape,
-                "`{name}` is {:?} {:?}, expected {dt:?} {shape:?}",
-                t.dtype(),
-                t.shape()
-            );
-            Ok(t.data().to_vec())
-        };
         let n = st.tensor("sample.view").map(|t| t.shape().first().copied().unwrap_or(0)).unwrap_or(0);
         ensure!(
             n <= saved.sample_cap,
             "the sample holds {n} views, more than its capacity {}",
             saved.sample_cap
         );
-        let score: Vec<f32> = get("bands.score", Dtype::F32, &[channels, 2, 4, k])?
-            .chunks(4)
-            .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
-            .collect();
-        let view: Vec<i64> = get("bands.view", Dtype::I64, &[channels, 2, 4, k])?
-            .chunks(8)
-            .map(|b| i64::from_le_bytes(b.try_into().unwrap()))
-            .collect();
-        let at: Vec<u32> = get("bands.at", Dtype::U32, &[channels, 2, 4, k])?
-            .chunks(4)
-            .map(|b| u32::from_le_bytes(b.try_into().unwrap()))
-            .collect();
-        let negative: Vec<i64> = get("negative", Dtype::I64, &[channels, 2])?
-            .chunks(8)
-            .map(|b| i64::from_le_bytes(b.try_into().unwrap()))
-            .collect();
-        let prio: Vec<i64> = get("sample.priority", Dtype::I64, &[n])?
-            .chunks(8)
-            .map(|b| i64::from_le_bytes(b.try_into().unwrap()))
-            .collect();
-        let sview: Vec<i64> = get("sample.view", Dtype::I64, &[n])?
-            .chunks(8)
-            .map(|b| i64::from_le_bytes(b.try_into().unwrap()))
-            .collect();
-        let sscore: Vec<f32> = get("sample.score", Dtype::F32, &[n, 2 * channels])?
-            .chunks(4)
-            .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
-            .collect();
-        let sat: Vec<u32> = get("sample.at", Dtype::U32, &[n, 2 * channels])?
-            .chunks(4)
-            .map(|b| u32::from_le_bytes(b.try_into().unwrap()))
-            .collect();
+        let score: Vec<f32> = read(&st, "bands.score", &[channels, 2, 4, k])?;
+        let view: Vec<i64> = read(&st, "bands.view", &[channels, 2, 4, k])?;
+        let at: Vec<u32> = read(&st, "bands.at", &[channels, 2, 4, k])?;
+        let negative: Vec<i64> = read(&st, "negative", &[channels, 2])?;
+        let prio: Vec<i64> = read(&st, "sample.priority", &[n])?;
+        let sview: Vec<i64> = read(&st, "sample.view", &[n])?;
+        let sscore: Vec<f32> = read(&st, "sample.score", &[n, 2 * channels])?;
+        let sat: Vec<u32> = read(&st, "sample.at", &[n, 2 * channels])?;
         let mut state = State::new(channels, k, saved.sample_cap, saved.seed, saved.per_image);
         let mut i = 0;
         for bands in state.bands.iter_mut().flatten().flatten() {
@@ -341,8 +306,46 @@ struct Saved {
     per_image: u64,
 }
 
-fn le<T: Copy, const N: usize>(v: &[T], f: impl Fn(T) -> [u8; N]) -> Vec<u8> {
-    v.iter().flat_map(|x| f(*x)).collect()
+/// The numbers of a state file: each is stored little-endian under one safetensors dtype.
+trait Le: Copy + Sized {
+    const DTYPE: Dtype;
+    const SIZE: usize;
+    fn to_le(self) -> Vec<u8>;
+    fn from_le(b: &[u8]) -> Self;
+    fn encode(v: &[Self]) -> Vec<u8> {
+        v.iter().flat_map(|x| x.to_le()).collect()
+    }
+}
+
+macro_rules! le {
+    ($t:ty, $dtype:ident, $size:literal) => {
+        impl Le for $t {
+            const DTYPE: Dtype = Dtype::$dtype;
+            const SIZE: usize = $size;
+            fn to_le(self) -> Vec<u8> {
+                self.to_le_bytes().to_vec()
+            }
+            fn from_le(b: &[u8]) -> Self {
+                <$t>::from_le_bytes(b.try_into().expect("chunks of the type's size"))
+            }
+        }
+    };
+}
+le!(f32, F32, 4);
+le!(i64, I64, 8);
+le!(u32, U32, 4);
+
+/// The tensor `name` of a state file as numbers of type `T`, after checking its dtype and shape.
+fn read<T: Le>(st: &safetensors::SafeTensors, name: &str, shape: &[usize]) -> Result<Vec<T>> {
+    let t = st.tensor(name).with_context(|| format!("the file has no `{name}`"))?;
+    ensure!(
+        t.dtype() == T::DTYPE && t.shape() == shape,
+        "`{name}` is {:?} {:?}, expected {:?} {shape:?}",
+        t.dtype(),
+        t.shape(),
+        T::DTYPE
+    );
+    Ok(t.data().chunks(T::SIZE).map(T::from_le).collect())
 }
 
 #[cfg(test)]
