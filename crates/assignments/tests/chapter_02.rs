@@ -9,8 +9,8 @@ use vision_interp::models::{self, Activations, LayerInfo, Model, ModelCard, Role
 mod common;
 use common::{max_abs_diff, randn, values};
 
-/// A linear classifier of 3 × 6 × 6 images into four classes: logits = W · x.
-struct Linear {
+/// A small model whose gradients are known: its layers, with no preprocessing.
+struct Toy {
     net: Sequential,
     card: ModelCard,
 }
@@ -31,7 +31,7 @@ const ROLES: Roles = Roles {
     ..Roles::EMPTY
 };
 
-impl Model for Linear {
+impl Model for Toy {
     fn card(&self) -> &ModelCard {
         &self.card
     }
@@ -43,13 +43,14 @@ impl Model for Linear {
     }
 }
 
-fn linear(w: &Tensor) -> Linear {
+/// A linear classifier of 3 × 6 × 6 images into four classes: logits = W · x.
+fn linear(w: &Tensor) -> Toy {
     let mut net = Sequential::new();
     net.push("logits", Matmul(w.clone()));
     let layer =
         LayerInfo { name: "logits".into(), channels: 4, height: 1, width: 1, description: String::new() };
     let classes = (0..4).map(|c| c.to_string()).collect();
-    Linear {
+    Toy {
         net,
         card: ModelCard { name: "linear".into(), input_size: 6, layers: vec![layer], classes, roles: &ROLES },
     }
@@ -96,13 +97,6 @@ fn an_image_equal_to_its_baseline_gets_no_attribution() {
     assert_eq!(largest, 0.0);
 }
 
-/// Features `(1, 3, 4, 4)` (the input itself, the layer `feat`), their spatial mean, and two
-/// classes: logits = W · mean(feat). Then ∂y_c/∂A^k_ij = W[c, k] / 16 at every position.
-struct Pooled {
-    net: Sequential,
-    card: ModelCard,
-}
-
 struct Identity;
 impl Module for Identity {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
@@ -126,19 +120,9 @@ const POOLED_ROLES: Roles = Roles {
     ..Roles::EMPTY
 };
 
-impl Model for Pooled {
-    fn card(&self) -> &ModelCard {
-        &self.card
-    }
-    fn preprocess(&self, rgb01: &Tensor) -> anyhow::Result<Tensor> {
-        Ok(rgb01.clone())
-    }
-    fn forward_taps(&self, x: &Tensor, taps: &Taps) -> anyhow::Result<Activations> {
-        self.net.run(x, taps)
-    }
-}
-
-fn pooled(w: &Tensor) -> Pooled {
+/// Features `(1, 3, 4, 4)` (the input itself, the layer `feat`), their spatial mean, and two
+/// classes: logits = W · mean(feat). Then ∂y_c/∂A^k_ij = W[c, k] / 16 at every position.
+fn pooled(w: &Tensor) -> Toy {
     let mut net = Sequential::new();
     net.push("feat", Identity);
     net.push("pool", SpatialMean);
@@ -152,7 +136,7 @@ fn pooled(w: &Tensor) -> Pooled {
     };
     let layers = vec![info("feat", 3, 4), info("pool", 3, 1), info("logits", 2, 1)];
     let classes = vec!["for".to_string(), "against".to_string()];
-    Pooled {
+    Toy {
         net,
         card: ModelCard { name: "pooled".into(), input_size: 4, layers, classes, roles: &POOLED_ROLES },
     }
