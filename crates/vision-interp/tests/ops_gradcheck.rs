@@ -643,3 +643,59 @@ fn leaky_relu_kernel_matches_the_portable_form_and_finite_differences() {
     let y = ops::leaky_relu(&Tensor::new(&[-2f32, 0.0, 3.0], &Device::Cpu).unwrap(), 0.3).unwrap();
     assert_eq!(y.to_vec1::<f32>().unwrap(), [-0.6, 0.0, 3.0]);
 }
+
+#[test]
+fn folded_batch_norm_layers_give_the_numbers_of_their_parts() {
+    // A mobile network's layer (convolution, its folded BatchNorm's bias, ReLU6) as one CPU
+    // operation against the three operations one after the other: the same values and the
+    // same gradients of input, weight and bias, bit for bit.
+    let run = |f: &dyn Fn(&Tensor, &Tensor, &Tensor) -> candle_core::Result<Tensor>,
+               x: &Tensor,
+               w: &Tensor,
+               b: &Tensor| {
+        let (xv, wv, bv) =
+            (Var::from_tensor(x).unwrap(), Var::from_tensor(w).unwrap(), Var::from_tensor(b).unwrap());
+        let y = f(xv.as_tensor(), wv.as_tensor(), bv.as_tensor()).unwrap();
+        let r = rand64(91, y.dims()).to_dtype(DType::F32).unwrap();
+        let g = (&y * r).unwrap().sum_all().unwrap().backward().unwrap();
+        let grads = [&xv, &wv, &bv].map(|v| g.get(v.as_tensor()).unwrap().flatten_all().unwrap());
+        (y.flatten_all().unwrap(), grads)
+    };
+    for relu6 in [false, true] {
+        for (depthwise, k, s, pad) in [
+            (false, 1, 1, [0; 4]),
+            (false, 3, 2, [0, 1, 0, 1]),
+            (true, 3, 1, [1, 1, 1, 1]),
+            (true, 5, 2, [1, 2, 1, 2]),
+        ] {
+            let x = rand64(92, &[2, 4, 9, 8]).to_dtype(DType::F32).unwrap().affine(3.0, 1.0).unwrap();
+            let w = rand64(93, &[4, if depthwise { 1 } else { 4 }, k, k]).to_dtype(DType::F32).unwrap();
+            let b = rand64(94, &[4]).to_dtype(DType::F32).unwrap();
+            let fused = |x: &Tensor, w: &Tensor, b: &Tensor| match depthwise {
+                true => ops::depthwise_conv2d_bn(x, w, b, s, pad, relu6),
+                false => ops::conv2d_bn(x, w, b, s, pad, relu6),
+            };
+            let parts = |x: &Tensor, w: &Tensor, b: &Tensor| {
+                let y = match depthwise {
+                    true => ops::depthwise_conv2d_padded(x, w, s, pad)?,
+                    false => ops::conv2d_padded(x, w, None, s, pad)?,
+                };
+                if relu6 {
+                    ops::add_channel_bias_relu6(&y, b)
+                } else {
+                    ops::add_channel_bias(&y, b)
+                }
+            };
+            let ((y1, g1), (y2, g2)) = (run(&fused, &x, &w, &b), run(&parts, &x, &w, &b));
+            let case = format!("depthwise {depthwise}, k{k} s{s} pad {pad:?}, relu6 {relu6}");
+            assert_eq!(max_abs_diff(&y1, &y2), 0.0, "{case}: values");
+            if relu6 {
+                let inside = y1.to_vec1::<f32>().unwrap().iter().filter(|v| **v > 0.0 && **v < 6.0).count();
+                assert!(inside > 0 && inside < y1.elem_count(), "{case}: ReLU6 both on and off ({inside})");
+            }
+            for (what, (p, q)) in ["input", "weight", "bias"].iter().zip(g1.iter().zip(&g2)) {
+                assert_eq!(max_abs_diff(p, q), 0.0, "{case}: {what} gradient");
+            }
+        }
+    }
+}

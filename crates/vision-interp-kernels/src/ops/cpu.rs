@@ -7,7 +7,7 @@
 //! shifted-view formulation in [`super::depthwise_conv2d_taps`] allocates a full-size gradient
 //! per filter tap in the backward pass. Depthwise filters are tiny, so direct loops over each
 //! channel plane (in parallel with rayon) are the fast way on a CPU.
-use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 /// The values of a contiguous f32 tensor's storage (`what` names it in the error).
@@ -91,11 +91,76 @@ fn axpy_strided(out: &mut [f32], a: f32, x: &[f32], stride: usize) {
     }
 }
 
+/// `v + b`, then ReLU6 where `relu6`, for every `v` of `row` in place: the same expression as
+/// [`ChannelBias`], for the kernels that add a folded BatchNorm's bias after their sum.
+pub(super) fn add_bias(row: &mut [f32], b: f32, relu6: bool) {
+    if relu6 {
+        row.iter_mut().for_each(|v| *v = (*v + b).clamp(0.0, 6.0));
+    } else {
+        row.iter_mut().for_each(|v| *v += b);
+    }
+}
+
+/// `grad · 1[0 < y < 6]` for the output `y` of a ReLU6 (which is inside (0, 6) exactly where
+/// its input is).
+pub(super) fn relu6_grad(y: &Tensor, grad: &Tensor) -> Result<Tensor> {
+    y.apply_op2_no_bwd(grad, &Relu6Grad)
+}
+
 /// y = depthwise(pad(x), w): arguments `(x (N,C,H,W), w (C,1,k,k))`, zero padding `pad`
 /// (`[top, bottom, left, right]`).
 pub struct DepthwiseConv2d {
     pub stride: usize,
     pub pad: [usize; 4],
+}
+
+impl DepthwiseConv2d {
+    /// The forward pass, then `post(channel, output plane)` on each plane while it is in cache.
+    fn forward(
+        &self,
+        (s1, l1): (&CpuStorage, &Layout),
+        (s2, l2): (&CpuStorage, &Layout),
+        post: impl Fn(usize, &mut [f32]) + Sync,
+    ) -> Result<(CpuStorage, Shape)> {
+        let k = l2.shape().dims4()?.2;
+        let (_, _, h, w) = l1.shape().dims4()?;
+        let g = Geom::new(l1.shape(), k, self.stride, self.pad)?;
+        let (x, wt) = (f32_slice(s1, l1, "input")?, f32_slice(s2, l2, "weight")?);
+        let mut y = vec![0f32; g.n * g.c * g.oh * g.ow];
+        y.par_chunks_mut(g.oh * g.ow).enumerate().for_each_init(Vec::new, |buf, (plane, out)| {
+            let c = plane % g.c;
+            let xp = padded(&x[plane * h * w..(plane + 1) * h * w], h, w, self.pad, buf);
+            let wc = &wt[c * k * k..(c + 1) * k * k];
+            // Row by row, and within a row tap by tap: the output row stays in L1 while the
+            // k² taps add into it, and with stride 1 each update is a contiguous multiply-add
+            // that the compiler vectorises. Each output sums its taps in the same order as
+            // tap-major loops would.
+            for (oy, orow) in out.chunks_exact_mut(g.ow).enumerate() {
+                for (tap, &wv) in wc.iter().enumerate() {
+                    let (i, j) = (tap / k, tap % k);
+                    axpy_strided(orow, wv, &xp[(oy * g.s + i) * g.w + j..], g.s);
+                }
+            }
+            post(c, out);
+        });
+        Ok((CpuStorage::F32(y), Shape::from((g.n, g.c, g.oh, g.ow))))
+    }
+
+    /// The gradients of `x` and `w` that are needed, from the output's gradient.
+    fn gradients(&self, x: &Tensor, w: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let (_, _, h, wd) = x.dims4()?;
+        // Only what is needed: attribution differentiates through fixed weights.
+        let (stride, pad) = (self.stride, self.pad);
+        let gx = match x.track_op() {
+            true => Some(grad.apply_op2_no_bwd(w, &InputGrad { stride, pad, h, w: wd })?),
+            false => None,
+        };
+        let gw = match w.track_op() {
+            true => Some(x.apply_op2_no_bwd(grad, &WeightGrad { stride, pad, k: w.dim(2)? })?),
+            false => None,
+        };
+        Ok((gx, gw))
+    }
 }
 
 impl CustomOp2 for DepthwiseConv2d {
@@ -110,27 +175,7 @@ impl CustomOp2 for DepthwiseConv2d {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let k = l2.shape().dims4()?.2;
-        let (_, _, h, w) = l1.shape().dims4()?;
-        let g = Geom::new(l1.shape(), k, self.stride, self.pad)?;
-        let (x, wt) = (f32_slice(s1, l1, "input")?, f32_slice(s2, l2, "weight")?);
-        let mut y = vec![0f32; g.n * g.c * g.oh * g.ow];
-        y.par_chunks_mut(g.oh * g.ow).enumerate().for_each_init(Vec::new, |buf, (plane, out)| {
-            let c = plane % g.c;
-            let xp = padded(&x[plane * h * w..(plane + 1) * h * w], h, w, self.pad, buf);
-            let wc = &wt[c * k * k..(c + 1) * k * k];
-            // Tap by tap, whole output rows at a time: with stride 1 each row update is a
-            // contiguous multiply-add that the compiler vectorises.
-            for (tap, &wv) in wc.iter().enumerate() {
-                let (i, j) = (tap / k, tap % k);
-                for oy in 0..g.oh {
-                    let xrow = &xp[(oy * g.s + i) * g.w + j..];
-                    let orow = &mut out[oy * g.ow..(oy + 1) * g.ow];
-                    axpy_strided(orow, wv, xrow, g.s);
-                }
-            }
-        });
-        Ok((CpuStorage::F32(y), Shape::from((g.n, g.c, g.oh, g.ow))))
+        self.forward((s1, l1), (s2, l2), |_, _| {})
     }
 
     fn bwd(
@@ -140,19 +185,56 @@ impl CustomOp2 for DepthwiseConv2d {
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        self.gradients(x, w, &grad.contiguous()?)
+    }
+}
+
+/// `relu6(depthwise(pad(x), w) + b)` (without the ReLU6 where `!relu6`): arguments `(x, w, b
+/// (C))`. The numbers of [`DepthwiseConv2d`], [`ChannelBias`] and ReLU6 one after the other
+/// (a BatchNorm folded into the convolution), in one pass and one graph node instead of two.
+pub struct DepthwiseConvBias {
+    pub conv: DepthwiseConv2d,
+    pub relu6: bool,
+}
+
+impl CustomOp3 for DepthwiseConvBias {
+    fn name(&self) -> &'static str {
+        "depthwise-conv2d-bias"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let b = f32_slice(s3, l3, "bias")?;
+        let c = l1.shape().dims4()?.1;
+        if b.len() != c {
+            candle_core::bail!("depthwise conv: {} bias values for {c} channels", b.len());
+        }
+        self.conv.forward((s1, l1), (s2, l2), |ch, out| add_bias(out, b[ch], self.relu6))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        b: &Tensor,
+        res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let grad = grad.contiguous()?;
-        let (_, _, h, wd) = x.dims4()?;
-        // Only what is needed: attribution differentiates through fixed weights.
-        let (stride, pad) = (self.stride, self.pad);
-        let gx = match x.track_op() {
-            true => Some(grad.apply_op2_no_bwd(w, &InputGrad { stride, pad, h, w: wd })?),
+        let grad = if self.relu6 { relu6_grad(res, &grad)? } else { grad };
+        let (gx, gw) = self.conv.gradients(x, w, &grad)?;
+        let gb = match b.track_op() {
+            true => Some(grad.apply_op1_no_bwd(&ChannelSum)?.reshape(b.shape())?),
             false => None,
         };
-        let gw = match w.track_op() {
-            true => Some(x.apply_op2_no_bwd(&grad, &WeightGrad { stride, pad, k: w.dim(2)? })?),
-            false => None,
-        };
-        Ok((gx, gw))
+        Ok((gx, gw, gb))
     }
 }
 
@@ -194,11 +276,18 @@ impl CustomOp2 for InputGrad {
             let ch = plane % c;
             let g = &gy[plane * oh * ow..(plane + 1) * oh * ow];
             let wc = &wt[ch * k * k..(ch + 1) * k * k];
-            for (tap, &wv) in wc.iter().enumerate() {
-                let (i, j) = (tap / k, tap % k);
-                for oy in 0..oh {
+            // Row by row of the padded plane, and within a row tap by tap, so that the row
+            // stays in L1; each input pixel sums its taps in the same order as tap-major loops
+            // would. Tap (i, j) brings output row `oy` to padded row `oy·s + i`.
+            for (r, row) in out.chunks_exact_mut(w).enumerate() {
+                for (tap, &wv) in wc.iter().enumerate() {
+                    let (i, j) = (tap / k, tap % k);
+                    if r < i || (r - i) % s != 0 || (r - i) / s >= oh {
+                        continue;
+                    }
+                    let oy = (r - i) / s;
                     let grow = &g[oy * ow..(oy + 1) * ow];
-                    let orow = &mut out[(oy * s + i) * w + j..];
+                    let orow = &mut row[j..];
                     if s == 1 {
                         for (o, &gv) in orow[..ow].iter_mut().zip(grow) {
                             *o += wv * gv;
@@ -576,7 +665,7 @@ impl CustomOp2 for ChannelBias {
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let grad = grad.contiguous()?;
         // ReLU6's gradient is 1 strictly inside (0, 6): read it off the output.
-        let grad = if self.relu6 { res.apply_op2_no_bwd(&grad, &Relu6Grad)? } else { grad };
+        let grad = if self.relu6 { relu6_grad(res, &grad)? } else { grad };
         let db = match b.track_op() {
             true => Some(grad.apply_op1_no_bwd(&ChannelSum)?.reshape(b.shape())?),
             false => None,

@@ -202,11 +202,33 @@ fn per_image(out: &mut [f32], n: usize, f: impl Fn(usize, &mut [f32], usize, boo
     }
 }
 
-/// The convolution `y = conv(x, w) + b`: arguments `x` `(N, C, H, W)`, `w` `(O, C, k, k)` and
-/// `b` `(O)`; output `(N, O, oh, ow)`. The backward pass returns the gradient of each argument
-/// that needs one.
+/// Where a [`Conv2d`] adds its bias, and what follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bias {
+    /// The matrix product starts from the bias: `conv(x, w) + b`, a layer's own bias.
+    First,
+    /// The bias is added to the finished product, then ReLU6 where `relu6`: the numbers of
+    /// the convolution, [`super::add_channel_bias`] and [`super::relu6`] one after the other
+    /// (a BatchNorm folded into the convolution, as in the mobile networks), in one pass and
+    /// one graph node instead of two or three.
+    After { relu6: bool },
+}
+
+/// The convolution `y = conv(x, w) + b` (see [`Bias`]): arguments `x` `(N, C, H, W)`, `w`
+/// `(O, C, k, k)` and `b` `(O)`; output `(N, O, oh, ow)`. The backward pass returns the
+/// gradient of each argument that needs one.
 #[derive(Debug, Clone, Copy)]
-pub struct Conv2d(pub ConvGeom);
+pub struct Conv2d {
+    pub geom: ConvGeom,
+    pub bias: Bias,
+}
+
+impl Conv2d {
+    /// A convolution whose matrix product starts from its bias ([`Bias::First`]).
+    pub fn new(geom: ConvGeom) -> Self {
+        Self { geom, bias: Bias::First }
+    }
+}
 
 impl CustomOp3 for Conv2d {
     fn name(&self) -> &'static str {
@@ -222,7 +244,7 @@ impl CustomOp3 for Conv2d {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let g = self.0;
+        let g = self.geom;
         let x = f32_slice(s1, l1, "input")?;
         let wt = f32_slice(s2, l2, "weight")?;
         let bias = f32_slice(s3, l3, "bias")?;
@@ -240,8 +262,10 @@ impl CustomOp3 for Conv2d {
         let weight = Mat::row_major(wt, o, ck);
         let mut y = vec![0f32; n * o * hw];
         per_image(&mut y, n, |b, out, threads, parallel| {
-            for (row, &bv) in out.chunks_mut(hw).zip(bias) {
-                row.fill(bv);
+            if self.bias == Bias::First {
+                for (row, &bv) in out.chunks_mut(hw).zip(bias) {
+                    row.fill(bv);
+                }
             }
             let xb = &x[b * c * h * w..][..c * h * w];
             if g.pointwise(h, w) {
@@ -250,6 +274,11 @@ impl CustomOp3 for Conv2d {
                 let mut cols = vec![0f32; ck * hw];
                 g.im2col(xb, (h, w), &mut cols, parallel);
                 gemm_into(out, weight, Mat::row_major(&cols, ck, hw), true, threads);
+            }
+            if let Bias::After { relu6 } = self.bias {
+                for (row, &bv) in out.chunks_mut(hw).zip(bias) {
+                    super::cpu::add_bias(row, bv, relu6);
+                }
             }
         });
         Ok((CpuStorage::F32(y), Shape::from((n, o, g.oh, g.ow))))
@@ -260,17 +289,21 @@ impl CustomOp3 for Conv2d {
         x: &Tensor,
         w: &Tensor,
         b: &Tensor,
-        _res: &Tensor,
+        res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let grad = grad.contiguous()?;
+        let grad = match self.bias {
+            Bias::After { relu6: true } => super::cpu::relu6_grad(res, &grad)?,
+            _ => grad,
+        };
         let (_, _, h, wd) = x.dims4()?;
         let dx = match x.track_op() {
-            true => Some(grad.apply_op2_no_bwd(w, &InputGrad { geom: self.0, h, w: wd })?),
+            true => Some(grad.apply_op2_no_bwd(w, &InputGrad { geom: self.geom, h, w: wd })?),
             false => None,
         };
         let dw = match w.track_op() {
-            true => Some(grad.apply_op2_no_bwd(x, &WeightGrad(self.0))?),
+            true => Some(grad.apply_op2_no_bwd(x, &WeightGrad(self.geom))?),
             false => None,
         };
         let db = match b.track_op() {
@@ -432,7 +465,7 @@ impl CustomOp2 for ConvTranspose2d {
         let dx = match x.track_op() {
             true => {
                 let zeros = Tensor::zeros(w.dim(0)?, candle_core::DType::F32, w.device())?;
-                Some(grad.apply_op3_no_bwd(w, &zeros, &Conv2d(self.geom))?)
+                Some(grad.apply_op3_no_bwd(w, &zeros, &Conv2d::new(self.geom))?)
             }
             false => None,
         };

@@ -272,14 +272,78 @@ pub fn conv2d_padded(
         }
         return conv2d_unfold(x, weight, bias, stride, [top, bottom, left, right]);
     }
-    let oh = (h + top + bottom - k) / stride + 1;
-    let ow = (w + left + right - k) / stride + 1;
-    let geom = cpu_conv::ConvGeom { k, stride, pad_top: top, pad_left: left, oh, ow };
     let bias = match bias {
         Some(b) => b.contiguous()?,
         None => Tensor::zeros(o, DType::F32, x.device())?,
     };
-    x.contiguous()?.apply_op3(&weight.contiguous()?, &bias, cpu_conv::Conv2d(geom))
+    conv2d_cpu(x, weight, &bias, stride, [top, bottom, left, right], cpu_conv::Bias::First)
+}
+
+/// [`cpu_conv::Conv2d`] on `x` (at least `k × k` once padded).
+fn conv2d_cpu(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: &Tensor,
+    stride: usize,
+    [top, bottom, left, right]: [usize; 4],
+    at: cpu_conv::Bias,
+) -> Result<Tensor> {
+    let k = weight.dim(2)?;
+    let (_, _, h, w) = x.dims4()?;
+    let oh = (h + top + bottom - k) / stride + 1;
+    let ow = (w + left + right - k) / stride + 1;
+    let geom = cpu_conv::ConvGeom { k, stride, pad_top: top, pad_left: left, oh, ow };
+    x.contiguous()?.apply_op3(&weight.contiguous()?, &bias.contiguous()?, cpu_conv::Conv2d { geom, bias: at })
+}
+
+/// A convolution with a BatchNorm folded into it, as the mobile networks' layers are:
+/// `relu6(conv(x, w) + b)`, or `conv(x, w) + b` without `relu6`, with `b` one value per output
+/// channel added to the finished convolution. The numbers of [`conv2d_padded`] followed by
+/// [`add_channel_bias_relu6`] (or [`add_channel_bias`]), which is what runs off the CPU; on
+/// the CPU (f32) one custom operation, so one pass over the output and one graph node (one
+/// zeroed gradient buffer in the backward pass) instead of two.
+pub fn conv2d_bn(
+    x: &Tensor,
+    weight: &Tensor,
+    b: &Tensor,
+    stride: usize,
+    pad: [usize; 4],
+    relu6: bool,
+) -> Result<Tensor> {
+    let k = weight.dim(2)?;
+    let (_, _, h, w) = x.dims4()?;
+    if cpu_kernels(x) && b.dtype() == DType::F32 && h + pad[0] + pad[1] >= k && w + pad[2] + pad[3] >= k {
+        return conv2d_cpu(x, weight, b, stride, pad, cpu_conv::Bias::After { relu6 });
+    }
+    let y = conv2d_padded(x, weight, None, stride, pad)?;
+    if relu6 {
+        add_channel_bias_relu6(&y, b)
+    } else {
+        add_channel_bias(&y, b)
+    }
+}
+
+/// [`conv2d_bn`] for a depthwise convolution ([`depthwise_conv2d_padded`]):
+/// `relu6(depthwise(pad(x), w) + b)`, or without the ReLU6; on the CPU (f32) one custom
+/// operation, [`cpu::DepthwiseConvBias`], with the same numbers.
+pub fn depthwise_conv2d_bn(
+    x: &Tensor,
+    weight: &Tensor,
+    b: &Tensor,
+    stride: usize,
+    pad: [usize; 4],
+    relu6: bool,
+) -> Result<Tensor> {
+    if cpu_kernels(x) && weight.dtype() == DType::F32 && b.dtype() == DType::F32 {
+        let op = cpu::DepthwiseConvBias { conv: cpu::DepthwiseConv2d { stride, pad }, relu6 };
+        return x.contiguous()?.apply_op3(&weight.contiguous()?, &b.contiguous()?, op);
+    }
+    let y = depthwise_conv2d_padded(x, weight, stride, pad)?;
+    if relu6 {
+        add_channel_bias_relu6(&y, b)
+    } else {
+        add_channel_bias(&y, b)
+    }
 }
 
 /// Whether stride-1 convolutions off the CPU use Candle's `conv2d` (im2col and one matrix

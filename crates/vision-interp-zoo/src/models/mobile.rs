@@ -499,16 +499,20 @@ impl Module for ConvBn {
             }
             Padding::Symmetric => [self.kernel / 2; 4],
         };
+        let pad = [top, bottom, left, right];
+        // The convolution, the folded BatchNorm's bias and the ReLU6 in one operation; a
+        // redirected ReLU6 after it.
+        let redirect = self.relu6 && self.redirect.load(Ordering::Relaxed);
+        let relu6 = self.relu6 && !redirect;
         let y = if self.depthwise {
-            ops::depthwise_conv2d_padded(x, &self.weight, self.stride, [top, bottom, left, right])?
+            ops::depthwise_conv2d_bn(x, &self.weight, &self.bias, self.stride, pad, relu6)?
         } else {
-            ops::conv2d_padded(x, &self.weight, None, self.stride, [top, bottom, left, right])?
+            ops::conv2d_bn(x, &self.weight, &self.bias, self.stride, pad, relu6)?
         };
-        // The folded BatchNorm's bias and the ReLU6 in one pass.
-        match (self.relu6, self.redirect.load(Ordering::Relaxed)) {
-            (true, false) => ops::add_channel_bias_relu6(&y, &self.bias),
-            (true, true) => ops::redirected_relu6(&ops::add_channel_bias(&y, &self.bias)?),
-            (false, _) => ops::add_channel_bias(&y, &self.bias),
+        if redirect {
+            ops::redirected_relu6(&y)
+        } else {
+            Ok(y)
         }
     }
 }
