@@ -78,17 +78,37 @@ fn padded<'a>(xp: &'a [f32], h: usize, w: usize, pad: [usize; 4], buf: &'a mut V
     buf
 }
 
-/// `out[t] += a · x[t·stride]` for every `t` of `out`.
-fn axpy_strided(out: &mut [f32], a: f32, x: &[f32], stride: usize) {
-    if stride == 1 {
-        for (o, &v) in out.iter_mut().zip(x) {
-            *o += a * v;
-        }
-    } else {
-        for (t, o) in out.iter_mut().enumerate() {
-            *o += a * x[t * stride];
+/// `out[t] += a · x[t]` for every `t` of `out` (a loop the compiler vectorises).
+fn axpy(out: &mut [f32], a: f32, x: &[f32]) {
+    for (o, &v) in out.iter_mut().zip(x) {
+        *o += a * v;
+    }
+}
+
+/// The plane `xp` (rows of `w`) with each row's columns split by their remainder modulo the
+/// stride `s`: phase `p` of row `r` (columns `p, p + s, p + 2s, …`) is the run of `⌈w/s⌉`
+/// values from `((r·s + p)·⌈w/s⌉)`. A stride-`s` run of a row is then a contiguous run of one
+/// phase, which the compiler vectorises; with `s = 1`, the plane itself.
+fn phases<'a>(xp: &'a [f32], w: usize, s: usize, buf: &'a mut Vec<f32>) -> &'a [f32] {
+    if s == 1 {
+        return xp;
+    }
+    let wp = w.div_ceil(s);
+    buf.clear();
+    buf.resize(xp.len() / w * s * wp, 0.0);
+    for (r, row) in xp.chunks_exact(w).enumerate() {
+        for p in 0..s {
+            let phase = &mut buf[(r * s + p) * wp..][..wp];
+            phase.iter_mut().zip(row.iter().skip(p).step_by(s)).for_each(|(o, &v)| *o = v);
         }
     }
+    buf
+}
+
+/// Where tap column `j` of a `k`-wide filter starts in a row split by [`phases`] (stride `s`,
+/// phases `wp` long): phase `j mod s`, from column `⌊j/s⌋`.
+fn phase_offsets(k: usize, s: usize, wp: usize) -> Vec<usize> {
+    (0..k).map(|j| (j % s) * wp + j / s).collect()
 }
 
 /// `v + b`, then ReLU6 where `relu6`, for every `v` of `row` in place: the same expression as
@@ -127,18 +147,24 @@ impl DepthwiseConv2d {
         let g = Geom::new(l1.shape(), k, self.stride, self.pad)?;
         let (x, wt) = (f32_slice(s1, l1, "input")?, f32_slice(s2, l2, "weight")?);
         let mut y = vec![0f32; g.n * g.c * g.oh * g.ow];
-        y.par_chunks_mut(g.oh * g.ow).enumerate().for_each_init(Vec::new, |buf, (plane, out)| {
+        let (s, wp) = (g.s, g.w.div_ceil(g.s));
+        let cols = phase_offsets(k, s, wp);
+        let buffers = || (Vec::new(), Vec::new());
+        y.par_chunks_mut(g.oh * g.ow).enumerate().for_each_init(buffers, |(buf, split), (plane, out)| {
             let c = plane % g.c;
             let xp = padded(&x[plane * h * w..(plane + 1) * h * w], h, w, self.pad, buf);
+            let xs = phases(xp, g.w, s, split);
             let wc = &wt[c * k * k..(c + 1) * k * k];
             // Row by row, and within a row tap by tap: the output row stays in L1 while the
-            // k² taps add into it, and with stride 1 each update is a contiguous multiply-add
-            // that the compiler vectorises. Each output sums its taps in the same order as
-            // tap-major loops would.
+            // k² taps add into it, each a contiguous multiply-add (tap (i, j) reads phase
+            // j mod s of row oy·s + i from column ⌊j/s⌋). Each output sums its taps in the
+            // same order as tap-major loops would.
             for (oy, orow) in out.chunks_exact_mut(g.ow).enumerate() {
-                for (tap, &wv) in wc.iter().enumerate() {
-                    let (i, j) = (tap / k, tap % k);
-                    axpy_strided(orow, wv, &xp[(oy * g.s + i) * g.w + j..], g.s);
+                for (i, wi) in wc.chunks_exact(k).enumerate() {
+                    let row = &xs[(oy * s + i) * s * wp..];
+                    for (&wv, &at) in wi.iter().zip(&cols) {
+                        axpy(orow, wv, &row[at..]);
+                    }
                 }
             }
             post(c, out);
@@ -264,48 +290,60 @@ impl CustomOp2 for InputGrad {
         let (h, w) = (self.h + pad[0] + pad[1], self.w + pad[2] + pad[3]);
         let (gy, wt) = (f32_slice(s1, l1, "gradient")?, f32_slice(s2, l2, "weight")?);
         let mut gx = vec![0f32; n * c * self.h * self.w];
-        gx.par_chunks_mut(self.h * self.w).enumerate().for_each_init(Vec::new, |buf, (plane, gx_plane)| {
-            // The gradient of the padded plane, of which the input's is the inside.
-            let out: &mut [f32] = if pad == [0; 4] {
-                gx_plane
-            } else {
-                buf.clear();
-                buf.resize(h * w, 0.0);
-                buf
-            };
-            let ch = plane % c;
-            let g = &gy[plane * oh * ow..(plane + 1) * oh * ow];
-            let wc = &wt[ch * k * k..(ch + 1) * k * k];
-            // Row by row of the padded plane, and within a row tap by tap, so that the row
-            // stays in L1; each input pixel sums its taps in the same order as tap-major loops
-            // would. Tap (i, j) brings output row `oy` to padded row `oy·s + i`.
-            for (r, row) in out.chunks_exact_mut(w).enumerate() {
-                for (tap, &wv) in wc.iter().enumerate() {
-                    let (i, j) = (tap / k, tap % k);
-                    if r < i || (r - i) % s != 0 || (r - i) / s >= oh {
-                        continue;
-                    }
-                    let oy = (r - i) / s;
-                    let grow = &g[oy * ow..(oy + 1) * ow];
-                    let orow = &mut row[j..];
-                    if s == 1 {
-                        for (o, &gv) in orow[..ow].iter_mut().zip(grow) {
-                            *o += wv * gv;
-                        }
+        let wp = w.div_ceil(s);
+        let cols = phase_offsets(k, s, wp);
+        let buffers = || (Vec::new(), Vec::new());
+        gx.par_chunks_mut(self.h * self.w).enumerate().for_each_init(
+            buffers,
+            |(buf, split), (plane, gx_plane)| {
+                // The gradient of the padded plane, of which the input's is the inside.
+                let out: &mut [f32] = if pad == [0; 4] {
+                    gx_plane
+                } else {
+                    buf.clear();
+                    buf.resize(h * w, 0.0);
+                    buf
+                };
+                let ch = plane % c;
+                let g = &gy[plane * oh * ow..(plane + 1) * oh * ow];
+                let wc = &wt[ch * k * k..(ch + 1) * k * k];
+                // Row by row of the padded plane, and within a row tap by tap, so that the row
+                // stays in L1; each input pixel sums its taps in the same order as tap-major loops
+                // would. Tap (i, j) brings output row `oy` to padded row `oy·s + i`.
+                // With a stride, each row gathers into its phases (see `phases`), which are then
+                // put back in column order.
+                for (r, row) in out.chunks_exact_mut(w).enumerate() {
+                    let acc: &mut [f32] = if s == 1 {
+                        row
                     } else {
-                        for (ox, &gv) in grow.iter().enumerate() {
-                            orow[ox * s] += wv * gv;
+                        split.clear();
+                        split.resize(s * wp, 0.0);
+                        split
+                    };
+                    for (i, wi) in wc.chunks_exact(k).enumerate() {
+                        if r < i || (r - i) % s != 0 || (r - i) / s >= oh {
+                            continue;
+                        }
+                        let grow = &g[(r - i) / s * ow..][..ow];
+                        for (&wv, &at) in wi.iter().zip(&cols) {
+                            axpy(&mut acc[at..][..ow], wv, grow);
+                        }
+                    }
+                    if s > 1 {
+                        for p in 0..s {
+                            let phase = &split[p * wp..][..wp];
+                            row.iter_mut().skip(p).step_by(s).zip(phase).for_each(|(v, &a)| *v = a);
                         }
                     }
                 }
-            }
-            if pad != [0; 4] {
-                for (y, row) in gx_plane.chunks_exact_mut(self.w).enumerate() {
-                    let start = (y + pad[0]) * w + pad[2];
-                    row.copy_from_slice(&buf[start..start + self.w]);
+                if pad != [0; 4] {
+                    for (y, row) in gx_plane.chunks_exact_mut(self.w).enumerate() {
+                        let start = (y + pad[0]) * w + pad[2];
+                        row.copy_from_slice(&buf[start..start + self.w]);
+                    }
                 }
-            }
-        });
+            },
+        );
         Ok((CpuStorage::F32(gx), Shape::from((n, c, self.h, self.w))))
     }
 }
