@@ -256,10 +256,7 @@ impl CustomOp3 for DepthwiseConvBias {
         let grad = grad.contiguous()?;
         let grad = if self.relu6 { relu6_grad(res, &grad)? } else { grad };
         let (gx, gw) = self.conv.gradients(x, w, &grad)?;
-        let gb = match b.track_op() {
-            true => Some(grad.apply_op1_no_bwd(&ChannelSum)?.reshape(b.shape())?),
-            false => None,
-        };
+        let gb = bias_grad(b, &grad)?;
         Ok((gx, gw, gb))
     }
 }
@@ -704,16 +701,22 @@ impl CustomOp2 for ChannelBias {
         let grad = grad.contiguous()?;
         // ReLU6's gradient is 1 strictly inside (0, 6): read it off the output.
         let grad = if self.relu6 { relu6_grad(res, &grad)? } else { grad };
-        let db = match b.track_op() {
-            true => Some(grad.apply_op1_no_bwd(&ChannelSum)?.reshape(b.shape())?),
-            false => None,
-        };
+        let db = bias_grad(b, &grad)?;
         Ok((Some(grad), db))
     }
 }
 
+/// The gradient of a per-channel bias `b` from the output's gradient (each channel's sum), or
+/// `None` where `b` needs none.
+pub(super) fn bias_grad(b: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+    match b.track_op() {
+        true => Ok(Some(grad.apply_op1_no_bwd(&ChannelSum)?.reshape(b.shape())?)),
+        false => Ok(None),
+    }
+}
+
 /// `(N, C, H, W)` → `(C)`: the sum of each channel over batch and space.
-pub(super) struct ChannelSum;
+struct ChannelSum;
 
 impl candle_core::CustomOp1 for ChannelSum {
     fn name(&self) -> &'static str {

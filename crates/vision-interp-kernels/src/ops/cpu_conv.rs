@@ -11,7 +11,7 @@
 //! output is written straight into its `(N, O, oh, ow)` place.
 //!
 //! The matrix products call `gemm`, the crate behind Candle's own CPU matrix product.
-use super::cpu::{f32_slice, ChannelSum};
+use super::cpu::f32_slice;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
@@ -306,10 +306,7 @@ impl CustomOp3 for Conv2d {
             true => Some(grad.apply_op2_no_bwd(x, &WeightGrad(self.geom))?),
             false => None,
         };
-        let db = match b.track_op() {
-            true => Some(grad.apply_op1_no_bwd(&ChannelSum)?),
-            false => None,
-        };
+        let db = super::cpu::bias_grad(b, &grad)?;
         Ok((dx, dw, db))
     }
 }

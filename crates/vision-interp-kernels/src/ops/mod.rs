@@ -315,12 +315,7 @@ pub fn conv2d_bn(
     if cpu_kernels(x) && b.dtype() == DType::F32 && h + pad[0] + pad[1] >= k && w + pad[2] + pad[3] >= k {
         return conv2d_cpu(x, weight, b, stride, pad, cpu_conv::Bias::After { relu6 });
     }
-    let y = conv2d_padded(x, weight, None, stride, pad)?;
-    if relu6 {
-        add_channel_bias_relu6(&y, b)
-    } else {
-        add_channel_bias(&y, b)
-    }
+    channel_bias(&conv2d_padded(x, weight, None, stride, pad)?, b, relu6)
 }
 
 /// [`conv2d_bn`] for a depthwise convolution ([`depthwise_conv2d_padded`]):
@@ -338,11 +333,15 @@ pub fn depthwise_conv2d_bn(
         let op = cpu::DepthwiseConvBias { conv: cpu::DepthwiseConv2d { stride, pad }, relu6 };
         return x.contiguous()?.apply_op3(&weight.contiguous()?, &b.contiguous()?, op);
     }
-    let y = depthwise_conv2d_padded(x, weight, stride, pad)?;
+    channel_bias(&depthwise_conv2d_padded(x, weight, stride, pad)?, b, relu6)
+}
+
+/// [`add_channel_bias_relu6`] where `relu6`, else [`add_channel_bias`].
+fn channel_bias(y: &Tensor, b: &Tensor, relu6: bool) -> Result<Tensor> {
     if relu6 {
-        add_channel_bias_relu6(&y, b)
+        add_channel_bias_relu6(y, b)
     } else {
-        add_channel_bias(&y, b)
+        add_channel_bias(y, b)
     }
 }
 
